@@ -1,0 +1,308 @@
+"""
+Datasets for Stepwise Internalization, written the nanoGPT way: text + a flat uint16 .bin per split.
+
+Text format (one example per line, the reference code's format):
+
+    input||chain-of-thought #### output
+
+For K-by-K multiplication every number is written least-significant digit first, digits separated by
+spaces. The CoT lists the K partial products a * b_j * 10^j (width K+1+j), joined by ' + '; partial
+products 2 .. K-1 are each followed by the running sum, same width, in ' ( ... )'. The output is the
+product, width 2K:
+
+    5 6 3 2 * 7 4 3 4||5 5 5 6 1 + 0 0 6 4 9 0 ( 5 5 1 1 1 1 ) + ... #### 5 5 6 0 8 2 0 1
+
+Tokens: each example is the GPT-2 (tiktoken 'gpt2') encoding of the string the reference feeds its
+tokenizer, ' {input} <|endoftext|> {cot} <|endoftext|> #### {output} <|endoftext|>'. Every example
+therefore holds exactly three id-50256 separators and the .bin needs no index.
+
+    python data.py --task mult4x4                       # generate data/mult4x4/
+    python data.py --task gsm8k --from-text DIR          # import the reference's text files
+"""
+import argparse
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tiktoken
+
+EOT = 50256                   # <|endoftext|>, the separator
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+REFERENCE_SPLIT_FILES = {"train": ["train.txt"], "val": ["valid.txt", "val.txt"],
+                         "test": ["test.txt", "test_bigbench.txt"]}
+
+
+class DataError(ValueError):
+    """Bad input: the message says what was wrong and where."""
+
+
+def tokenizer():
+    return tiktoken.get_encoding("gpt2")
+
+
+def parse_task(task):
+    """'mult7x7' -> 7. Raises DataError for anything that is not multKxK with 2 <= K <= 20."""
+    match = re.fullmatch(r"mult(\d+)x(\d+)", task)
+    if not match or match[1] != match[2]:
+        raise DataError(f"unknown task {task!r}: expected multKxK (e.g. mult4x4), or --from-text DIR")
+    k = int(match[1])
+    if not 2 <= k <= 20:
+        raise DataError(f"task {task!r}: K must be between 2 and 20, got {k}")
+    return k
+
+
+# ----------------------------------------------------------------------------- multiplication
+
+def sample_operands(k, n, rng):
+    """n distinct (a, b) pairs of uniform K-digit numbers, as digit arrays (n, K), least-significant first."""
+    space = (9 * 10 ** (k - 1)) ** 2                   # K-digit numbers: leading digit 1..9
+    if n > space:
+        raise DataError(f"mult{k}x{k} has only {space:,} distinct problems, {n:,} were requested")
+    if space <= 10 ** 7:                               # small space: draw without replacement, exactly
+        index = rng.permutation(space)[:n]
+        a, b = 10 ** (k - 1) + index // (9 * 10 ** (k - 1)), 10 ** (k - 1) + index % (9 * 10 ** (k - 1))
+        powers = 10 ** np.arange(k)
+        digits = lambda x: (x[:, None] // powers % 10).astype(np.uint8)
+        return digits(a), digits(b)
+    pairs = np.empty((0, 2 * k), np.uint8)
+    while len(pairs) < n:                              # huge space: duplicates are rare, top up after dedup
+        draw = rng.integers(0, 10, size=(n - len(pairs), 2 * k), dtype=np.uint8)
+        draw[:, [k - 1, 2 * k - 1]] = rng.integers(1, 10, size=(len(draw), 2), dtype=np.uint8)
+        pairs = np.concatenate([pairs, draw])
+        _, first = np.unique(pairs, axis=0, return_index=True)
+        pairs = pairs[np.sort(first)]                  # keep draw order, drop repeats
+    return pairs[:n, :k], pairs[:n, k:]
+
+
+def add_digits(x, y):
+    """Sum of two equal-width little-endian digit arrays (n, W); the caller guarantees no overflow."""
+    out, carry = np.empty_like(x), np.zeros(len(x), np.uint8)
+    for i in range(x.shape[1]):
+        total = x[:, i] + y[:, i] + carry
+        out[:, i], carry = total % 10, total // 10
+    return out
+
+
+def times_digit(a, d, shift, width):
+    """a * d * 10^shift as little-endian digits of the given width (a: (n, K), d: (n,))."""
+    out, carry = np.zeros((len(a), width), np.uint8), np.zeros(len(a), np.uint16)
+    for i in range(a.shape[1]):
+        total = a[:, i].astype(np.uint16) * d + carry
+        out[:, shift + i], carry = total % 10, total // 10
+    out[:, shift + a.shape[1]] = carry
+    return out
+
+
+def multiplication_digits(a, b):
+    """Every digit of every example in line order (n, slots), and the line with 'D' for each digit."""
+    k = a.shape[1]
+    fields, source, target = [a, b], ["D"] * k + ["*"] + ["D"] * k, []
+    for j in range(k):
+        partial = times_digit(a, b[:, j], j, k + 1 + j)            # a * b_j * 10^j, width K+1+j
+        running = partial if j == 0 else add_digits(np.pad(running, ((0, 0), (0, 1))), partial)
+        fields.append(partial)
+        target += (["+"] if j > 0 else []) + ["D"] * (k + 1 + j)
+        if 0 < j < k - 1:                                          # 2nd .. (K-1)-th: running sum
+            fields.append(running)
+            target += ["("] + ["D"] * (k + 1 + j) + [")"]
+    fields.append(running)                                         # the product, width 2K
+    target += ["####"] + ["D"] * (2 * k)
+    return np.concatenate(fields, axis=1), " ".join(source) + "||" + " ".join(target)
+
+
+def multiplication_lines(a, b):
+    """The reference's text lines for operand digit arrays a, b (vectorized: one template, filled)."""
+    digits, template = multiplication_digits(a, b)
+    chars = np.frombuffer((template + "\n").encode(), np.uint8)
+    slots = np.flatnonzero(chars == ord("D"))
+    rows = np.tile(chars, (len(a), 1))
+    rows[:, slots] = digits + ord("0")
+    return rows.tobytes().decode().splitlines()
+
+
+def multiplication_tokens(a, b, enc):
+    """GPT-2 ids of every example (n, L): one digit = one token ' d', so tokenize the template once."""
+    digits, template = multiplication_digits(a, b)
+    source, target = template.split("||")
+    cot, answer = target.split(" #### ")
+    zeros = lambda s: s.replace("D", "0")
+    ids = np.array(encode_examples([zeros(source)], [zeros(cot)], ["#### " + zeros(answer)], enc)[0])
+    slots = np.flatnonzero(ids == enc.encode_ordinary(" 0")[0])
+    assert len(slots) == digits.shape[1], "every digit must be its own token"
+    digit_ids = np.array([enc.encode_ordinary(f" {d}")[0] for d in range(10)], np.uint16)
+    rows = np.tile(ids.astype(np.uint16), (len(a), 1))
+    rows[:, slots] = digit_ids[digits]
+    return rows
+
+
+# ----------------------------------------------------------------------------- text lines
+
+def split_line(line, where):
+    """'input||cot #### output' -> (input, cot, '#### output') as the reference reads it."""
+    parts = line.strip().split("||")
+    if len(parts) != 2:
+        raise DataError(f"{where}: expected exactly one '||' between input and target")
+    source, target = parts
+    if not source.strip():
+        raise DataError(f"{where}: empty input before '||'")
+    if "####" not in target:
+        raise DataError(f"{where}: no '####' before the output")
+    cot, answer = target.split("####", 1)
+    return source, cot.strip(), ("####" + answer).strip().replace(",", "")  # reference: extract_answer
+
+
+def read_text(path):
+    """Parse a reference-format text file; blank lines are skipped, a malformed one is an error."""
+    examples = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                examples.append(split_line(line, f"{path}:{number}"))
+    if not examples:
+        raise DataError(f"{path}: no examples")
+    return examples
+
+
+def encode_examples(sources, cots, answers, enc):
+    """Reference string ' {src} <eos> {cot} <eos> {ans} <eos>' -> ids; the separators split the encoding."""
+    pieces = enc.encode_ordinary_batch([f" {s} " for s in sources] + [f" {c} " for c in cots]
+                                       + [f" {a} " for a in answers])
+    n = len(sources)
+    return [pieces[i] + [EOT] + pieces[n + i] + [EOT] + pieces[2 * n + i] + [EOT] for i in range(n)]
+
+
+# ----------------------------------------------------------------------------- writing and loading
+
+def write_atomic(path, write):
+    """Write through a temporary name and rename, so an interrupted run leaves no half file."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_dataset(out, task, splits, extra_meta):
+    """splits: {name: (text lines or None, token rows as a 2-D uint16 array or a list of id lists)}."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"task": task, "tokenizer": "gpt2", "format_version": FORMAT_VERSION, **extra_meta,
+            "splits": {}}
+    vocab = set()
+    for name, (lines, rows) in splits.items():
+        flat = rows.reshape(-1) if isinstance(rows, np.ndarray) else np.fromiter(
+            (t for row in rows for t in row), np.uint16)
+        lengths = [rows.shape[1]] * len(rows) if isinstance(rows, np.ndarray) else [len(r) for r in rows]
+        if lines is not None:
+            write_atomic(out / f"{name}.txt", lambda f: f.write(("\n".join(lines) + "\n").encode()))
+        write_atomic(out / f"{name}.bin", lambda f: f.write(flat.astype(np.uint16).tobytes()))
+        vocab.update(np.unique(flat).tolist())
+        meta["splits"][name] = {"examples": len(rows), "tokens": int(flat.size),
+                                "longest_example": int(max(lengths))}
+    meta["vocab_ids"] = sorted(vocab)
+    write_atomic(out / "meta.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    return meta
+
+
+def generate_multiplication(task, out, sizes, seed):
+    """Generate the K-by-K splits; test first, then val, then train, all distinct problems."""
+    k = parse_task(task)
+    if min(sizes.values()) <= 0:
+        raise DataError(f"split sizes must be > 0, got {sizes}")
+    rng = np.random.default_rng(seed)
+    a, b = sample_operands(k, sum(sizes.values()), rng)
+    enc, splits, start = tokenizer(), {}, 0
+    for name in ("test", "val", "train"):
+        part = slice(start, start + sizes[name])
+        start = part.stop
+        splits[name] = (multiplication_lines(a[part], b[part]), multiplication_tokens(a[part], b[part], enc))
+    return write_dataset(Path(out), task, splits, {"k": k, "seed": seed})
+
+
+def import_text(task, source_dir, out):
+    """Read the reference's folder (train.txt, valid.txt, test.txt or test_bigbench.txt) as it is."""
+    source_dir, enc, splits = Path(source_dir), tokenizer(), {}
+    for name, candidates in REFERENCE_SPLIT_FILES.items():
+        path = next((source_dir / c for c in candidates if (source_dir / c).exists()), None)
+        if path is not None:
+            examples = read_text(path)
+            rows = encode_examples(*zip(*examples), enc)
+            lines = [f"{s}||{c} {a}" for s, c, a in examples]
+            splits[name] = (lines, rows)
+    if not splits:
+        raise DataError(f"{source_dir}: none of {sum(REFERENCE_SPLIT_FILES.values(), [])} found")
+    return write_dataset(Path(out), task, splits, {"source": str(source_dir)})
+
+
+@dataclass
+class Split:
+    """One split in memory: flat tokens, and per example its start and its three separator positions."""
+    tokens: np.ndarray      # (total_tokens,) uint16
+    starts: np.ndarray      # (n,) index of each example's first token
+    seps: np.ndarray        # (n, 3) absolute index of each example's three separators
+
+    def __len__(self):
+        return len(self.starts)
+
+
+def load_split(data_dir, split):
+    """The one loader train.py and eval.py use. Vectorized: separators found with one comparison."""
+    path = Path(data_dir) / f"{split}.bin"
+    if not path.exists():
+        raise DataError(f"{path}: no such split file (run: python data.py --task ...)")
+    tokens = np.memmap(path, dtype=np.uint16, mode="r")
+    sep_index = np.flatnonzero(tokens == EOT)
+    if len(sep_index) == 0 or len(sep_index) % 3 or sep_index[-1] != len(tokens) - 1:
+        raise DataError(f"{path}: not a token file of whole examples (three separators each)")
+    seps = sep_index.reshape(-1, 3)
+    starts = np.concatenate([[0], seps[:-1, 2] + 1])
+    return Split(tokens, starts, seps)
+
+
+def load_meta(data_dir):
+    path = Path(data_dir) / "meta.json"
+    if not path.exists():
+        raise DataError(f"{path}: missing (run: python data.py --task ...)")
+    return json.loads(path.read_text())
+
+
+def prepare(task, data_root, train_size=808000, val_size=1000, test_size=1000, seed=0):
+    """Data folder of a task, generated if missing (what train.py calls)."""
+    out = Path(data_root) / task
+    if not (out / "meta.json").exists():
+        print(f"generating {out} ...", flush=True)
+        generate_multiplication(task, out, {"train": train_size, "val": val_size, "test": test_size}, seed)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", required=True, help="multKxK (K = 2..20), or any name with --from-text")
+    parser.add_argument("--out", help="output folder (default data/TASK)")
+    parser.add_argument("--from-text", help="import a folder in the reference's text format")
+    parser.add_argument("--train-size", type=int, default=808000)
+    parser.add_argument("--val-size", type=int, default=1000)
+    parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = Path(args.out or Path("data") / args.task)
+    try:
+        if args.from_text:
+            meta = import_text(args.task, args.from_text, out)
+        else:
+            sizes = {"train": args.train_size, "val": args.val_size, "test": args.test_size}
+            meta = generate_multiplication(args.task, out, sizes, args.seed)
+    except (DataError, OSError, UnicodeDecodeError) as e:
+        sys.exit(f"data.py: error: {e}")
+    summary = ", ".join(f"{k}: {v['examples']} examples / {v['tokens']} tokens" for k, v in meta["splits"].items())
+    print(f"wrote {out}: {summary}")
+
+
+if __name__ == "__main__":
+    main()
