@@ -1,0 +1,228 @@
+"""
+Evaluate Stepwise Internalization checkpoints: exact-match accuracy and batch-1 speed (the paper's Table 2),
+and draw the paper's figures from training runs.
+
+    python eval.py --ckpt runs/mult4x4/best.pt                         # test split, batch size 1
+    python eval.py --ckpt runs/explicit/best.pt runs/si/best.pt --limit 200   # Table 2 style
+    python eval.py --ckpt state_dict_folder --task mult4x4 --text valid.txt   # the paper's released models
+    python eval.py --plot runs/si runs/no-smoothing --out fig3.png       # Fig. 3 and Fig. 2a
+"""
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import data
+from model import GPT, GPTConfig, CheckpointError
+from schedule import remove_cot
+
+
+def extract_answer(text):
+    """Reference rule: the answer is '####' plus what follows it, stripped, commas removed; without '####'
+    the whole text (which then never equals a reference answer)."""
+    if "####" not in text:
+        return text.strip().replace(",", "")
+    return ("####" + text.strip().split("####", 1)[1]).strip().replace(",", "")
+
+
+def exact_match(predicted_texts, reference_texts):
+    """Per example: does the predicted answer equal the reference answer?"""
+    return np.array([extract_answer(p) == extract_answer(r) for p, r in zip(predicted_texts, reference_texts)])
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def prompts_and_targets(split, example_ids, n_remove, side, keep_position):
+    """Apply the checkpoint's removal level (the one shared function), then cut each row after its first
+    separator: the prompt; the rest is the reference continuation."""
+    tokens, lengths, seps = split.batch(example_ids)
+    tokens, _, positions, lengths, seps, _ = remove_cot(tokens, lengths, seps, np.full(len(tokens), n_remove),
+                                                        side, keep_position)
+    prompt_length = seps[0, 0] + 1
+    targets = [row[prompt_length:length] for row, length in zip(tokens, lengths)]
+    positions = None if positions is None else positions[:, :prompt_length]
+    return tokens[:, :prompt_length], positions, targets
+
+
+@torch.no_grad()
+def evaluate(model, split, n_remove, side="left", keep_position=False, batch_size=1, limit=None,
+             device="cpu", progress_every=0):
+    """Greedy-decode every example from its input (plus whatever CoT the removal level leaves to generate)
+    and score the answer. Returns accuracy, generated tokens per example, and examples/s where only the
+    generation is timed (device synchronized around it)."""
+    device = torch.device(device)
+    model.eval()
+    enc = data.tokenizer()
+    n = len(split) if limit is None else min(limit, len(split))
+    prompt_lengths = split.seps[:n, 0] - split.starts[:n] + 1
+    longest_target = int((split.seps[:n, 2] - split.seps[:n, 0]).max())
+    batches = [ids[i:i + batch_size] for length in np.unique(prompt_lengths)      # equal-length prompts
+               for ids in [np.flatnonzero(prompt_lengths == length)] for i in range(0, len(ids), batch_size)]
+    correct, generated, seconds, done = 0, 0, 0.0, 0
+    for number, ids in enumerate(batches):
+        prompts, positions, targets = prompts_and_targets(split, ids, n_remove, side, keep_position)
+        prompts = torch.from_numpy(prompts).to(device)
+        positions = None if positions is None else torch.from_numpy(positions).to(device)
+        sync(device)
+        started = time.perf_counter()
+        out = model.generate(prompts, longest_target + 8, positions).cpu().numpy()[:, prompts.shape[1]:]
+        sync(device)
+        seconds += time.perf_counter() - started
+        stops = np.argmax(np.cumsum(out == data.EOT, axis=1) >= 2, axis=1)    # index of the 2nd separator
+        generated += int((stops + 1).sum())
+        predicted = [enc.decode([t for t in row if t != data.EOT]) for row in out]
+        reference = [enc.decode([t for t in row if t != data.EOT]) for row in targets]
+        correct += int(exact_match(predicted, reference).sum())
+        done += len(ids)
+        if progress_every and (number + 1) % progress_every == 0:
+            eta = seconds / done * (n - done)
+            print(f"  {done}/{n} examples, accuracy so far {correct / done:.3f}, ETA {eta:.0f}s", flush=True)
+    return {"accuracy": correct / n, "examples": n, "tokens_per_example": generated / n,
+            "examples_per_s": n / seconds}
+
+
+def measure_speed(model, split, n_remove, side, keep_position, device, examples=20, warmup=3):
+    """Batch-1 examples per second after a warm-up, as in the paper's speed column."""
+    evaluate(model, split, n_remove, side, keep_position, 1, warmup, device)
+    return evaluate(model, split, n_remove, side, keep_position, 1, examples, device)["examples_per_s"]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def load_checkpoint(path, device="cpu"):
+    """A train.py checkpoint (.pt) or a GPT-2 folder / the paper's released state_dict.bin folder.
+    Returns the model and what evaluation needs to know about it (task, removal level)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if path.suffix == ".pt":
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            model = GPT(GPTConfig(**ckpt["model_config"]))
+            model.load_state_dict(ckpt["model"])
+        except Exception as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise CheckpointError(f"{path}: not a train.py checkpoint ({reason})") from None
+        info = {k: ckpt[k] for k in ("task", "n_remove", "removal_side", "keep_position")}
+    else:
+        model = GPT.from_pretrained(path)
+        info = {"task": None, "n_remove": math.inf, "removal_side": "left", "keep_position": False}
+    return model.to(device).eval(), info
+
+
+def eval_split(args, info):
+    """The split to evaluate: a reference-format text file, or the task's generated split."""
+    task = args.task or info["task"]
+    if args.task and info["task"] and args.task != info["task"]:
+        raise data.DataError(f"the checkpoint was trained on {info['task']}, not on {args.task}")
+    if args.text:
+        folder = Path(tempfile.mkdtemp())
+        examples = data.read_text(args.text)
+        rows = data.encode_examples(*zip(*examples), data.tokenizer())
+        data.write_dataset(folder, task or "text", {"test": (None, rows)}, {})
+        return data.load_split(folder, "test")
+    if task is None:
+        raise data.DataError("this checkpoint does not name its task: pass --task, or --text FILE")
+    folder = Path(args.data) / task
+    meta = data.load_meta(folder)
+    if meta["task"] != task:
+        raise data.DataError(f"{folder}: holds {meta['task']}, the checkpoint was trained on {task}")
+    return data.load_split(folder, args.split)
+
+
+def table(rows):
+    """Paper's Table 2: accuracy, and batch-1 speed normalized to the fastest model."""
+    fastest = max(r["examples_per_s"] for r in rows)
+    print(f"{'checkpoint':40s} {'removed':>8s} {'accuracy':>9s} {'ex/s':>8s} {'speed':>6s} {'tokens/ex':>10s}")
+    for r in rows:
+        print(f"{r['checkpoint'][-40:]:40s} {str(r['n_remove']):>8s} {r['accuracy']:9.3f} {r['examples_per_s']:8.2f} "
+              f"{r['examples_per_s'] / fastest:5.2f}x {r['tokens_per_example']:10.1f}")
+
+
+# ----------------------------------------------------------------------------- figures
+
+def read_metrics(run):
+    path = Path(run) / "metrics.jsonl"
+    if not path.exists():
+        raise data.DataError(f"{path}: missing (is {run} a train.py run folder?)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot(runs, out):
+    """Fig. 3 (validation accuracy against CoT tokens removed, one line per run) and Fig. 2a (accuracy
+    against batch-1 speed over a run's epochs) from the runs' metrics.jsonl."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.exit("eval.py: error: plotting needs matplotlib: pip install matplotlib")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for run in runs:
+        evals = [m for m in read_metrics(run) if "val_acc" in m]
+        removed = [m["cot_removed"] for m in evals]
+        left.plot(removed, [m["val_acc"] for m in evals], marker="o", label=Path(run).name)
+        right.plot([m["val_examples_per_s"] for m in evals], [m["val_acc"] for m in evals], marker="o",
+                   label=Path(run).name)
+    left.set(xlabel="CoT tokens removed (scheduled, capped at the CoT length)", ylabel="validation accuracy",
+             title="Fig. 3: accuracy during removal")
+    right.set(xlabel="examples/s at batch size 1", ylabel="validation accuracy", xscale="log",
+              title="Fig. 2a: speed vs accuracy over epochs")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", nargs="+", help="train.py .pt files, or GPT-2 / state_dict.bin folders")
+    parser.add_argument("--split", choices=["val", "test"], default="test")
+    parser.add_argument("--text", help="evaluate on a reference-format text file instead")
+    parser.add_argument("--task", help="the task (needed for checkpoints that do not name one)")
+    parser.add_argument("--data", default="data", help="data root (default data/)")
+    parser.add_argument("--limit", type=int, help="only the first N examples")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed examples first")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--plot", nargs="+", help="draw Fig. 3 and Fig. 2a from these run folders")
+    parser.add_argument("--out", default="figures.png", help="PNG file for --plot")
+    args = parser.parse_args(argv)
+    try:
+        if args.plot:
+            return plot(args.plot, args.out)
+        if not args.ckpt:
+            parser.error("give --ckpt or --plot")
+        rows = []
+        for path in args.ckpt:
+            model, info = load_checkpoint(path, args.device)
+            split = eval_split(args, info)
+            level = (info["n_remove"], info["removal_side"], info["keep_position"])
+            evaluate(model, split, *level, 1, args.warmup, args.device)                 # warm-up, untimed
+            result = evaluate(model, split, *level, args.batch_size, args.limit, args.device,
+                              progress_every=max(1, 100 // args.batch_size))
+            rows.append({"checkpoint": str(path), "split": "text" if args.text else args.split,
+                         "n_remove": info["n_remove"] if math.isfinite(info["n_remove"]) else "all",
+                         "device": args.device, "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+                         "batch_size": args.batch_size, **result})
+    except (CheckpointError, data.DataError, ValueError, OSError) as e:
+        sys.exit(f"eval.py: error: {e}")
+    table(rows)
+    if args.json:
+        data.write_atomic(Path(args.json), lambda f: f.write(json.dumps(rows, indent=1).encode()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""
+GPT-2 in one file, in the shape of nanoGPT, with its own loader for the official weights and the paper's
+released checkpoints (no transformers library), an optional compact vocabulary for small models
+trained from scratch, and greedy decoding with a key/value cache.
+
+Module names equal Hugging Face's GPT2LMHeadModel ('transformer.h.0.attn.c_attn.weight', ...), so a
+checkpoint maps onto this model by name; only HF's Conv1D weights are stored transposed.
+"""
+import json
+import math
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+EOT = 50256                          # <|endoftext|>: the separator of input, CoT and output
+GPT2_VOCAB = 50257
+PRESETS = {                          # n_layer, n_head, n_embd of OpenAI's four GPT-2 sizes
+    "gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024),
+    "gpt2-large": (36, 20, 1280), "gpt2-xl": (48, 25, 1600),
+}
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024           # longest sequence (rows of the position table)
+    vocab_size: int = GPT2_VOCAB
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    vocab_ids: list = None           # compact vocabulary: the GPT-2 ids this model knows (from meta.json)
+
+    def __post_init__(self):
+        if self.vocab_ids is not None:
+            self.vocab_ids = sorted(set(int(i) for i in self.vocab_ids) | {EOT})
+            self.vocab_size = len(self.vocab_ids)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded; the message names the file and the problem."""
+
+
+class KVCache:
+    """Keys and values of every layer for B sequences of up to max_len tokens, allocated once."""
+
+    def __init__(self, config, batch, max_len, device, dtype):
+        head_size = config.n_embd // config.n_head
+        self.kv = torch.empty(config.n_layer, 2, batch, config.n_head, max_len, head_size, device=device, dtype=dtype)
+        self.length = 0              # tokens already cached
+
+    def update(self, layer, k, v):
+        end = self.length + k.size(2)
+        self.kv[layer, 0, :, :, self.length:end] = k
+        self.kv[layer, 1, :, :, self.length:end] = v
+        return self.kv[layer, 0, :, :, :end], self.kv[layer, 1, :, :, :end]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config, layer):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head, self.dropout, self.layer = config.n_head, config.dropout, layer
+
+    def forward(self, x, cache=None):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)
+        # Causal mask while T > 1 (training, or a prompt into an empty cache); one new token sees everything.
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                           is_causal=T > 1)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))  # GPT-2's gelu_new
+
+
+class Block(nn.Module):
+    def __init__(self, config, layer):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=1e-5)
+        self.attn = CausalSelfAttention(config, layer)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=1e-5)
+        self.mlp = MLP(config)
+
+    def forward(self, x, cache=None):
+        x = x + self.attn(self.ln_1(x), cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, eps=1e-5),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight            # tied input and output embedding
+        if config.vocab_ids is not None:                              # compact vocabulary: GPT-2 id <-> row
+            ids = torch.tensor(config.vocab_ids)
+            index = torch.full((GPT2_VOCAB,), -1, dtype=torch.long)
+            index[ids] = torch.arange(len(ids))
+            self.register_buffer("vocab_ids", ids, persistent=False)
+            self.register_buffer("id_to_index", index, persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():                       # GPT-2: scale residual projections
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def _init_weights(self, module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def to_index(self, ids):
+        """GPT-2 token ids -> embedding rows (the identity for the full vocabulary)."""
+        if self.config.vocab_ids is None:
+            return ids
+        index = self.id_to_index[ids]
+        if (index < 0).any():
+            bad = ids[index < 0][0].item()
+            raise ValueError(f"token id {bad} is not in this model's compact vocabulary")
+        return index
+
+    def to_id(self, index):
+        """Embedding rows -> GPT-2 token ids."""
+        return index if self.config.vocab_ids is None else self.vocab_ids[index]
+
+    def forward(self, idx, labels=None, position_ids=None, cache=None):
+        """
+        idx: (B, T) GPT-2 ids. Without labels: logits (B, T, vocab) for every position (with a cache: for the
+        last position only, which is all decoding needs). With labels (-100 = no loss): the logits of the
+        positions that predict a label, (M, vocab), and their mean cross-entropy; the head is not run
+        where there is nothing to predict.
+        """
+        B, T = idx.size()
+        if position_ids is None:
+            start = cache.length if cache is not None else 0
+            position_ids = torch.arange(start, start + T, device=idx.device)
+        if position_ids.max() >= self.config.block_size:
+            raise ValueError(f"position {position_ids.max().item()} is beyond block_size {self.config.block_size}")
+        x = self.transformer.drop(self.transformer.wte(self.to_index(idx)) + self.transformer.wpe(position_ids))
+        for block in self.transformer.h:
+            x = block(x, cache)
+        if cache is not None:
+            cache.length += T
+            x = x[:, -1:]
+        x = self.transformer.ln_f(x)
+        if labels is None:
+            return self.lm_head(x)
+        targets = labels[:, 1:]                                       # position t predicts token t+1
+        has_label = targets != -100
+        logits = self.lm_head(x[:, :-1][has_label])
+        return logits, F.cross_entropy(logits.float(), self.to_index(targets[has_label]))
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, position_ids=None, stop_after_separators=2):
+        """
+        Greedy decoding with a KV cache. idx: (B, T) prompts of equal length, each ending with its first
+        separator. Every sequence stops once it has emitted `stop_after_separators` separators (CoT end,
+        answer end); finished rows are padded with separators. Returns (B, T + new) token ids.
+        """
+        B, T = idx.size()
+        if position_ids is None:
+            position_ids = torch.arange(T, device=idx.device).expand(B, T)
+        dtype = next(self.parameters()).dtype
+        cache = KVCache(self.config, B, T + max_new_tokens, idx.device, dtype)
+        logits = self(idx, position_ids=position_ids, cache=cache)
+        next_position = position_ids[:, -1:] + 1
+        separators_left = torch.full((B,), stop_after_separators, device=idx.device)
+        out = [idx]
+        for step in range(max_new_tokens):
+            token = self.to_id(logits[:, -1].argmax(-1))
+            token = torch.where(separators_left > 0, token, EOT)
+            separators_left -= (token == EOT).long()
+            out.append(token[:, None])
+            if step == max_new_tokens - 1 or (separators_left <= 0).all():
+                break
+            logits = self(token[:, None], position_ids=next_position, cache=cache)
+            next_position = next_position + 1
+        return torch.cat(out, dim=1)
+
+    def extend_positions(self, block_size):
+        """Grow the position table; new rows copy the last trained row (as the reference does past 1024)."""
+        old = self.transformer.wpe.weight.data
+        if block_size <= len(old):
+            return
+        new = torch.cat([old, old[-1:].expand(block_size - len(old), -1)])
+        self.transformer.wpe = nn.Embedding.from_pretrained(new.clone(), freeze=False)
+        self.config.block_size = block_size
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir, dropout=0.0):
+        """'gpt2' (downloaded once into a cache folder), a Hugging Face GPT-2 folder, or the paper's
+        released folder (state_dict.bin, keys prefixed 'base_model.'). Returns the model in eval mode."""
+        path = Path(name_or_dir)
+        if not path.exists():
+            if name_or_dir not in PRESETS:
+                raise CheckpointError(f"{name_or_dir}: no such file or folder, and not one of {list(PRESETS)}")
+            path = download(name_or_dir)
+        file = path if path.is_file() else next(
+            (path / f for f in ("model.safetensors", "pytorch_model.bin", "state_dict.bin") if (path / f).exists()), None)
+        if file is None:
+            raise CheckpointError(f"{path}: no model.safetensors, pytorch_model.bin or state_dict.bin in this folder")
+        config_file = file.parent / "config.json"
+        hf_config = json.loads(config_file.read_text()) if config_file.exists() else {}
+        tensors = gpt2_tensors(read_tensors(file), file)
+        config = config_from_tensors(tensors, hf_config, file, dropout)
+        model = cls(config)
+        model.load_gpt2_tensors(tensors, file)
+        return model.eval()
+
+    def load_gpt2_tensors(self, tensors, file):
+        """Copy name-normalized GPT-2 tensors in, transposing HF's Conv1D weights; strict about names and shapes."""
+        params = {name: p for name, p in self.named_parameters() if name != "lm_head.weight"}
+        missing = sorted(set(params) - set(tensors))
+        unexpected = sorted(set(tensors) - set(params))
+        if missing or unexpected:
+            raise CheckpointError(f"{file}: missing tensors {missing[:3]}, unexpected tensors {unexpected[:3]}")
+        with torch.no_grad():
+            for name, p in params.items():
+                t = tensors[name]
+                if name.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")):
+                    t = t.t()                                      # HF Conv1D stores (in, out)
+                if t.shape != p.shape:
+                    raise CheckpointError(f"{file}: tensor {name} has shape {tuple(t.shape)}, the model needs {tuple(p.shape)}")
+                p.copy_(t)
+
+
+# ----------------------------------------------------------------------------- checkpoint files
+
+SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+MAX_HEADER = 100 * 2 ** 20
+
+
+def read_safetensors(file):
+    """safetensors by hand: u64 little-endian header length, JSON header {name: {dtype, shape,
+    data_offsets}}, then raw little-endian data. Everything is checked against the file before reading."""
+    size = file.stat().st_size
+    with open(file, "rb") as f:
+        prefix = f.read(8)
+        if len(prefix) < 8:
+            raise CheckpointError(f"{file}: shorter than the 8-byte header length")
+        n = int.from_bytes(prefix, "little")
+        if n > size - 8 or n > MAX_HEADER:
+            raise CheckpointError(f"{file}: header length {n} is larger than the file ({size} bytes) allows")
+        try:
+            header = json.loads(f.read(n))
+        except (ValueError, RecursionError) as e:
+            raise CheckpointError(f"{file}: header is not JSON ({type(e).__name__})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{file}: header is not a JSON object")
+    data_size = size - 8 - n
+    data = np.memmap(file, np.uint8, "r", offset=8 + n) if data_size else np.zeros(0, np.uint8)
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict) or info.get("dtype") not in SAFETENSORS_DTYPES:
+            raise CheckpointError(f"{file}: tensor {name!r} has an unknown dtype")
+        shape, offsets = info.get("shape"), info.get("data_offsets")
+        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+            raise CheckpointError(f"{file}: tensor {name!r} has a malformed shape")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data_size):
+            raise CheckpointError(f"{file}: tensor {name!r} has data offsets outside the file")
+        dtype = SAFETENSORS_DTYPES[info["dtype"]]
+        if offsets[1] - offsets[0] != math.prod(shape) * dtype.itemsize:
+            raise CheckpointError(f"{file}: tensor {name!r} has {offsets[1] - offsets[0]} bytes, its shape needs "
+                                  f"{math.prod(shape) * dtype.itemsize}")
+        raw = torch.from_numpy(np.array(data[offsets[0]:offsets[1]]))
+        tensors[name] = raw.view(dtype).reshape(shape)
+    return tensors
+
+
+def read_tensors(file):
+    """{name: tensor} from a .safetensors file or a PyTorch pickle, which is read with weights_only=True."""
+    if file.suffix == ".safetensors":
+        return read_safetensors(file)
+    try:
+        tensors = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:                                            # any unreadable pickle or zip
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{file}: not a loadable PyTorch checkpoint ({reason[:200]})") from None
+    if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) for t in tensors.values()):
+        raise CheckpointError(f"{file}: expected a dict of tensors")
+    return tensors
+
+
+def gpt2_tensors(tensors, file):
+    """Normalize names: drop 'base_model.' (the paper's checkpoints) and 'transformer.' prefixes, the
+    attention-mask buffers, and the tied lm_head; then prefix 'transformer.' as this model names them."""
+    out = {}
+    for name, t in tensors.items():
+        name = name.removeprefix("base_model.").removeprefix("transformer.")
+        if name.endswith((".attn.bias", ".attn.masked_bias")) or name == "lm_head.weight":
+            continue
+        out["transformer." + name] = t.float()
+    if "transformer.wte.weight" not in out or "transformer.wpe.weight" not in out:
+        raise CheckpointError(f"{file}: missing tensors ['transformer.wte.weight', 'transformer.wpe.weight']")
+    return out
+
+
+def config_from_tensors(tensors, hf_config, file, dropout):
+    """Sizes come from the tensors; n_head from config.json, else from the GPT-2 preset of that width."""
+    vocab_size, n_embd = tensors["transformer.wte.weight"].shape
+    block_size = tensors["transformer.wpe.weight"].shape[0]
+    n_layer = len({name.split(".")[2] for name in tensors if name.startswith("transformer.h.")})
+    n_head = hf_config.get("n_head") or {e: h for _, h, e in PRESETS.values()}.get(n_embd)
+    if n_head is None:
+        raise CheckpointError(f"{file}: cannot tell n_head for width {n_embd}: add a config.json with n_head")
+    for key, value in (("n_layer", n_layer), ("n_embd", n_embd), ("vocab_size", vocab_size), ("n_positions", block_size)):
+        if key in hf_config and hf_config[key] != value:
+            raise CheckpointError(f"{file}: config.json says {key}={hf_config[key]}, the tensors have {value}")
+    if n_embd % n_head:
+        raise CheckpointError(f"{file}: width {n_embd} is not divisible by n_head {n_head}")
+    return GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head,
+                     n_embd=n_embd, dropout=dropout)
+
+
+def download(name):
+    """Fetch OpenAI's GPT-2 weights once (standard library only) into ~/.cache/icot-si/NAME."""
+    folder = Path(os.environ.get("ICOT_CACHE", Path.home() / ".cache" / "icot-si")) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for file in ("config.json", "model.safetensors"):
+        target = folder / file
+        if target.exists():
+            continue
+        url = f"https://huggingface.co/openai-community/{name}/resolve/main/{file}"
+        tmp = target.with_name(file + ".part")
+        try:
+            urllib.request.urlretrieve(url, tmp)
+            os.replace(tmp, target)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise CheckpointError(f"cannot download {url} ({getattr(e, 'reason', e)}): offline, place "
+                                  f"config.json and model.safetensors of {name} in {folder}") from None
+    return folder

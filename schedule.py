@@ -1,0 +1,93 @@
+"""
+The Stepwise Internalization schedule (Deng, Choi & Shieber 2024, Sec. 3), as the paper's code discretizes it.
+
+Four pure functions: how many CoT tokens are scheduled for removal at a batch, the random removal
+offset of every example (removal smoothing), when the optimizer is reset, and -- the one place where
+CoT tokens are actually removed -- `remove_cot`, which train.py and eval.py both call.
+"""
+import math
+
+import numpy as np
+
+IGNORE = -100            # label of positions without a loss
+SEPARATOR = 50256        # <|endoftext|>, also the padding id (as the reference pads)
+
+
+def steps_per_token(batches_per_epoch, delta):
+    """Reference: steps_per_removed_token = int(round(T / Delta)) with T = ceil(examples / batch) batches
+    per epoch. Python's round() rounds halves to even, like the reference (T=100, Delta=8 -> 12)."""
+    return int(round(batches_per_epoch / delta))
+
+
+def scheduled_count(batch, batches_per_epoch, delta, start_from=0, remove_all_beyond=math.inf):
+    """Paper: s(t) = Delta * t / T. Reference: the count grows by one every round(T/Delta) batches, i.e.
+    s(b) = start + b // round(T/Delta) for the 0-based batch counter b counted from the end of the
+    pretraining epochs (one token per batch when round(T/Delta) is 0). Beyond `remove_all_beyond`: inf
+    (remove all)."""
+    every = steps_per_token(batches_per_epoch, delta)
+    count = start_from + (batch // every if every > 0 else batch + 1)
+    return math.inf if count >= remove_all_beyond else count
+
+
+def offset_distribution(lam, truncate=100):
+    """Removal smoothing: P(o) = (1 - e^-lambda) e^(-lambda o) for o = 0..99, the leftover mass on o = 99.
+    lambda = inf: o = 0 always."""
+    if lam < 0 or math.isnan(lam):
+        raise ValueError(f"smoothing lambda must be >= 0 or inf, got {lam}")
+    p = np.zeros(truncate)
+    if math.isinf(lam):
+        p[0] = 1.0
+        return p
+    p[:] = (1 - math.exp(-lam)) * np.exp(-lam * np.arange(truncate))
+    p[-1] += 1 - p.sum()
+    return p
+
+
+def sample_offsets(lam, batch_size, rng):
+    """Each example draws its own offset o ~ P(o)."""
+    if math.isinf(lam):
+        return np.zeros(batch_size, dtype=np.int64)
+    return rng.choice(len(p := offset_distribution(lam)), size=batch_size, p=p)
+
+
+def should_reset(count, previous_count, all_removed_in_previous_batch, reset_enabled=True):
+    """Reference: a fresh AdamW whenever the scheduled count grows, unless every example of the previous
+    batch already had all of its CoT removed (then nothing new is being removed)."""
+    return reset_enabled and count > previous_count and not all_removed_in_previous_batch
+
+
+def remove_cot(tokens, lengths, seps, n_remove, side="left", keep_position=False):
+    """
+    Remove n_remove[i] CoT tokens from every example of a right-padded batch, vectorized.
+
+    tokens: (B, L) ids; lengths: (B,); seps: (B, 3) positions of the three separators in each row;
+    n_remove: (B,) counts (inf = all). Left side removes the n tokens right after the first separator,
+    right side the n tokens right before the second; n is clipped to the CoT, separators always stay.
+    Returns tokens, labels (IGNORE up to and including the first separator, and on padding),
+    position_ids (None unless keep_position), the new lengths and separators, and per row whether all
+    of its CoT is gone.
+
+    Keep-position (reference: position_ids[start-1:] += n): the tokens after the removed span keep their
+    original positions, and so does the one token right before the span (the first separator on the left
+    side), which moves with them.
+    """
+    B, L = tokens.shape
+    cot_length = seps[:, 1] - seps[:, 0] - 1
+    n = np.minimum(np.asarray(n_remove, dtype=np.float64), cot_length).astype(np.int64)
+    start = seps[:, 0] + 1 if side == "left" else seps[:, 1] - n
+    column = np.arange(L)
+    removed = (column >= start[:, None]) & (column < start[:, None] + n[:, None])
+    kept = ~removed & (column < lengths[:, None])
+    order = np.argsort(~kept, axis=1, kind="stable")                   # kept columns first, in order
+    new_lengths = lengths - n
+    width = int(new_lengths.max())
+    is_padding = column[:width] >= new_lengths[:, None]
+    new_tokens = np.take_along_axis(tokens, order[:, :width], axis=1)
+    new_tokens[is_padding] = SEPARATOR
+    new_seps = seps - np.stack([np.zeros_like(n), n, n], axis=1)
+    labels = np.where((column[:width] > new_seps[:, :1]) & ~is_padding, new_tokens, IGNORE)
+    position_ids = None
+    if keep_position:
+        position_ids = column[:width] + np.where(column[:width] >= start[:, None] - 1, n[:, None], 0)
+        position_ids = np.where(is_padding, column[:width], position_ids)   # padding: any in-range position
+    return new_tokens, labels, position_ids, new_lengths, new_seps, n >= cot_length

@@ -1,0 +1,259 @@
+"""
+Stepwise Internalization training (Deng, Choi & Shieber 2024): start from explicit CoT and remove CoT
+tokens from the left as training goes, s(t) = Delta * t / T, each example removing s(t) + o tokens with
+o ~ P(o) (removal smoothing), and a fresh AdamW every time s(t) grows.
+
+    python train.py --task mult7x7 --delta 8              # the paper's recipe: GPT-2 small, lr 5e-5, batch 32
+    python train.py --task mult3x3 --model tiny           # a small model from scratch, finishes on a CPU
+    python train.py --task mult4x4 --mode nocot           # the no-CoT baseline (or --mode explicit)
+"""
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import data
+from eval import evaluate, load_checkpoint, measure_speed
+from model import GPT, GPTConfig, PRESETS, CheckpointError
+from schedule import remove_cot, sample_offsets, scheduled_count, should_reset
+
+PAPER = dict(init="gpt2", lr=5e-5, weight_decay=0.01, batch_size=32, epochs=200, train_size=None,
+             smoothing_lambda=4.0, reset_warmup=0, keep_position=False, pretrain_epochs=0, dropout=0.1,
+             n_layer=None, n_head=None, n_embd=None)
+TINY = dict(init="scratch", lr=1e-3, weight_decay=0.01, batch_size=128, epochs=6, train_size=51200,
+            smoothing_lambda=4.0, reset_warmup=20, keep_position=True, pretrain_epochs=1, dropout=0.0,
+            n_layer=3, n_head=4, n_embd=128)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", required=True, help="multKxK (generated if missing) or an imported task folder name")
+    p.add_argument("--model", choices=["paper", "tiny"], default="paper",
+                   help="settings preset: the paper's GPT-2 fine-tuning, or a small scratch model for a CPU")
+    p.add_argument("--mode", choices=["stepwise", "explicit", "nocot"], default="stepwise")
+    p.add_argument("--init", help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, scratch, or a checkpoint path")
+    p.add_argument("--n-layer", type=int)
+    p.add_argument("--n-head", type=int)
+    p.add_argument("--n-embd", type=int)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--data", default="data", help="data root; the task's folder is DATA/TASK")
+    p.add_argument("--out", help="run folder (default runs/TASK-MODE)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its ckpt.pt")
+    p.add_argument("--delta", type=float, default=8, help="CoT tokens removed per epoch (reference: --remove_per_epoch)")
+    p.add_argument("--smoothing-lambda", type=float, help="removal smoothing lambda; inf turns it off")
+    p.add_argument("--no-reset-optimizer", action="store_true")
+    p.add_argument("--removal-side", choices=["left", "right"], default="left")
+    p.add_argument("--keep-position", action="store_true", default=None)
+    p.add_argument("--pretrain-epochs", type=int, help="epochs of explicit CoT before removal starts")
+    p.add_argument("--remove-start-from", type=int, default=0)
+    p.add_argument("--remove-all-beyond", type=float, default=math.inf, help="remove all CoT once s(t) reaches this")
+    p.add_argument("--max-len-train", type=int, default=-1, help="skip batches longer than this (GSM8K)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--accumulate", type=int, default=1)
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--reset-warmup", type=int, help="linear lr warm-up steps after each optimizer reset (0 = paper)")
+    p.add_argument("--train-size", type=int, help="use only the first N training examples")
+    p.add_argument("--val-limit", type=int, help="validate on the first N examples only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="bfloat16: autocast on GPU")
+    p.add_argument("--log-every", type=int, default=50)
+    args = p.parse_args(argv)
+    for key, value in (TINY if args.model == "tiny" else PAPER).items():   # preset fills what was not given
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.keep_position = bool(args.keep_position)
+    if args.out is None:
+        args.out = f"runs/{args.task}-{args.model}-{args.mode}"
+    if args.delta <= 0:
+        p.error(f"--delta must be > 0, got {args.delta}")
+    if args.smoothing_lambda < 0 or math.isnan(args.smoothing_lambda):
+        p.error(f"--smoothing-lambda must be >= 0 or inf, got {args.smoothing_lambda}")
+    for key in ("batch_size", "epochs", "accumulate"):
+        if getattr(args, key) <= 0:
+            p.error(f"--{key.replace('_', '-')} must be > 0")
+    if args.init not in list(PRESETS) + ["scratch"] and not Path(args.init).exists():
+        p.error(f"--init {args.init}: not a GPT-2 name, 'scratch', or an existing checkpoint path")
+    return args
+
+
+def build_model(args, meta, longest):
+    """GPT-2 weights (full vocabulary), a checkpoint, or a scratch model over the dataset's compact vocabulary."""
+    if args.init == "scratch":
+        config = GPTConfig(block_size=longest, n_layer=args.n_layer or 3, n_head=args.n_head or 4,
+                           n_embd=args.n_embd or 128, dropout=args.dropout, vocab_ids=meta["vocab_ids"])
+        return GPT(config)
+    if args.init.endswith(".pt"):
+        return load_checkpoint(args.init)[0]
+    model = GPT.from_pretrained(args.init, dropout=args.dropout)          # HF GPT-2 trains with dropout 0.1
+    model.extend_positions(longest)
+    return model
+
+
+def new_optimizer(model, args):
+    """The reference's AdamW: lr, torch's other defaults (weight decay 0.01)."""
+    return torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+
+
+def log(run, record, echo=None):
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if echo:
+        print(echo, flush=True)
+
+
+def save(path, model, optimizer, state, args, meta, n_remove):
+    """Everything eval.py and --resume need; plain tensors and containers, loadable with weights_only=True."""
+    ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": dict(state), "rng": torch.get_rng_state(), "task": args.task, "n_remove": float(n_remove),
+            "removal_side": args.removal_side, "keep_position": args.keep_position, "vocab_ids": meta["vocab_ids"],
+            "args": {k: v for k, v in vars(args).items()}}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+
+
+def removal_counts(args, state, epoch, batch_size, rng):
+    """How many CoT tokens each example of this batch loses: s(t) + o, by mode."""
+    if args.mode == "explicit":
+        return np.zeros(batch_size)
+    if args.mode == "nocot":
+        return np.full(batch_size, math.inf)
+    if epoch < args.pretrain_epochs:                                      # reference: fill_(remove_start_from)
+        return np.full(batch_size, args.remove_start_from)
+    return state["count"] + sample_offsets(args.smoothing_lambda, batch_size, rng)
+
+
+def train(args):
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    folder = data.prepare(args.task, args.data) if args.task.startswith("mult") else Path(args.data) / args.task
+    meta = data.load_meta(folder)
+    train_split, val_split = data.load_split(folder, "train"), data.load_split(folder, "val")
+    n_train = len(train_split) if args.train_size is None else min(args.train_size, len(train_split))
+    longest = max(s["longest_example"] for s in meta["splits"].values())
+    run = Path(args.out)
+    state = {"epoch": 0, "batch": 0, "step": 0, "count": args.remove_start_from, "all_removed_previous": False,
+             "best_val": -math.inf, "since_reset": 0}
+    model = build_model(args, meta, longest).to(device)
+    optimizer = new_optimizer(model, args)
+    if args.resume:
+        ckpt = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
+        if ckpt["task"] != args.task:
+            raise data.DataError(f"{run / 'ckpt.pt'} was trained on {ckpt['task']}, not {args.task}")
+        model = GPT(GPTConfig(**ckpt["model_config"])).to(device)
+        model.load_state_dict(ckpt["model"])
+        optimizer = new_optimizer(model, args)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt["schedule"]
+        state["epoch"] += 1
+        torch.set_rng_state(ckpt["rng"])
+    else:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "metrics.jsonl").write_text("")
+        (run / "args.json").write_text(json.dumps(vars(args), indent=1))
+    batches_per_epoch = math.ceil(n_train / args.batch_size)              # T
+    cot_length = int((val_split.seps[:, 1] - val_split.seps[:, 0] - 1).max())
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=args.dtype == "bfloat16" and device.type == "cuda")
+    print(f"{args.task}: {n_train} examples, T={batches_per_epoch} batches/epoch, CoT {cot_length} tokens, "
+          f"model {model.num_params() / 1e6:.2f}M parameters on {device}", flush=True)
+    started, first_step = time.time(), state["step"]
+    window_start, window_tokens = started, 0
+    for epoch in range(state["epoch"], args.epochs):
+        state["epoch"] = epoch
+        rng = np.random.default_rng([args.seed, epoch])                   # data order and offsets of this epoch
+        order = rng.permutation(n_train)
+        model.train()
+        for i in range(batches_per_epoch):
+            ids = order[i * args.batch_size:(i + 1) * args.batch_size]
+            previous = state["count"]
+            if args.mode == "stepwise" and epoch >= args.pretrain_epochs:
+                state["count"] = scheduled_count(state["batch"], batches_per_epoch, args.delta,
+                                                 args.remove_start_from, args.remove_all_beyond)
+                state["batch"] += 1
+            if should_reset(state["count"], previous, state["all_removed_previous"], not args.no_reset_optimizer):
+                optimizer = new_optimizer(model, args)
+                state["since_reset"] = 0
+                log(run, {"event": "optimizer_reset", "step": state["batch"] - 1, "scheduled_to_remove": state["count"]})
+            tokens, lengths, seps = train_split.batch(ids)
+            tokens, labels, positions, _, _, all_removed = remove_cot(
+                tokens, lengths, seps, removal_counts(args, state, epoch, len(ids), rng),
+                args.removal_side, args.keep_position)
+            state["all_removed_previous"] = bool(all_removed.all())
+            if not all_removed.all():
+                state["best_val"] = -math.inf                             # reference: "best" restarts while removing
+            if 0 < args.max_len_train < tokens.shape[1]:
+                continue
+            tokens, labels = torch.from_numpy(tokens).to(device), torch.from_numpy(labels).to(device)
+            positions = None if positions is None else torch.from_numpy(positions).to(device)
+            with autocast:
+                logits, loss = model(tokens, labels, positions)
+            (loss / args.accumulate).backward()
+            if (i + 1) % args.accumulate == 0 or i == batches_per_epoch - 1:
+                warmup = min(1.0, (state["since_reset"] + 1) / args.reset_warmup) if args.reset_warmup else 1.0
+                for group in optimizer.param_groups:
+                    group["lr"] = args.lr * warmup
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                state["since_reset"] += 1
+            state["step"] += 1
+            window_tokens += tokens.numel()
+            if state["step"] % args.log_every == 0:
+                targets = labels[:, 1:][labels[:, 1:] != -100]
+                token_acc = (model.to_id(logits.argmax(-1)) == targets).float().mean().item()
+                elapsed = time.time() - started
+                total_steps = args.epochs * batches_per_epoch
+                eta = elapsed / (state["step"] - first_step) * (total_steps - state["step"])
+                record = {"step": state["step"], "epoch": epoch, "scheduled_to_remove": scheduled(state["count"]),
+                          "loss": round(loss.item(), 4), "token_acc": round(token_acc, 4),
+                          "tokens_per_s": round(window_tokens / (time.time() - window_start)),
+                          "minutes": round(elapsed / 60, 2)}
+                log(run, record, f"step {state['step']} epoch {epoch} removed {record['scheduled_to_remove']} "
+                                 f"loss {record['loss']:.4f} token_acc {token_acc:.3f} "
+                                 f"{record['tokens_per_s']} tok/s ETA {eta / 60:.1f} min")
+                window_start, window_tokens = time.time(), 0
+        end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device)
+
+
+def scheduled(count):
+    return "all" if math.isinf(count) else int(count)
+
+
+def end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device):
+    """Validation exact match at the current removal level (offsets off), checkpoint, best checkpoint."""
+    level = (state["count"] if args.mode == "stepwise" else 0 if args.mode == "explicit" else math.inf,
+             args.removal_side, args.keep_position)
+    result = evaluate(model, val_split, *level, batch_size=250, limit=args.val_limit, device=device)
+    speed = measure_speed(model, val_split, *level, device)
+    record = {"epoch": state["epoch"], "step": state["step"], "scheduled_to_remove": scheduled(level[0]),
+              "cot_removed": int(min(level[0], cot_length)), "val_acc": result["accuracy"],
+              "val_examples_per_s": round(speed, 2), "tokens_per_example": result["tokens_per_example"],
+              "minutes": round((time.time() - started) / 60, 2)}
+    log(run, record, f"epoch {state['epoch']}: val exact match {result['accuracy']:.3f} with "
+                     f"{record['cot_removed']}/{cot_length} CoT tokens removed, {speed:.1f} examples/s")
+    if result["accuracy"] > state["best_val"]:
+        state["best_val"] = result["accuracy"]
+        save(run / "best.pt", model, optimizer, state, args, meta, level[0])
+    save(run / "ckpt.pt", model, optimizer, state, args, meta, level[0])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        train(args)
+    except (data.DataError, CheckpointError, OSError) as e:
+        sys.exit(f"train.py: error: {e}")
+
+
+if __name__ == "__main__":
+    main()
