@@ -1,0 +1,209 @@
+import json
+import os
+import random
+import urllib.error
+import urllib.request
+
+import pytest
+import torch
+
+import model as model_module
+from model import EOT, GPT, GPTConfig, CheckpointError
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory):
+    """A random GPT-2 written by transformers' save_pretrained (safetensors), plus the same weights as a
+    pytorch_model.bin (what save_pretrained(safe_serialization=False) writes in transformers 4.x)."""
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=2, n_head=4, n_embd=32, n_positions=64)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    folder = tmp_path_factory.mktemp("hf")
+    hf.save_pretrained(folder / "st")
+    (folder / "bin").mkdir()
+    (folder / "bin" / "config.json").write_text((folder / "st" / "config.json").read_text())
+    torch.save(hf.state_dict(), folder / "bin" / "pytorch_model.bin")
+    return hf, folder
+
+
+@pytest.mark.parametrize("kind", ["st", "bin"])
+def test_logits_equal_transformers(hf_folder, kind):
+    hf, folder = hf_folder
+    ours = GPT.from_pretrained(folder / kind)
+    assert not ours.training
+    idx = torch.randint(0, 50257, (3, 40), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        reference, logits = hf(idx).logits, ours(idx)
+    assert logits.shape == (3, 40, 50257)
+    assert (logits - reference).abs().max().item() < 1e-4
+
+
+def test_released_state_dict_layout(hf_folder, tmp_path):
+    """The paper's checkpoints: state_dict.bin with keys prefixed 'base_model.' (its config.json is not
+    GPT-2's; a GPT-2 width implies n_head, this odd test width needs it given)."""
+    hf, _ = hf_folder
+    torch.save({"base_model." + k: v for k, v in hf.state_dict().items()}, tmp_path / "state_dict.bin")
+    (tmp_path / "config.json").write_text('{"base_model": "gpt2", "n_head": 4}')
+    ours = GPT.from_pretrained(tmp_path)
+    idx = torch.randint(0, 50257, (2, 10))
+    with torch.no_grad():
+        assert (ours(idx) - hf(idx).logits).abs().max().item() < 1e-4
+
+
+def test_position_ids_and_extension(hf_folder):
+    hf, folder = hf_folder
+    ours = GPT.from_pretrained(folder / "st")
+    idx = torch.randint(0, 50257, (1, 6))
+    positions = torch.tensor([[0, 1, 5, 6, 7, 8]])
+    with torch.no_grad():
+        assert (ours(idx, position_ids=positions) - hf(idx, position_ids=positions).logits).abs().max() < 1e-4
+    last = ours.transformer.wpe.weight[-1].clone()
+    ours.extend_positions(100)
+    assert ours.transformer.wpe.weight.shape[0] == 100 and torch.equal(ours.transformer.wpe.weight[99], last)
+    with torch.no_grad():
+        ours(torch.zeros(1, 90, dtype=torch.long))
+
+
+def test_training_forward_only_labelled_positions():
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_ids=list(range(20)) + [EOT]))
+    idx = torch.tensor([[1, 2, EOT, 5, 6, EOT, 7, EOT]])
+    labels = torch.tensor([[-100, -100, -100, 5, 6, EOT, 7, EOT]])
+    logits, loss = m(idx, labels)
+    assert logits.shape == (5, m.config.vocab_size)
+    full = m(idx)[0, 2:7]
+    targets = m.to_index(labels[0, 3:])
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(full, targets), atol=1e-6)
+
+
+def test_compact_vocabulary_round_trip():
+    ids = [220, 352, 1303, 21017]
+    m = GPT(GPTConfig(block_size=8, n_layer=1, n_head=1, n_embd=8, vocab_ids=ids))
+    assert m.config.vocab_ids == sorted(ids + [EOT]) and m.config.vocab_size == 5
+    assert m.transformer.wte.weight.shape == (5, 8)
+    tokens = torch.tensor([[21017, 220, EOT, 352]])
+    assert torch.equal(m.to_id(m.to_index(tokens)), tokens)
+    with pytest.raises(ValueError, match="not in this model's compact vocabulary"):
+        m(torch.tensor([[777]]))
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_kv_cache_decoding_equals_plain_argmax_loop(compact):
+    torch.manual_seed(3)
+    vocab = list(range(0, 300, 7)) + [EOT] if compact else None
+    m = GPT(GPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=16, vocab_ids=vocab)).eval()
+    prompts = torch.tensor([vocab[:6], vocab[6:12]]) if compact else torch.randint(0, 50000, (2, 6))
+    out = m.generate(prompts, 20, stop_after_separators=99)
+    plain = prompts
+    for _ in range(20):
+        with torch.no_grad():
+            plain = torch.cat([plain, m.to_id(m(plain)[:, -1].argmax(-1, keepdim=True))], 1)
+    assert torch.equal(out, plain)
+
+
+def test_generation_stops_after_two_separators():
+    m = GPT(GPTConfig(block_size=32, n_layer=1, n_head=1, n_embd=8, vocab_ids=[5, 6])).eval()
+    with torch.no_grad():
+        m.lm_head.weight.zero_()
+        m.lm_head.weight[m.to_index(torch.tensor(EOT)), 0] = 10.0    # ln_f output makes this row win or lose
+        m.transformer.ln_f.bias.zero_()
+        m.transformer.ln_f.weight.zero_()
+        m.transformer.ln_f.bias[0] = 1.0                              # every position predicts the separator
+    out = m.generate(torch.tensor([[5, 6, EOT]]), 10)
+    assert out.tolist() == [[5, 6, EOT, EOT, EOT]]
+
+
+# ----------------------------------------------------------------------------- hostile files
+
+def safetensors_bytes(header, payload=b""):
+    raw = json.dumps(header).encode() if isinstance(header, dict) else header
+    return len(raw).to_bytes(8, "little") + raw + payload
+
+
+def corruptions(valid):
+    """A few hundred broken variants of a valid safetensors file, each with what it breaks."""
+    rng = random.Random(0)
+    n = int.from_bytes(valid[:8], "little")
+    header, payload = json.loads(valid[8:8 + n]), valid[8 + n:]
+    name = next(k for k in header if k != "__metadata__")
+    cases = [valid[:cut] for cut in sorted(rng.sample(range(0, 8 + n), 120))]           # truncated header
+    cases += [(rng.randrange(n + 1, 2 ** 64)).to_bytes(8, "little") + valid[8:] for _ in range(40)]
+    cases += [valid[:8] + bytes(rng.randrange(256) for _ in range(n)) + payload for _ in range(40)]
+    for value in ("F7", "I8", None, 3, [1]):
+        cases.append(safetensors_bytes({**header, name: {**header[name], "dtype": value}}, payload))
+    for shape in ([-1], [1.5], "3", [2 ** 62, 2 ** 62], [10 ** 9], [True]):
+        cases.append(safetensors_bytes({**header, name: {**header[name], "shape": shape}}, payload))
+    for offsets in ([0, len(payload) + 4], [-4, 8], [8, 4], [0], "0,4", [0, 2 ** 70]):
+        cases.append(safetensors_bytes({**header, name: {**header[name], "data_offsets": offsets}}, payload))
+    cases += [safetensors_bytes(b"[1, 2]", payload), safetensors_bytes(b"[" * 100000, payload),
+              safetensors_bytes(b"\xff\xfe{}", payload), safetensors_bytes({name: "x"}, payload)]
+    for _ in range(40):                                                                 # truncated data
+        cases.append(valid[:rng.randrange(8 + n + 1, len(valid))])
+    return cases
+
+
+def test_corrupted_safetensors_each_give_a_clear_error(hf_folder, tmp_path):
+    _, folder = hf_folder
+    valid = (folder / "st" / "model.safetensors").read_bytes()
+    cases = corruptions(valid)
+    assert len(cases) > 250
+    (tmp_path / "config.json").write_text((folder / "st" / "config.json").read_text())
+    for i, case in enumerate(cases):
+        (tmp_path / "model.safetensors").write_bytes(case)
+        with pytest.raises(CheckpointError) as e:
+            GPT.from_pretrained(tmp_path)
+        assert "model.safetensors" in str(e.value), i
+
+
+def test_truncated_and_hostile_pickles(hf_folder, tmp_path):
+    _, folder = hf_folder
+    valid = (folder / "bin" / "pytorch_model.bin").read_bytes()
+    for cut in random.Random(1).sample(range(len(valid)), 60):
+        (tmp_path / "pytorch_model.bin").write_bytes(valid[:cut])
+        with pytest.raises(CheckpointError, match="pytorch_model.bin"):
+            GPT.from_pretrained(tmp_path)
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+    torch.save({"x": Exploit()}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="not a loadable PyTorch checkpoint"):
+        GPT.from_pretrained(tmp_path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_missing_tensor_and_wrong_shape(hf_folder, tmp_path):
+    hf, folder = hf_folder
+    state = dict(hf.state_dict())
+    config = (folder / "st" / "config.json").read_text()
+    (tmp_path / "config.json").write_text(config)
+    del state["transformer.h.1.mlp.c_fc.weight"]
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="missing tensors"):
+        GPT.from_pretrained(tmp_path)
+    state = dict(hf.state_dict())
+    state["transformer.h.0.attn.c_attn.weight"] = torch.zeros(32, 95)
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="has shape"):
+        GPT.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(config.replace('"n_layer": 2', '"n_layer": 3'))
+    torch.save(dict(hf.state_dict()), tmp_path / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="n_layer"):
+        GPT.from_pretrained(tmp_path)
+
+
+def test_offline_download_names_the_file_and_folder(tmp_path, monkeypatch):
+    def offline(url, filename):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(urllib.request, "urlretrieve", offline)
+    monkeypatch.setenv("ICOT_CACHE", str(tmp_path))
+    with pytest.raises(CheckpointError) as e:
+        GPT.from_pretrained("gpt2")
+    message = str(e.value)
+    assert "model.safetensors" in message or "config.json" in message
+    assert str(tmp_path / "gpt2") in message and "\n" not in message
+    assert list((tmp_path / "gpt2").iterdir()) == []                  # no half-downloaded file
+    with pytest.raises(CheckpointError, match="not one of"):
+        GPT.from_pretrained("gpt3")

@@ -1,0 +1,93 @@
+import math
+
+import numpy as np
+import pytest
+
+from schedule import (IGNORE, SEPARATOR as E, offset_distribution, remove_cot, sample_offsets,
+                      scheduled_count, should_reset, steps_per_token)
+
+
+def test_count_grows_every_round_T_over_delta():
+    T = math.ceil(3200 / 32)                                   # 3,200 examples, batch 32 -> T = 100
+    assert T == 100 and steps_per_token(T, 8) == 12            # round(12.5) = 12 (half to even)
+    counts = [scheduled_count(b, T, 8) for b in range(40)]
+    growth = [b for b in range(1, 40) if counts[b] > counts[b - 1]]
+    assert growth == [12, 24, 36]
+    assert counts[0] == 0 and counts[11] == 0 and counts[12] == 1 and counts[39] == 3
+    assert steps_per_token(100, 16) == 6 and scheduled_count(13, 100, 16) == 2
+    assert steps_per_token(101, 2) == 50                        # round(50.5) = 50
+
+
+def test_start_from_and_remove_all_beyond():
+    assert scheduled_count(0, 100, 8, start_from=5) == 5
+    assert scheduled_count(24, 100, 8, start_from=5) == 7
+    assert scheduled_count(47, 100, 8, remove_all_beyond=4) == 3
+    assert scheduled_count(48, 100, 8, remove_all_beyond=4) == math.inf
+    assert scheduled_count(0, 10, 25) == 1 and scheduled_count(3, 10, 25) == 4   # round(T/Delta) = 0
+
+
+def test_smoothing_distribution():
+    p = offset_distribution(4)
+    assert len(p) == 100 and p.sum() == pytest.approx(1.0)
+    assert p[0] == pytest.approx(1 - math.exp(-4)) and round(p[0], 3) == 0.982
+    assert p[1] == pytest.approx((1 - math.exp(-4)) * math.exp(-4))
+    q = offset_distribution(0.01)                              # small lambda: leftover mass lands on o = 99
+    assert q.sum() == pytest.approx(1.0) and q[99] > q[98]
+    assert offset_distribution(math.inf).tolist() == [1.0] + [0.0] * 99
+    with pytest.raises(ValueError):
+        offset_distribution(-1)
+
+
+def test_offsets_are_drawn_per_example():
+    o = sample_offsets(4, 200000, np.random.default_rng(0))
+    assert abs(np.mean(o == 0) - 0.9817) < 0.002 and abs(np.mean(o == 1) - 0.0180) < 0.002
+    assert sample_offsets(math.inf, 5, np.random.default_rng(0)).tolist() == [0] * 5
+
+
+def test_reset_rule():
+    assert should_reset(3, 2, all_removed_in_previous_batch=False)
+    assert not should_reset(3, 2, all_removed_in_previous_batch=True)
+    assert not should_reset(2, 2, False)
+    assert not should_reset(3, 2, False, reset_enabled=False)
+    assert should_reset(math.inf, 7, False) and not should_reset(math.inf, math.inf, False)
+
+
+# Two rows: input (1 2), separator, CoT, separator, answer (7), separator; the second row is padded.
+TOKENS = np.array([[1, 2, E, 10, 11, 12, 13, E, 7, E],
+                   [1, 2, E, 10, 11, E, 7, E, E, E]])
+LENGTHS = np.array([10, 8])
+SEPS = np.array([[2, 7, 9], [2, 5, 7]])
+
+
+def test_remove_left_with_clipping():
+    tokens, labels, positions, lengths, seps, gone = remove_cot(TOKENS, LENGTHS, SEPS, np.array([2, 5]))
+    assert tokens.tolist() == [[1, 2, E, 12, 13, E, 7, E], [1, 2, E, E, 7, E, E, E]]
+    assert labels.tolist() == [[IGNORE, IGNORE, IGNORE, 12, 13, E, 7, E],
+                               [IGNORE, IGNORE, IGNORE, E, 7, E, IGNORE, IGNORE]]
+    assert positions is None and lengths.tolist() == [8, 6]
+    assert seps.tolist() == [[2, 5, 7], [2, 3, 5]] and gone.tolist() == [False, True]
+
+
+def test_remove_right():
+    tokens, _, _, _, _, gone = remove_cot(TOKENS, LENGTHS, SEPS, np.array([1, 1]), side="right")
+    assert tokens.tolist() == [[1, 2, E, 10, 11, 12, E, 7, E], [1, 2, E, 10, E, 7, E, E, E]]
+    assert gone.tolist() == [False, False]
+
+
+def test_remove_nothing_and_everything():
+    tokens, labels, *_ , gone = remove_cot(TOKENS, LENGTHS, SEPS, np.zeros(2))
+    assert tokens.tolist() == TOKENS.tolist() and not gone.any()
+    assert labels[1, 8:].tolist() == [IGNORE, IGNORE]           # padding never has a loss
+    tokens, *_, gone = remove_cot(TOKENS, LENGTHS, SEPS, np.full(2, math.inf))
+    assert tokens.tolist() == [[1, 2, E, E, 7, E], [1, 2, E, E, 7, E]] and gone.all()
+
+
+def test_keep_position_ids():
+    # Reference: position_ids[start-1:] += n, so the answer keeps its original positions, and the token
+    # right before the removed span moves with it (the first separator on the left side).
+    _, _, positions, lengths, _, _ = remove_cot(TOKENS, LENGTHS, SEPS, np.array([2, 5]), keep_position=True)
+    assert positions[0].tolist() == [0, 1, 4, 5, 6, 7, 8, 9]
+    assert positions[1, :lengths[1]].tolist() == [0, 1, 4, 5, 6, 7]
+    _, _, positions, _, _, _ = remove_cot(TOKENS, LENGTHS, SEPS, np.array([2, 0]), side="right", keep_position=True)
+    assert positions[0].tolist() == [0, 1, 2, 3, 6, 7, 8, 9]      # 10 at 3, 11 moved to 6, then 7, 8, 9
+    assert positions[1, :8].tolist() == list(range(8))
