@@ -283,9 +283,15 @@ def load_meta(data_dir):
 
 
 def prepare(task, data_root, train_size=808000, val_size=1000, test_size=1000, seed=0):
-    """Data folder of a task, generated if missing (what train.py calls)."""
+    """Data folder of a task, generated if missing (what train.py calls). Small K has fewer distinct
+    problems than 808,000 (2x2: 8,100): then the training split takes all that are left, and says so."""
     out = Path(data_root) / task
     if not (out / "meta.json").exists():
+        k = parse_task(task)
+        available = (9 * 10 ** (k - 1)) ** 2 - val_size - test_size
+        if train_size > available:
+            print(f"{task} has only {available:,} problems left for training: using all of them")
+            train_size = available
         print(f"generating {out} ...", flush=True)
         generate_multiplication(task, out, {"train": train_size, "val": val_size, "test": test_size}, seed)
     return out

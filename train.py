@@ -26,7 +26,7 @@ from schedule import remove_cot, sample_offsets, scheduled_count, should_reset
 PAPER = dict(init="gpt2", lr=5e-5, weight_decay=0.01, batch_size=32, epochs=200, train_size=None,
              smoothing_lambda=4.0, reset_warmup=0, keep_position=False, pretrain_epochs=0, dropout=0.1,
              n_layer=None, n_head=None, n_embd=None)
-TINY = dict(init="scratch", lr=1e-3, weight_decay=0.01, batch_size=128, epochs=6, train_size=51200,
+TINY = dict(init="scratch", lr=1e-3, weight_decay=0.01, batch_size=128, epochs=6, train_size=102400,
             smoothing_lambda=4.0, reset_warmup=20, keep_position=True, pretrain_epochs=1, dropout=0.0,
             n_layer=3, n_head=4, n_embd=128)
 
@@ -144,9 +144,7 @@ def train(args):
     run = Path(args.out)
     state = {"epoch": 0, "batch": 0, "step": 0, "count": args.remove_start_from, "all_removed_previous": False,
              "best_val": -math.inf, "since_reset": 0}
-    model = build_model(args, meta, longest).to(device)
-    optimizer = new_optimizer(model, args)
-    if args.resume:
+    if args.resume:                                                       # model, optimizer, schedule, RNG
         ckpt = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
         if ckpt["task"] != args.task:
             raise data.DataError(f"{run / 'ckpt.pt'} was trained on {ckpt['task']}, not {args.task}")
@@ -158,6 +156,8 @@ def train(args):
         state["epoch"] += 1
         torch.set_rng_state(ckpt["rng"])
     else:
+        model = build_model(args, meta, longest).to(device)
+        optimizer = new_optimizer(model, args)
         run.mkdir(parents=True, exist_ok=True)
         (run / "metrics.jsonl").write_text("")
         (run / "args.json").write_text(json.dumps(vars(args), indent=1))

@@ -1,0 +1,122 @@
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import data
+import eval as evaluation
+from model import GPT, GPTConfig
+
+
+def test_exact_match_on_hand_built_predictions():
+    reference = " 1 2 3 + 4 5 6 #### 5 7 9 "
+    predicted = [" 1 2 3 + 4 5 6 #### 5 7 9 ",       # right
+                 " 9 9 #### 5 7 9",                   # right answer after a wrong CoT: still exact match
+                 " 1 2 3 + 4 5 6 #### 5 7 8 ",       # wrong answer
+                 " 1 2 3 + 4 5 6 #### 5 7 9 1 ",     # wrong format: an extra digit
+                 " 1 2 3 + 4 5 6 5 7 9 ",            # missing ####
+                 ""]                                  # nothing
+    assert evaluation.exact_match(predicted, [reference] * 6).tolist() == [True, True, False, False, False, False]
+    assert evaluation.extract_answer("x #### 1,400 ") == "#### 1400"          # reference: commas dropped
+    assert evaluation.extract_answer(" no answer ") == "no answer"
+
+
+class SlowModel(torch.nn.Module):
+    """Answers every example correctly, taking 50 ms per generate call."""
+
+    def __init__(self, answers):
+        super().__init__()
+        self.answers, self.weight = answers, torch.nn.Parameter(torch.zeros(1))
+
+    def generate(self, prompts, max_new_tokens, position_ids=None):
+        time.sleep(0.05)
+        return torch.cat([prompts, torch.as_tensor(np.stack([self.answers[tuple(p.tolist())] for p in prompts]))], 1)
+
+
+@pytest.fixture(scope="module")
+def val_split(mult3x3):
+    return data.load_split(mult3x3, "val")
+
+
+def test_speed_counts_only_generation(val_split, monkeypatch):
+    n = 10
+    prompts, _, targets = evaluation.prompts_and_targets(val_split, np.arange(n), 0, "left", False)
+    model = SlowModel({tuple(p.tolist()): t for p, t in zip(prompts, targets)})
+    slow_decode = data.tokenizer().decode
+
+    class SlowTokenizer:
+        def decode(self, ids):
+            time.sleep(0.01)                                  # scoring time must not count
+            return slow_decode(ids)
+    monkeypatch.setattr(data, "tokenizer", SlowTokenizer)
+    result = evaluation.evaluate(model, val_split, 0, limit=n)
+    assert result["accuracy"] == 1.0
+    assert result["examples_per_s"] == pytest.approx(20, rel=0.2)     # 1 / 50 ms, decode time excluded
+    assert result["tokens_per_example"] == targets[0].size
+
+
+@pytest.fixture(scope="module")
+def checkpoint(mult3x3, tmp_path_factory):
+    """An untrained compact model saved the way train.py saves (through train.save)."""
+    import argparse
+    import train
+    meta = data.load_meta(mult3x3)
+    model = GPT(GPTConfig(block_size=64, n_layer=1, n_head=2, n_embd=16, vocab_ids=meta["vocab_ids"]))
+    args = argparse.Namespace(task="mult3x3", removal_side="left", keep_position=False)
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    train.save(path, model, torch.optim.AdamW(model.parameters()), {"count": 30}, args, meta, float("inf"))
+    return path
+
+
+def test_json_results(checkpoint, mult3x3, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    evaluation.main(["--ckpt", str(checkpoint), str(checkpoint), "--data", str(mult3x3.parent), "--limit", "5",
+                     "--json", str(out)])
+    rows = json.loads(out.read_text())
+    assert len(rows) == 2
+    for key in ("checkpoint", "split", "accuracy", "examples_per_s", "device", "dtype", "tokens_per_example"):
+        assert key in rows[0]
+    assert rows[0]["split"] == "test" and rows[0]["n_remove"] == "all" and rows[0]["dtype"] == "float32"
+    assert "1.00x" in capsys.readouterr().out
+
+
+def test_text_file_evaluation(checkpoint, mult3x3, tmp_path):
+    out = tmp_path / "r.json"
+    evaluation.main(["--ckpt", str(checkpoint), "--text", str(mult3x3 / "val.txt"), "--limit", "3",
+                     "--json", str(out)])
+    assert json.loads(out.read_text())[0]["examples"] == 3
+
+
+def test_bad_inputs(checkpoint, mult3x3, tmp_path):
+    cases = []
+    cases.append((["--ckpt", str(tmp_path / "missing.pt")], "no such checkpoint"))
+    (tmp_path / "junk.pt").write_bytes(b"\x00not a checkpoint" * 10)
+    cases.append((["--ckpt", str(tmp_path / "junk.pt")], "not a train.py checkpoint"))
+    (tmp_path / "bad.txt").write_text("1 2 * 3 4||5 6 #### 7\n1 2 * 3 4 5 6\n")
+    cases.append((["--ckpt", str(checkpoint), "--text", str(tmp_path / "bad.txt")], "bad.txt:2"))
+    cases.append((["--ckpt", str(checkpoint), "--task", "mult4x4"], "trained on mult3x3, not on mult4x4"))
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as e:
+            evaluation.main(argv + ["--data", str(mult3x3.parent)])
+        assert message in str(e.value.code) and "\n" not in str(e.value.code)
+
+
+def test_figures(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    for name, acc in (("full", 0.9), ("no-reset", 0.5)):
+        run = tmp_path / name
+        run.mkdir()
+        lines = [{"event": "optimizer_reset", "step": 12}] + [
+            {"epoch": e, "cot_removed": 8 * e, "val_acc": acc * e / 3, "val_examples_per_s": 10.0 + e} for e in range(4)]
+        (run / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in lines))
+    out = tmp_path / "fig.png"
+    evaluation.main(["--plot", str(tmp_path / "full"), str(tmp_path / "no-reset"), "--out", str(out)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import builtins
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError())
+                        if name.startswith("matplotlib") else real_import(name, *a, **k))
+    with pytest.raises(SystemExit, match="pip install matplotlib"):
+        evaluation.main(["--plot", str(tmp_path / "full"), "--out", str(tmp_path / "x.png")])

@@ -1,0 +1,90 @@
+import json
+import math
+
+import pytest
+import torch
+
+import data
+import train
+import eval as evaluation
+
+TINY = ["--model", "tiny", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--log-every", "10"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    data.generate_multiplication("mult2x2", root / "mult2x2", {"train": 3200, "val": 100, "test": 200}, seed=0)
+    data.generate_multiplication("mult3x3", root / "mult3x3", {"train": 640, "val": 50, "test": 50}, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def short_run(data_root, tmp_path_factory):
+    """3,200 examples, batch 32, Delta 8: T = 100 batches per epoch, one token more every 12 batches."""
+    out = tmp_path_factory.mktemp("run")
+    train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(out), "--batch-size", "32",
+                "--epochs", "2", "--pretrain-epochs", "0", "--delta", "8", *TINY])
+    return out
+
+
+def read(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resets_exactly_where_scheduled(short_run):
+    metrics = read(short_run)
+    resets = [m["step"] for m in metrics if m.get("event") == "optimizer_reset"]
+    # 2x2 CoT has 8 tokens; once every example has lost all of it (count 8 + offsets >= 8, at batch 96),
+    # the next growth (batch 108) resets no more.
+    assert resets == [12, 24, 36, 48, 60, 72, 84, 96]
+    logged = [m for m in metrics if "loss" in m]
+    assert {"step", "epoch", "scheduled_to_remove", "loss"} <= set(logged[0])
+    assert logged[-1]["scheduled_to_remove"] == 16                     # batch 199 // 12
+    evals = [m for m in metrics if "val_acc" in m]
+    assert [m["epoch"] for m in evals] == [0, 1] and 0 <= evals[-1]["val_acc"] <= 1
+
+
+def test_checkpoint_contents(short_run):
+    ckpt = torch.load(short_run / "ckpt.pt", weights_only=True)
+    assert ckpt["task"] == "mult2x2" and ckpt["n_remove"] == 16 and ckpt["removal_side"] == "left"
+    assert ckpt["schedule"]["batch"] == 200 and ckpt["schedule"]["epoch"] == 1
+    assert ckpt["model_config"]["vocab_ids"] == ckpt["vocab_ids"] and "state" in ckpt["optimizer"]
+    assert isinstance(ckpt["rng"], torch.Tensor)
+    assert torch.load(short_run / "best.pt", weights_only=True)["n_remove"] == 16
+    assert json.loads((short_run / "args.json").read_text())["delta"] == 8
+
+
+def test_resume_continues_the_run(short_run, data_root):
+    train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(short_run), "--batch-size", "32",
+                "--epochs", "3", "--pretrain-epochs", "0", "--resume", *TINY])
+    metrics = read(short_run)
+    assert [m["epoch"] for m in metrics if "val_acc" in m] == [0, 1, 2]
+    assert torch.load(short_run / "ckpt.pt", weights_only=True)["schedule"]["batch"] == 300
+    with pytest.raises(SystemExit, match="trained on mult2x2, not mult3x3"):
+        train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(short_run), "--resume", *TINY])
+
+
+@pytest.mark.parametrize("argv", [["--delta", "0"], ["--delta", "-8"], ["--smoothing-lambda", "-1"],
+                                  ["--mode", "implicit"], ["--init", "gpt5"], ["--batch-size", "0"]])
+def test_bad_arguments(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.parse_args(["--task", "mult3x3", *argv])
+    assert e.value.code != 0
+    assert "error:" in capsys.readouterr().err
+
+
+def test_end_to_end_internalizes_2x2(data_root, tmp_path):
+    """From explicit CoT to zero CoT tokens on a CPU in well under two minutes, and it still multiplies."""
+    out = tmp_path / "run"
+    train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(out), "--model", "tiny",
+                "--n-layer", "2", "--n-head", "4", "--n-embd", "64", "--batch-size", "64", "--lr", "3e-3",
+                "--delta", "4", "--pretrain-epochs", "1", "--epochs", "8", "--log-every", "100"])
+    evals = [m for m in read(out) if "val_acc" in m]
+    assert evals[-1]["cot_removed"] == 8                               # all 8 CoT tokens gone
+    model, info = evaluation.load_checkpoint(out / "best.pt")
+    assert math.isinf(info["n_remove"]) or info["n_remove"] >= 8
+    result = evaluation.evaluate(model, data.load_split(data_root / "mult2x2", "test"), info["n_remove"],
+                                 info["removal_side"], info["keep_position"], batch_size=200)
+    assert result["tokens_per_example"] == 8          # separator, " ####" (2 tokens), 4 digits, separator
+    assert result["accuracy"] >= 0.9
