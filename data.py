@@ -60,15 +60,15 @@ def parse_task(task):
 
 def sample_operands(k, n, rng):
     """n distinct (a, b) pairs of uniform K-digit numbers, as digit arrays (n, K), least-significant first."""
-    space = (9 * 10 ** (k - 1)) ** 2                   # K-digit numbers: leading digit 1..9
+    per_operand = 9 * 10 ** (k - 1)                     # K-digit numbers: leading digit 1..9
+    space = per_operand ** 2
     if n > space:
         raise DataError(f"mult{k}x{k} has only {space:,} distinct problems, {n:,} were requested")
     if space <= 10 ** 7:                               # small space: draw without replacement, exactly
         index = rng.permutation(space)[:n]
-        a, b = 10 ** (k - 1) + index // (9 * 10 ** (k - 1)), 10 ** (k - 1) + index % (9 * 10 ** (k - 1))
+        a, b = 10 ** (k - 1) + index // per_operand, 10 ** (k - 1) + index % per_operand
         powers = 10 ** np.arange(k)
-        digits = lambda x: (x[:, None] // powers % 10).astype(np.uint8)
-        return digits(a), digits(b)
+        return tuple((x[:, None] // powers % 10).astype(np.uint8) for x in (a, b))
     pairs = np.empty((0, 2 * k), np.uint8)
     while len(pairs) < n:                              # huge space: duplicates are rare, top up after dedup
         draw = rng.integers(0, 10, size=(n - len(pairs), 2 * k), dtype=np.uint8)

@@ -214,7 +214,7 @@ def main(argv=None):
             result = evaluate(model, split, *level, args.batch_size, args.limit, args.device,
                               progress_every=max(1, 100 // args.batch_size))
             rows.append({"checkpoint": str(path), "split": "text" if args.text else args.split,
-                         "n_remove": info["n_remove"] if math.isfinite(info["n_remove"]) else "all",
+                         "n_remove": int(info["n_remove"]) if math.isfinite(info["n_remove"]) else "all",
                          "device": args.device, "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
                          "batch_size": args.batch_size, **result})
     except (CheckpointError, data.DataError, ValueError, OSError) as e:

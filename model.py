@@ -191,6 +191,7 @@ class GPT(nn.Module):
         B, T = idx.size()
         if position_ids is None:
             position_ids = torch.arange(T, device=idx.device).expand(B, T)
+        max_new_tokens = min(max_new_tokens, self.config.block_size - int(position_ids.max()) - 1)
         dtype = next(self.parameters()).dtype
         cache = KVCache(self.config, B, T + max_new_tokens, idx.device, dtype)
         logits = self(idx, position_ids=position_ids, cache=cache)

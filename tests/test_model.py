@@ -207,3 +207,10 @@ def test_offline_download_names_the_file_and_folder(tmp_path, monkeypatch):
     assert list((tmp_path / "gpt2").iterdir()) == []                  # no half-downloaded file
     with pytest.raises(CheckpointError, match="not one of"):
         GPT.from_pretrained("gpt3")
+
+
+def test_generation_never_runs_past_the_position_table():
+    m = GPT(GPTConfig(block_size=12, n_layer=1, n_head=1, n_embd=8, vocab_ids=[5, 6])).eval()
+    out = m.generate(torch.tensor([[5, 6, 5, EOT]]), 50, position_ids=torch.tensor([[0, 1, 2, 6]]),
+                     stop_after_separators=99)
+    assert out.shape == (1, 4 + 5)                                    # positions 7..11, the last row
