@@ -58,10 +58,14 @@ def parse_task(task):
 
 # ----------------------------------------------------------------------------- multiplication
 
+def problem_count(k):
+    """Distinct K-by-K problems: K-digit numbers have a leading digit 1..9, so 9 * 10^(K-1) of each operand."""
+    return (9 * 10 ** (k - 1)) ** 2
+
+
 def sample_operands(k, n, rng):
     """n distinct (a, b) pairs of uniform K-digit numbers, as digit arrays (n, K), least-significant first."""
-    per_operand = 9 * 10 ** (k - 1)                     # K-digit numbers: leading digit 1..9
-    space = per_operand ** 2
+    per_operand, space = 9 * 10 ** (k - 1), problem_count(k)
     if n > space:
         raise DataError(f"mult{k}x{k} has only {space:,} distinct problems, {n:,} were requested")
     if space <= 10 ** 7:                               # small space: draw without replacement, exactly
@@ -261,18 +265,27 @@ class Split:
         return rows, lengths, self.seps[example_ids] - starts[:, None]
 
 
+def split_from_tokens(tokens, where):
+    """A Split over a flat token array: examples are delimited by their three separators."""
+    sep_index = np.flatnonzero(tokens == EOT)
+    if len(sep_index) == 0 or len(sep_index) % 3 or sep_index[-1] != len(tokens) - 1:
+        raise DataError(f"{where}: not a token file of whole examples (three separators each)")
+    seps = sep_index.reshape(-1, 3)
+    return Split(tokens, np.concatenate([[0], seps[:-1, 2] + 1]), seps)
+
+
 def load_split(data_dir, split):
     """The one loader train.py and eval.py use. Vectorized: separators found with one comparison."""
     path = Path(data_dir) / f"{split}.bin"
     if not path.exists():
         raise DataError(f"{path}: no such split file (run: python data.py --task ...)")
-    tokens = np.memmap(path, dtype=np.uint16, mode="r")
-    sep_index = np.flatnonzero(tokens == EOT)
-    if len(sep_index) == 0 or len(sep_index) % 3 or sep_index[-1] != len(tokens) - 1:
-        raise DataError(f"{path}: not a token file of whole examples (three separators each)")
-    seps = sep_index.reshape(-1, 3)
-    starts = np.concatenate([[0], seps[:-1, 2] + 1])
-    return Split(tokens, starts, seps)
+    return split_from_tokens(np.memmap(path, dtype=np.uint16, mode="r"), path)
+
+
+def read_text_split(path):
+    """A reference-format text file tokenized in memory, as a Split (what eval.py --text uses)."""
+    rows = encode_examples(*zip(*read_text(path)), tokenizer())
+    return split_from_tokens(np.fromiter((t for row in rows for t in row), np.uint16), path)
 
 
 def load_meta(data_dir):
@@ -288,7 +301,7 @@ def prepare(task, data_root, train_size=808000, val_size=1000, test_size=1000, s
     out = Path(data_root) / task
     if not (out / "meta.json").exists():
         k = parse_task(task)
-        available = (9 * 10 ** (k - 1)) ** 2 - val_size - test_size
+        available = problem_count(k) - val_size - test_size
         if train_size > available:
             print(f"{task} has only {available:,} problems left for training: using all of them")
             train_size = available

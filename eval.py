@@ -11,7 +11,6 @@ import argparse
 import json
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -125,11 +124,7 @@ def eval_split(args, info):
     if args.task and info["task"] and args.task != info["task"]:
         raise data.DataError(f"the checkpoint was trained on {info['task']}, not on {args.task}")
     if args.text:
-        folder = Path(tempfile.mkdtemp())
-        examples = data.read_text(args.text)
-        rows = data.encode_examples(*zip(*examples), data.tokenizer())
-        data.write_dataset(folder, task or "text", {"test": (None, rows)}, {})
-        return data.load_split(folder, "test")
+        return data.read_text_split(args.text)
     if task is None:
         raise data.DataError("this checkpoint does not name its task: pass --task, or --text FILE")
     folder = Path(args.data) / task

@@ -47,7 +47,8 @@ def sample_offsets(lam, batch_size, rng):
     """Each example draws its own offset o ~ P(o)."""
     if math.isinf(lam):
         return np.zeros(batch_size, dtype=np.int64)
-    return rng.choice(len(p := offset_distribution(lam)), size=batch_size, p=p)
+    p = offset_distribution(lam)
+    return rng.choice(len(p), size=batch_size, p=p)
 
 
 def should_reset(count, previous_count, all_removed_in_previous_batch, reset_enabled=True):

@@ -116,7 +116,7 @@ def save(path, model, optimizer, state, args, meta, n_remove):
     ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": dict(state), "rng": torch.get_rng_state(), "task": args.task, "n_remove": float(n_remove),
             "removal_side": args.removal_side, "keep_position": args.keep_position, "vocab_ids": meta["vocab_ids"],
-            "args": {k: v for k, v in vars(args).items()}}
+            "args": dict(vars(args))}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(ckpt, tmp)
     tmp.replace(path)
