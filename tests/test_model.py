@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import model as model_module
-from model import EOT, GPT, GPTConfig, CheckpointError
+from model import EOT, GPT, GPTConfig, CheckpointError, linear
 
 transformers = pytest.importorskip("transformers")
 
@@ -78,23 +78,32 @@ def test_training_forward_only_labelled_positions():
     assert torch.allclose(loss, torch.nn.functional.cross_entropy(full, targets), atol=1e-6)
 
 
+def test_one_row_product_equals_plain_matmul():
+    torch.manual_seed(0)
+    weight, bias = torch.randn(64, 40), torch.randn(40)
+    for x in (torch.randn(1, 1, 64), torch.randn(3, 5, 64)):           # split path, batched path
+        assert torch.allclose(linear(x, weight, bias), x @ weight + bias, atol=1e-5)
+        assert torch.allclose(linear(x, weight), x @ weight, atol=1e-5)
+
+
 def test_compact_vocabulary_round_trip():
     ids = [220, 352, 1303, 21017]
     m = GPT(GPTConfig(block_size=8, n_layer=1, n_head=1, n_embd=8, vocab_ids=ids))
     assert m.config.vocab_ids == sorted(ids + [EOT]) and m.config.vocab_size == 5
-    assert m.transformer.wte.weight.shape == (5, 8)
+    assert m.lm_head.weight.shape == (8, 5)                        # tied head: (n_embd, vocab)
     tokens = torch.tensor([[21017, 220, EOT, 352]])
     assert torch.equal(m.to_id(m.to_index(tokens)), tokens)
     with pytest.raises(ValueError, match="not in this model's compact vocabulary"):
         m(torch.tensor([[777]]))
 
 
-@pytest.mark.parametrize("compact", [False, True])
-def test_kv_cache_decoding_equals_plain_argmax_loop(compact):
+@pytest.mark.parametrize("compact,batch", [(False, 2), (True, 2), (False, 1)])
+def test_kv_cache_decoding_equals_plain_argmax_loop(compact, batch):
     torch.manual_seed(3)
     vocab = list(range(0, 300, 7)) + [EOT] if compact else None
     m = GPT(GPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=16, vocab_ids=vocab)).eval()
     prompts = torch.tensor([vocab[:6], vocab[6:12]]) if compact else torch.randint(0, 50000, (2, 6))
+    prompts = prompts[:batch]                                         # batch 1: the split one-row products
     out = m.generate(prompts, 20, stop_after_separators=99)
     plain = prompts
     for _ in range(20):
@@ -107,7 +116,7 @@ def test_generation_stops_after_two_separators():
     m = GPT(GPTConfig(block_size=32, n_layer=1, n_head=1, n_embd=8, vocab_ids=[5, 6])).eval()
     with torch.no_grad():
         m.lm_head.weight.zero_()
-        m.lm_head.weight[m.to_index(torch.tensor(EOT)), 0] = 10.0    # ln_f output makes this row win or lose
+        m.lm_head.weight[0, m.to_index(torch.tensor(EOT))] = 10.0    # ln_f output makes this column win or lose
         m.transformer.ln_f.bias.zero_()
         m.transformer.ln_f.weight.zero_()
         m.transformer.ln_f.bias[0] = 1.0                              # every position predicts the separator
