@@ -42,7 +42,12 @@ class DataError(ValueError):
 
 
 def tokenizer():
-    return tiktoken.get_encoding("gpt2")
+    """tiktoken's GPT-2 encoding; its files are downloaded once, or read from $TIKTOKEN_CACHE_DIR offline."""
+    try:
+        return tiktoken.get_encoding("gpt2")
+    except OSError as e:
+        raise DataError(f"cannot load the GPT-2 tokenizer ({type(e).__name__}): offline, set TIKTOKEN_CACHE_DIR "
+                        f"to a folder holding tiktoken's gpt2 files") from None
 
 
 def parse_task(task):

@@ -136,6 +136,7 @@ def removal_counts(args, state, epoch, batch_size, rng):
 def train(args):
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
+    data.tokenizer()                                                  # fail now, not at the first evaluation
     folder = data.prepare(args.task, args.data) if args.task.startswith("mult") else Path(args.data) / args.task
     meta = data.load_meta(folder)
     train_split, val_split = data.load_split(folder, "train"), data.load_split(folder, "val")

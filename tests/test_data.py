@@ -165,3 +165,11 @@ def test_load_split_rejects_partial_file(tmp_path):
     (tmp_path / "val.bin").write_bytes(np.array([1, 2, data.EOT, 3], np.uint16).tobytes())
     with pytest.raises(data.DataError, match="three separators"):
         data.load_split(tmp_path, "val")
+
+
+def test_tokenizer_unavailable_gives_one_clear_error(monkeypatch):
+    def offline(name):
+        raise ConnectionError("Name or service not known")            # what tiktoken raises without a cache
+    monkeypatch.setattr(data.tiktoken, "get_encoding", offline)
+    with pytest.raises(data.DataError, match="TIKTOKEN_CACHE_DIR"):
+        data.tokenizer()
