@@ -57,7 +57,8 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
              device="cpu", progress_every=0):
     """Greedy-decode every example from its input (plus whatever CoT the removal level leaves to generate)
     and score the answer. Returns accuracy, generated tokens per example, and examples/s where only the
-    generation is timed (device synchronized around it)."""
+    generation is timed (device synchronized around it): the median over batches, so that a burst of
+    load from elsewhere on a shared machine does not decide the figure."""
     device = torch.device(device)
     model.eval()
     enc = data.tokenizer()
@@ -66,7 +67,7 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
     longest_target = int((split.seps[:n, 2] - split.seps[:n, 0]).max())
     batches = [ids[i:i + batch_size] for length in np.unique(prompt_lengths)      # equal-length prompts
                for ids in [np.flatnonzero(prompt_lengths == length)] for i in range(0, len(ids), batch_size)]
-    correct, generated, seconds, done = 0, 0, 0.0, 0
+    correct, generated, seconds, done, rates = 0, 0, 0.0, 0, []
     for number, ids in enumerate(batches):
         prompts, positions, targets = prompts_and_targets(split, ids, n_remove, side, keep_position)
         prompts = torch.from_numpy(prompts).to(device)
@@ -75,7 +76,8 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
         started = time.perf_counter()
         out = model.generate(prompts, longest_target + 8, positions).cpu().numpy()[:, prompts.shape[1]:]
         sync(device)
-        seconds += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        seconds, rates = seconds + elapsed, rates + [len(ids) / elapsed]
         stops = np.argmax(np.cumsum(out == data.EOT, axis=1) >= 2, axis=1)    # index of the 2nd separator
         generated += int((stops + 1).sum())
         predicted = [enc.decode([t for t in row if t != data.EOT]) for row in out]
@@ -86,7 +88,7 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
             eta = seconds / done * (n - done)
             print(f"  {done}/{n} examples, accuracy so far {correct / done:.3f}, ETA {eta:.0f}s", flush=True)
     return {"accuracy": correct / n, "examples": n, "tokens_per_example": generated / n,
-            "examples_per_s": n / seconds}
+            "examples_per_s": float(np.median(rates))}
 
 
 def measure_speed(model, split, n_remove, side, keep_position, device, examples=20, warmup=3):

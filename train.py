@@ -24,10 +24,10 @@ from model import GPT, GPTConfig, PRESETS, CheckpointError
 from schedule import remove_cot, sample_offsets, scheduled_count, should_reset
 
 PAPER = dict(init="gpt2", lr=5e-5, weight_decay=0.01, batch_size=32, epochs=200, train_size=None,
-             smoothing_lambda=4.0, reset_warmup=0, keep_position=False, pretrain_epochs=0, dropout=0.1,
+             smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0, keep_position=False, pretrain_epochs=0, dropout=0.1,
              n_layer=None, n_head=None, n_embd=None)
-TINY = dict(init="scratch", lr=1e-3, weight_decay=0.01, batch_size=128, epochs=6, train_size=102400,
-            smoothing_lambda=4.0, reset_warmup=20, keep_position=True, pretrain_epochs=1, dropout=0.0,
+TINY = dict(init="scratch", lr=1e-3, weight_decay=0.01, batch_size=128, epochs=10, train_size=102400,
+            smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4, keep_position=True, pretrain_epochs=2, dropout=0.0,
             n_layer=3, n_head=4, n_embd=128)
 
 
@@ -61,6 +61,7 @@ def parse_args(argv=None):
     p.add_argument("--accumulate", type=int, default=1)
     p.add_argument("--max-grad-norm", type=float, default=1.0)
     p.add_argument("--reset-warmup", type=int, help="linear lr warm-up steps after each optimizer reset (0 = paper)")
+    p.add_argument("--decay-epochs", type=int, help="lr decays linearly to 0 over the last N epochs (0 = paper: constant)")
     p.add_argument("--train-size", type=int, help="use only the first N training examples")
     p.add_argument("--val-limit", type=int, help="validate on the first N examples only")
     p.add_argument("--seed", type=int, default=0)
@@ -81,6 +82,9 @@ def parse_args(argv=None):
     for key in ("batch_size", "epochs", "accumulate"):
         if getattr(args, key) <= 0:
             p.error(f"--{key.replace('_', '-')} must be > 0")
+    for key in ("reset_warmup", "decay_epochs", "pretrain_epochs"):
+        if getattr(args, key) < 0:
+            p.error(f"--{key.replace('_', '-')} must be >= 0")
     if args.init not in list(PRESETS) + ["scratch"] and not Path(args.init).exists():
         p.error(f"--init {args.init}: not a GPT-2 name, 'scratch', or an existing checkpoint path")
     return args
@@ -131,6 +135,15 @@ def removal_counts(args, state, epoch, batch_size, rng):
     if epoch < args.pretrain_epochs:                                      # reference: fill_(remove_start_from)
         return np.full(batch_size, args.remove_start_from)
     return state["count"] + sample_offsets(args.smoothing_lambda, batch_size, rng)
+
+
+def learning_rate(args, state, batches_per_epoch):
+    """The paper's constant lr, times (beyond the paper) a linear warm-up after each optimizer reset and a
+    linear decay to 0 over the last --decay-epochs epochs."""
+    warmup = min(1.0, (state["since_reset"] + 1) / args.reset_warmup) if args.reset_warmup else 1.0
+    steps_left = args.epochs * batches_per_epoch - state["step"]
+    decay = min(1.0, steps_left / (args.decay_epochs * batches_per_epoch)) if args.decay_epochs else 1.0
+    return args.lr * warmup * decay
 
 
 def train(args):
@@ -200,9 +213,8 @@ def train(args):
                 logits, loss = model(tokens, labels, positions)
             (loss / args.accumulate).backward()
             if (i + 1) % args.accumulate == 0 or i == batches_per_epoch - 1:
-                warmup = min(1.0, (state["since_reset"] + 1) / args.reset_warmup) if args.reset_warmup else 1.0
                 for group in optimizer.param_groups:
-                    group["lr"] = args.lr * warmup
+                    group["lr"] = learning_rate(args, state, batches_per_epoch)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -215,7 +227,7 @@ def train(args):
                 elapsed = time.time() - started
                 total_steps = args.epochs * batches_per_epoch
                 eta = elapsed / (state["step"] - first_step) * (total_steps - state["step"])
-                record = {"step": state["step"], "epoch": epoch, "scheduled_to_remove": scheduled(state["count"]),
+                record = {"step": state["step"], "epoch": epoch, "scheduled_to_remove": scheduled(removal_level(args, state)),
                           "loss": round(loss.item(), 4), "token_acc": round(token_acc, 4),
                           "tokens_per_s": round(window_tokens / (time.time() - window_start)),
                           "minutes": round(elapsed / 60, 2)}
@@ -226,14 +238,18 @@ def train(args):
         end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device)
 
 
+def removal_level(args, state):
+    """CoT tokens removed at evaluation (offsets off): s(t) in stepwise mode, none or all in the baselines."""
+    return state["count"] if args.mode == "stepwise" else 0 if args.mode == "explicit" else math.inf
+
+
 def scheduled(count):
     return "all" if math.isinf(count) else int(count)
 
 
 def end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device):
     """Validation exact match at the current removal level (offsets off), checkpoint, best checkpoint."""
-    level = (state["count"] if args.mode == "stepwise" else 0 if args.mode == "explicit" else math.inf,
-             args.removal_side, args.keep_position)
+    level = (removal_level(args, state), args.removal_side, args.keep_position)
     result = evaluate(model, val_split, *level, batch_size=250, limit=args.val_limit, device=device)
     speed = measure_speed(model, val_split, *level, device)
     record = {"epoch": state["epoch"], "step": state["step"], "scheduled_to_remove": scheduled(level[0]),

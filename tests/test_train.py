@@ -66,7 +66,8 @@ def test_resume_continues_the_run(short_run, data_root):
 
 
 @pytest.mark.parametrize("argv", [["--delta", "0"], ["--delta", "-8"], ["--smoothing-lambda", "-1"],
-                                  ["--mode", "implicit"], ["--init", "gpt5"], ["--batch-size", "0"]])
+                                  ["--mode", "implicit"], ["--init", "gpt5"], ["--batch-size", "0"],
+                                  ["--decay-epochs", "-1"], ["--reset-warmup", "-5"]])
 def test_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as e:
         train.parse_args(["--task", "mult3x3", *argv])
@@ -92,3 +93,16 @@ def test_end_to_end_internalizes_2x2(tmp_path):
                                  info["removal_side"], info["keep_position"], batch_size=200)
     assert result["tokens_per_example"] == pytest.approx(9, abs=0.5)   # separator, " ####" (2), 4 digits, " ", separator
     assert result["accuracy"] >= 0.1
+
+
+def test_learning_rate_warmup_and_decay():
+    args = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs", "4",
+                             "--reset-warmup", "20", "--lr", "1e-3"])
+    lr = lambda step, since_reset: train.learning_rate(args, {"step": step, "since_reset": since_reset}, 100)
+    assert lr(5, 0) == pytest.approx(1e-3 / 20)                       # first step after a reset
+    assert lr(5, 19) == pytest.approx(1e-3)                           # warm-up done
+    assert lr(600, 50) == pytest.approx(1e-3)                         # decay starts 4 epochs before the end
+    assert lr(800, 50) == pytest.approx(0.5e-3)                       # halfway through the decay
+    assert lr(999, 50) == pytest.approx(1e-3 / 400)                   # last step: 1 of 400 decay steps left
+    paper = train.parse_args(["--task", "mult3x3"])
+    assert train.learning_rate(paper, {"step": 999, "since_reset": 0}, 100) == pytest.approx(5e-5)   # constant
