@@ -77,7 +77,8 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
         out = model.generate(prompts, longest_target + 8, positions).cpu().numpy()[:, prompts.shape[1]:]
         sync(device)
         elapsed = time.perf_counter() - started
-        seconds, rates = seconds + elapsed, rates + [len(ids) / elapsed]
+        seconds += elapsed
+        rates.append(len(ids) / elapsed)
         stops = np.argmax(np.cumsum(out == data.EOT, axis=1) >= 2, axis=1)    # index of the 2nd separator
         generated += int((stops + 1).sum())
         predicted = [enc.decode([t for t in row if t != data.EOT]) for row in out]
