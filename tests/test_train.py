@@ -105,5 +105,14 @@ def test_learning_rate_warmup_and_decay():
     assert lr(600, 50) == pytest.approx(1e-3)                         # decay starts 4 epochs before the end
     assert lr(800, 50) == pytest.approx(0.5e-3)                       # halfway through the decay
     assert lr(999, 50) == pytest.approx(1e-3 / 400)                   # last step: 1 of 400 decay steps left
+    short = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "2", "--reset-warmup", "0"])
+    assert train.learning_rate(short, {"step": 0, "since_reset": 0}, 100) == pytest.approx(1e-3)  # not 0.5e-3
+    assert train.learning_rate(short, {"step": 100, "since_reset": 0}, 100) == pytest.approx(0.5e-3)
     paper = train.parse_args(["--task", "mult3x3"])
     assert train.learning_rate(paper, {"step": 999, "since_reset": 0}, 100) == pytest.approx(5e-5)   # constant
+
+
+def test_presets_fill_only_what_was_not_given():
+    assert train.parse_args(["--task", "mult7x7"]).delta == 8                        # the paper's Delta
+    assert train.parse_args(["--task", "mult3x3", "--model", "tiny"]).delta == 12    # the CPU preset's
+    assert train.parse_args(["--task", "mult3x3", "--model", "tiny", "--delta", "16"]).delta == 16
