@@ -228,7 +228,8 @@ def train(args):
                 elapsed = time.time() - started
                 total_steps = args.epochs * batches_per_epoch
                 eta = elapsed / (state["step"] - first_step) * (total_steps - state["step"])
-                record = {"step": state["step"], "epoch": epoch, "scheduled_to_remove": scheduled(removal_level(args, state)),
+                record = {"step": state["step"], "epoch": epoch,
+                          "scheduled_to_remove": scheduled(removal_level(args, state)),
                           "loss": round(loss.item(), 4), "token_acc": round(token_acc, 4),
                           "tokens_per_s": round(window_tokens / (time.time() - window_start)),
                           "minutes": round(elapsed / 60, 2)}
