@@ -20,15 +20,15 @@ import torch
 
 import data
 from eval import evaluate, load_checkpoint, measure_speed
-from model import GPT, GPTConfig, PRESETS, CheckpointError
+from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError
 from schedule import remove_cot, sample_offsets, scheduled_count, should_reset
 
 PAPER = dict(init="gpt2", delta=8, lr=5e-5, weight_decay=0.01, batch_size=32, epochs=200, train_size=None,
              smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0, keep_position=False, pretrain_epochs=0,
-             dropout=0.1, n_layer=None, n_head=None, n_embd=None)
+             dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None, n_embd=None)
 TINY = dict(init="scratch", delta=12, lr=1e-3, weight_decay=0.01, batch_size=128, epochs=10, train_size=102400,
             smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4, keep_position=True, pretrain_epochs=2,
-            dropout=0.0, n_layer=3, n_head=4, n_embd=128)   # measured on 3x3: README, "Results"
+            dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128)   # measured on 3x3: README, "Results"
 
 
 def parse_args(argv=None):
@@ -42,6 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--n-head", type=int)
     p.add_argument("--n-embd", type=int)
     p.add_argument("--dropout", type=float)
+    p.add_argument("--activation", choices=list(ACTIVATIONS), help="MLP activation of a scratch model")
     p.add_argument("--data", default="data", help="data root; the task's folder is DATA/TASK")
     p.add_argument("--out", help="run folder (default runs/TASK-MODE)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its ckpt.pt")
@@ -69,6 +70,7 @@ def parse_args(argv=None):
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="bfloat16: autocast on GPU")
     p.add_argument("--log-every", type=int, default=50)
     args = p.parse_args(argv)
+    given_activation = args.activation is not None
     for key, value in (TINY if args.model == "tiny" else PAPER).items():   # preset fills what was not given
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -87,6 +89,10 @@ def parse_args(argv=None):
             p.error(f"--{key.replace('_', '-')} must be >= 0")
     if args.init not in list(PRESETS) + ["scratch"] and not Path(args.init).exists():
         p.error(f"--init {args.init}: not a GPT-2 name, 'scratch', or an existing checkpoint path")
+    if args.init != "scratch":                                             # weights bring their own activation
+        if args.activation != "gelu_tanh" and given_activation:
+            p.error(f"--activation {args.activation}: only a scratch model can change GPT-2's gelu_tanh")
+        args.activation = "gelu_tanh"
     return args
 
 
@@ -94,7 +100,8 @@ def build_model(args, meta, longest):
     """GPT-2 weights (full vocabulary), a checkpoint, or a scratch model over the dataset's compact vocabulary."""
     if args.init == "scratch":
         config = GPTConfig(block_size=longest, n_layer=args.n_layer or 3, n_head=args.n_head or 4,
-                           n_embd=args.n_embd or 128, dropout=args.dropout, vocab_ids=meta["vocab_ids"])
+                           n_embd=args.n_embd or 128, dropout=args.dropout, activation=args.activation,
+                           vocab_ids=meta["vocab_ids"])
         return GPT(config)
     if args.init.endswith(".pt"):
         return load_checkpoint(args.init)[0]

@@ -116,3 +116,15 @@ def test_presets_fill_only_what_was_not_given():
     assert train.parse_args(["--task", "mult7x7"]).delta == 8                        # the paper's Delta
     assert train.parse_args(["--task", "mult3x3", "--model", "tiny"]).delta == 12    # the CPU preset's
     assert train.parse_args(["--task", "mult3x3", "--model", "tiny", "--delta", "16"]).delta == 16
+    assert train.parse_args(["--task", "mult3x3", "--model", "tiny"]).activation == "gelu"
+    assert train.parse_args(["--task", "mult3x3"]).activation == "gelu_tanh"
+
+
+def test_only_a_scratch_model_changes_the_activation(tmp_path, capsys):
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(b"")
+    assert train.parse_args(["--task", "mult3x3", "--model", "tiny", "--init", str(ckpt)]).activation == "gelu_tanh"
+    with pytest.raises(SystemExit) as e:
+        train.parse_args(["--task", "mult3x3", "--init", "gpt2", "--activation", "gelu"])
+    assert e.value.code != 0
+    assert "only a scratch model can change" in capsys.readouterr().err
