@@ -98,13 +98,14 @@ def test_compact_vocabulary_round_trip():
 
 
 def test_activation_choice():
-    """gelu_tanh (GPT-2's) by default; the exact erf GELU, for scratch models, differs from it slightly."""
+    """gelu_tanh (GPT-2's gelu_new) by default, or the exact erf GELU: each equals its formula."""
     x = torch.randn(50)
     for name, reference in (("gelu_tanh", 0.5 * x * (1 + torch.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))),
                             ("gelu", 0.5 * x * (1 + torch.erf(x / 2 ** 0.5)))):
         mlp = model_module.MLP(GPTConfig(n_embd=50, activation=name))
         with torch.no_grad():
-            mlp.c_fc.weight.copy_(torch.eye(50).repeat(1, 4)), mlp.c_proj.weight.copy_(torch.eye(50).repeat(4, 1) / 4)
+            mlp.c_fc.weight.copy_(torch.eye(50).repeat(1, 4))              # four copies of x, then their mean
+            mlp.c_proj.weight.copy_(torch.eye(50).repeat(4, 1) / 4)
         assert torch.allclose(mlp(x), reference, atol=1e-5)
     assert GPTConfig().activation == "gelu_tanh"
     with pytest.raises(ValueError, match="unknown activation 'relu'"):
