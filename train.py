@@ -174,6 +174,8 @@ def train(args):
         model.load_state_dict(ckpt["model"])
         optimizer = new_optimizer(model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
+        for group in optimizer.param_groups:                              # the command line's settings win
+            group["weight_decay"] = args.weight_decay
         state = ckpt["schedule"]
         state["epoch"] += 1
         torch.set_rng_state(ckpt["rng"])

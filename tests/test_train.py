@@ -57,10 +57,12 @@ def test_checkpoint_contents(short_run):
 
 def test_resume_continues_the_run(short_run, data_root):
     train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(short_run), "--batch-size", "32",
-                "--epochs", "3", "--pretrain-epochs", "0", "--resume", *TINY])
+                "--epochs", "3", "--pretrain-epochs", "0", "--weight-decay", "0.05", "--resume", *TINY])
     metrics = read(short_run)
     assert [m["epoch"] for m in metrics if "val_acc" in m] == [0, 1, 2]
-    assert torch.load(short_run / "ckpt.pt", weights_only=True)["schedule"]["batch"] == 300
+    ckpt = torch.load(short_run / "ckpt.pt", weights_only=True)
+    assert ckpt["schedule"]["batch"] == 300
+    assert ckpt["optimizer"]["param_groups"][0]["weight_decay"] == 0.05   # no reset since: the command line's
     with pytest.raises(SystemExit, match="trained on mult2x2, not mult3x3"):
         train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(short_run), "--resume", *TINY])
 
