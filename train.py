@@ -45,7 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--activation", choices=list(ACTIVATIONS), help="MLP activation of a scratch model")
     p.add_argument("--data", default="data", help="data root; the task's folder is DATA/TASK")
     p.add_argument("--out", help="run folder (default runs/TASK-MODE)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its ckpt.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its ckpt.pt, with this command line's settings")
     p.add_argument("--delta", type=float, help="CoT tokens removed per epoch (reference: --remove_per_epoch; paper: 8)")
     p.add_argument("--smoothing-lambda", type=float, help="removal smoothing lambda; inf turns it off")
     p.add_argument("--no-reset-optimizer", action="store_true")

@@ -62,7 +62,7 @@ def test_resume_continues_the_run(short_run, data_root):
     assert [m["epoch"] for m in metrics if "val_acc" in m] == [0, 1, 2]
     ckpt = torch.load(short_run / "ckpt.pt", weights_only=True)
     assert ckpt["schedule"]["batch"] == 300
-    assert ckpt["optimizer"]["param_groups"][0]["weight_decay"] == 0.05   # no reset since: the command line's
+    assert ckpt["optimizer"]["param_groups"][0]["weight_decay"] == 0.05   # no reset since the resume
     with pytest.raises(SystemExit, match="trained on mult2x2, not mult3x3"):
         train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(short_run), "--resume", *TINY])
 
