@@ -44,7 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float)
     p.add_argument("--activation", choices=list(ACTIVATIONS), help="MLP activation of a scratch model")
     p.add_argument("--data", default="data", help="data root; the task's folder is DATA/TASK")
-    p.add_argument("--out", help="run folder (default runs/TASK-MODE)")
+    p.add_argument("--out", help="run folder (default runs/TASK-MODEL-MODE)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its ckpt.pt, with this command line's settings")
     p.add_argument("--delta", type=float, help="CoT tokens removed per epoch (reference: --remove_per_epoch; paper: 8)")
@@ -175,7 +175,7 @@ def train(args):
         model.load_state_dict(ckpt["model"])
         optimizer = new_optimizer(model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
-        for group in optimizer.param_groups:                              # the command line's settings win
+        for group in optimizer.param_groups:                              # weight decay from this command line, like lr
             group["weight_decay"] = args.weight_decay
         state = ckpt["schedule"]
         state["epoch"] += 1
