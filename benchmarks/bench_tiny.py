@@ -1,10 +1,11 @@
 """
-Training-step time of the CPU preset's model shapes (batch 128, removal smoothing on), with the full CoT
-(mult3x3: 45 tokens a row) and with all of it removed (mult3x3: 20): what chose the preset's erf GELU and
-shape. The variants take turns step by step and the median is reported, so a drift of the machine's
-speed hits them all alike.
+Training-step time of the CPU preset's model shapes (batch 128, or --batch-size; removal smoothing on),
+with the full CoT (mult3x3: 45 tokens a row) and with all of it removed (mult3x3: 20): what chose the
+preset's erf GELU and shape. The variants take turns step by step and the median is reported, so a drift
+of the machine's speed hits them all alike.
 
-    python benchmarks/bench_tiny.py [--task mult3x3] [--steps 40] [--variants 3x128:gelu_tanh 2x128:gelu]
+    python benchmarks/bench_tiny.py [--task mult3x3] [--steps 40] [--batch-size 128]
+                                    [--variants 3x128:gelu_tanh 2x128:gelu]
 """
 import argparse
 import sys
@@ -23,6 +24,7 @@ from schedule import remove_cot, sample_offsets                 # noqa: E402
 parser = argparse.ArgumentParser()
 parser.add_argument("--task", default="mult3x3")
 parser.add_argument("--steps", type=int, default=40)
+parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--variants", nargs="+", default=["3x128:gelu_tanh", "3x128:gelu", "2x128:gelu", "3x96:gelu"],
                     help="LAYERSxWIDTH:ACTIVATION, 4 heads each")
 args = parser.parse_args()
@@ -45,8 +47,8 @@ rng = np.random.default_rng(0)
 for label, n_remove in (("full CoT", 0), ("zero CoT", np.inf)):
     times = {variant: [] for variant, _, _ in runs}
     for step in range(args.steps + 2):                          # the first two steps are a warm-up
-        tokens, lengths, seps = split.batch(rng.integers(0, len(split), 128))
-        n_removed = n_remove + sample_offsets(4.0, 128, rng)
+        tokens, lengths, seps = split.batch(rng.integers(0, len(split), args.batch_size))
+        n_removed = n_remove + sample_offsets(4.0, args.batch_size, rng)
         tokens, labels, positions, _, _, _ = remove_cot(tokens, lengths, seps, n_removed, "left", keep_position=True)
         batch = [torch.from_numpy(a) for a in (tokens, labels, positions)]
         for variant, model, optimizer in runs:
