@@ -28,6 +28,8 @@ parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--variants", nargs="+", default=["3x128:gelu_tanh", "3x128:gelu", "2x128:gelu", "3x96:gelu"],
                     help="LAYERSxWIDTH:ACTIVATION, 4 heads each")
 args = parser.parse_args()
+if args.batch_size < 1 or args.steps < 1:
+    parser.error(f"--batch-size and --steps must be at least 1 (got {args.batch_size} and {args.steps})")
 
 folder = Path(tempfile.mkdtemp()) / args.task
 data.generate_multiplication(args.task, folder, {"train": 12800, "val": 10, "test": 10}, seed=0)
