@@ -67,7 +67,6 @@ def test_resume_continues_the_run(short_run, data_root):
         train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(short_run), "--resume", *TINY])
 
 
-
 def test_resumed_run_matches_an_uninterrupted_one(data_root, tmp_path):
     """Model, optimizer, schedule and RNG state in ckpt.pt are enough to continue bit for bit."""
     common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--pretrain-epochs", "0",
@@ -81,6 +80,7 @@ def test_resumed_run_matches_an_uninterrupted_one(data_root, tmp_path):
         assert torch.equal(weights, split["model"][name]), name
     losses = [[(m["step"], m["loss"]) for m in read(tmp_path / run) if "loss" in m] for run in ("whole", "split")]
     assert losses[0] == losses[1] and len(losses[0]) == 4                  # T = 20: steps 10, 20, 30, 40
+
 
 @pytest.mark.parametrize("argv", [["--delta", "0"], ["--delta", "-8"], ["--smoothing-lambda", "-1"],
                                   ["--mode", "implicit"], ["--init", "gpt5"], ["--batch-size", "0"],
