@@ -8,7 +8,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 if "TIKTOKEN_CACHE_DIR" not in os.environ and (SHARED / "tiktoken-cache").exists():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(SHARED / "tiktoken-cache")
 
-REFERENCE = SHARED / "reference-data"
+# Validation files of the reference implementation (Deng et al., MIT: see the LICENSE beside them), shipped
+# with the tests so that a fresh clone needs nothing outside the repository.
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference-data"
 
 
 @pytest.fixture(scope="session")
