@@ -19,7 +19,7 @@ import torch
 
 import data
 from model import GPT, GPTConfig, CheckpointError
-from schedule import remove_cot
+from schedule import IGNORE, remove_cot
 
 
 def extract_answer(text):
@@ -90,6 +90,40 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
             print(f"  {done}/{n} examples, accuracy so far {correct / done:.3f}, ETA {eta:.0f}s", flush=True)
     return {"accuracy": correct / n, "examples": n, "tokens_per_example": generated / n,
             "examples_per_s": float(np.median(rates))}
+
+
+def all_labels_right(model, logits, labels):
+    """Per row of a teacher-forced batch (logits as model(tokens, labels) returns them): is the argmax right
+    at every labelled position? Under greedy decoding that is exactly when the generated continuation equals
+    the gold one, so one forward pass gives exact match without generating (stricter than the answer-only
+    rule while CoT tokens are left: those must be right too)."""
+    targets = labels[:, 1:]
+    has_label = targets != IGNORE
+    wrong = torch.zeros_like(has_label)
+    wrong[has_label] = model.to_id(logits.argmax(-1)) != targets[has_label]
+    return ~wrong.any(dim=1)
+
+
+@torch.no_grad()
+def teacher_forced_accuracy(model, split, n_remove, side="left", keep_position=False, limit=256, batch_size=256,
+                            device="cpu"):
+    """Cheap validation exact match at a removal level: one teacher-forced pass over the first `limit`
+    examples, no generation (what the training run logs at every advance, a point per removed token)."""
+    was_training = model.training
+    model.eval()
+    n = min(limit, len(split))
+    right = 0
+    for first in range(0, n, batch_size):
+        ids = np.arange(first, min(first + batch_size, n))
+        tokens, lengths, seps = split.batch(ids)
+        tokens, labels, positions, *_ = remove_cot(tokens, lengths, seps, np.full(len(ids), n_remove), side,
+                                                   keep_position)
+        tokens, labels = torch.from_numpy(tokens).to(device), torch.from_numpy(labels).to(device)
+        positions = None if positions is None else torch.from_numpy(positions).to(device)
+        logits, _ = model(tokens, labels, positions)
+        right += int(all_labels_right(model, logits, labels).sum())
+    model.train(was_training)
+    return right / n
 
 
 def measure_speed(model, split, n_remove, side, keep_position, device, examples=20, warmup=3):

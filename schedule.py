@@ -1,11 +1,14 @@
 """
-The Stepwise Internalization schedule (Deng, Choi & Shieber 2024, Sec. 3), as the paper's code discretizes it.
+The Stepwise Internalization schedule (Deng, Choi & Shieber 2024, Sec. 3), as the paper's code discretizes it,
+and an adaptive one beside it.
 
-Four pure functions: how many CoT tokens are scheduled for removal at a batch, the random removal
-offset of every example (removal smoothing), when the optimizer is reset, and -- the one place where
-CoT tokens are actually removed -- `remove_cot`, which train.py and eval.py both call.
+Pure functions: how many CoT tokens are scheduled for removal at a batch (the paper's linear s(t)), the
+random removal offset of every example (removal smoothing), when the optimizer is reset, the adaptive
+schedule's gate (advance, hold or roll back, from a measure of recovery), and -- the one place where CoT
+tokens are actually removed -- `remove_cot`, which train.py and eval.py both call.
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,6 +30,75 @@ def scheduled_count(batch, batches_per_epoch, delta, start_from=0, remove_all_be
     every = steps_per_token(batches_per_epoch, delta)
     count = start_from + (batch // every if every > 0 else batch + 1)
     return math.inf if count >= remove_all_beyond else count
+
+
+# ----------------------------------------------------------------------------- the adaptive schedule
+# Beyond the paper, which suggests it: s(t) "could be based on a loss threshold" (Sec. 3), "adaptive Delta
+# schedules based on loss values" (Sec. 6.2). The count advances only once the model has recovered at the
+# current count; a model that collapses after an advance is rolled back and retries more gently.
+
+@dataclass
+class GateConfig:
+    threshold: float = 0.9     # advance once the measure (running train exact match) is at least this ...
+    min_steps: int = 50        # ... and the count has been held this many steps
+    max_steps: int = 1000      # advance anyway after this many steps at one count
+    collapse: float = 0.05     # a measure below this for `patience` steps in a row is a collapse:
+    patience: int = 300        #   roll back to the state before the last advance
+    max_retries: int = 2       # rollbacks of one advance, at most; then it stays and waits for max_steps
+    max_chunk: int = 1         # tokens per advance may double, up to this, while the model recovers at once
+    beta: float = 0.95         # the measure is a bias-corrected moving average with this decay
+
+
+def new_gate(start_from=0):
+    """The gate's state: plain numbers, so it goes into checkpoints as it is."""
+    return {"count": start_from, "chunk": 1, "steps": 0, "average": 0.0, "low_steps": 0,
+            "hold_at_least": 0, "retries": 0, "attempt": 0, "advanced": False}
+
+
+def gate_measure(gate, config):
+    """Bias-corrected moving average of the batch exact match since the count last changed (as Adam
+    corrects its moments), so that it starts from the first batch's value rather than from 0."""
+    return gate["average"] / (1 - config.beta ** gate["steps"]) if gate["steps"] else 0.0
+
+
+def gate_step(gate, batch_exact_match, config, cot_length, remove_all_beyond=math.inf):
+    """
+    One training batch's decision: ("hold" | "advance" | "rollback", the gate's new state, the measure).
+
+    advance:  measure >= threshold after at least min_steps at this count (or the longer hold a retry
+              asks for), or max_steps (or that longer hold) reached. The count grows by `chunk` tokens, and to inf (remove all)
+              once it covers the longest CoT or reaches remove_all_beyond. The chunk doubles (up to
+              max_chunk) when the model recovered within 2 * min_steps, else falls back to 1.
+    rollback: the measure stayed below `collapse` for `patience` steps after an advance, and that advance
+              has been retried fewer than max_retries times; train.py restores the state from before the
+              advance and continues from `retry_gently(...)`.
+    """
+    gate = dict(gate)
+    if math.isinf(gate["count"]):
+        return "hold", gate, None
+    gate["steps"] += 1
+    gate["average"] = config.beta * gate["average"] + (1 - config.beta) * batch_exact_match
+    measure = gate_measure(gate, config)
+    gate["low_steps"] = gate["low_steps"] + 1 if measure < config.collapse else 0
+    if gate["advanced"] and gate["low_steps"] >= config.patience and gate["attempt"] < config.max_retries:
+        return "rollback", gate, measure
+    recovered = measure >= config.threshold and gate["steps"] >= max(config.min_steps, gate["hold_at_least"])
+    if not recovered and gate["steps"] < max(config.max_steps, gate["hold_at_least"]):
+        return "hold", gate, measure
+    quick = recovered and gate["steps"] <= 2 * config.min_steps
+    count = gate["count"] + gate["chunk"]
+    if count >= cot_length or count >= remove_all_beyond:
+        count = math.inf
+    return "advance", {**new_gate(count), "chunk": min(2 * gate["chunk"], config.max_chunk) if quick else 1,
+                       "attempt": gate["retries"], "advanced": True}, measure
+
+
+def retry_gently(gate_before_advance, failed_gate, config):
+    """After a rollback: back at the previous count with the gate as it was, now holding min_steps *
+    2^retries more steps before it advances again, one token at a time."""
+    retries = failed_gate["attempt"] + 1
+    return {**gate_before_advance, "chunk": 1, "retries": retries, "low_steps": 0,
+            "hold_at_least": gate_before_advance["steps"] + config.min_steps * 2 ** retries}
 
 
 def offset_distribution(lam, truncate=100):

@@ -8,6 +8,7 @@ o ~ P(o) (removal smoothing), and a fresh AdamW every time s(t) grows.
     python train.py --task mult4x4 --mode nocot           # the no-CoT baseline (or --mode explicit)
 """
 import argparse
+import copy
 import json
 import math
 import sys
@@ -19,17 +20,23 @@ import numpy as np
 import torch
 
 import data
-from eval import evaluate, load_checkpoint, measure_speed
+from eval import all_labels_right, evaluate, load_checkpoint, measure_speed, teacher_forced_accuracy
 from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError
-from schedule import remove_cot, sample_offsets, scheduled_count, should_reset
+from schedule import (GateConfig, IGNORE, gate_measure, gate_step, new_gate, remove_cot, retry_gently,
+                      sample_offsets, scheduled_count, should_reset)
 
-PAPER = dict(init="gpt2", delta=8, lr=5e-5, weight_decay=0.01, batch_size=32, epochs=200, train_size=None,
-             smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0, keep_position=False, pretrain_epochs=0,
-             dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None, n_embd=None)
-TINY = dict(init="scratch", delta=12, lr=1e-3, weight_decay=0.01, batch_size=128, epochs=10, train_size=102400,
-            smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4, keep_position=True, pretrain_epochs=2,
-            dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128)   # measured on 3x3: README, "Results"
+PAPER = dict(init="gpt2", schedule="linear", delta=8, lr=5e-5, weight_decay=0.01, batch_size=32, epochs=200,
+             train_size=None, smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0, keep_position=False,
+             pretrain_epochs=0, dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None, n_embd=None)
+TINY = dict(init="scratch", schedule="adaptive", delta=12, lr=1e-3, weight_decay=0.01, batch_size=128, epochs=10,
+            train_size=102400, smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4, keep_position=True,
+            pretrain_epochs=0, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128)
+TINY_TASKS = {"mult4x4": dict(batch_size=64, epochs=30)}         # per-task changes to the tiny preset
 
+
+def preset(model, task):
+    """The settings a preset fills in where the command line is silent."""
+    return PAPER if model == "paper" else {**TINY, **TINY_TASKS.get(task, {})}
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,7 +54,22 @@ def parse_args(argv=None):
     p.add_argument("--out", help="run folder (default runs/TASK-MODEL-MODE)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its ckpt.pt, with this command line's settings")
+    p.add_argument("--schedule", choices=["linear", "adaptive"],
+                   help="linear: the paper's s(t) = Delta t / T; adaptive: advance once the model has recovered")
     p.add_argument("--delta", type=float, help="CoT tokens removed per epoch (reference: --remove_per_epoch; paper: 8)")
+    gate = GateConfig()
+    p.add_argument("--gate-threshold", type=float, default=gate.threshold,
+                   help="adaptive: advance once the running train exact match is at least this")
+    p.add_argument("--gate-min-steps", type=int, default=gate.min_steps, help="adaptive: steps at a count, at least")
+    p.add_argument("--gate-max-steps", type=int, default=gate.max_steps, help="adaptive: advance anyway after this")
+    p.add_argument("--gate-collapse", type=float, default=gate.collapse,
+                   help="adaptive: a running exact match below this for --gate-patience steps rolls back")
+    p.add_argument("--gate-patience", type=int, default=gate.patience)
+    p.add_argument("--gate-max-retries", type=int, default=gate.max_retries, help="adaptive: rollbacks per advance")
+    p.add_argument("--max-chunk", type=int, default=gate.max_chunk,
+                   help="adaptive: tokens per advance may double up to this while the model recovers at once")
+    p.add_argument("--probe-examples", type=int, default=256,
+                   help="validation examples of the teacher-forced exact match logged at every advance (0: off)")
     p.add_argument("--smoothing-lambda", type=float, help="removal smoothing lambda; inf turns it off")
     p.add_argument("--no-reset-optimizer", action="store_true")
     p.add_argument("--removal-side", choices=["left", "right"], default="left")
@@ -72,7 +94,7 @@ def parse_args(argv=None):
     p.add_argument("--log-every", type=int, default=50)
     args = p.parse_args(argv)
     given_activation = args.activation is not None
-    for key, value in (TINY if args.model == "tiny" else PAPER).items():   # preset fills what was not given
+    for key, value in preset(args.model, args.task).items():             # fill in what was not given
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.keep_position = bool(args.keep_position)
@@ -85,9 +107,17 @@ def parse_args(argv=None):
     for key in ("batch_size", "epochs", "accumulate"):
         if getattr(args, key) <= 0:
             p.error(f"--{key.replace('_', '-')} must be > 0")
-    for key in ("reset_warmup", "decay_epochs", "pretrain_epochs"):
+    for key in ("reset_warmup", "decay_epochs", "pretrain_epochs", "gate_max_retries", "probe_examples"):
         if getattr(args, key) < 0:
             p.error(f"--{key.replace('_', '-')} must be >= 0")
+    for key in ("gate_min_steps", "gate_patience", "max_chunk"):
+        if getattr(args, key) < 1:
+            p.error(f"--{key.replace('_', '-')} must be >= 1")
+    if not 0 < args.gate_threshold <= 1 or not 0 <= args.gate_collapse < args.gate_threshold:
+        p.error(f"--gate-threshold must be in (0, 1] and --gate-collapse in [0, threshold), got "
+                f"{args.gate_threshold} and {args.gate_collapse}")
+    if args.gate_max_steps < args.gate_min_steps:
+        p.error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
     if args.init not in list(PRESETS) + ["scratch"] and not Path(args.init).exists():
         p.error(f"--init {args.init}: not a GPT-2 name, 'scratch', or an existing checkpoint path")
     if args.init != "scratch":                                             # weights bring their own activation
@@ -123,12 +153,12 @@ def log(run, record, echo=None):
         print(echo, flush=True)
 
 
-def save(path, model, optimizer, state, args, meta, n_remove):
+def save(path, model, optimizer, state, args, meta, n_remove, rollback_point=None):
     """Everything eval.py and --resume need; plain tensors and containers, loadable with weights_only=True."""
     ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": dict(state), "rng": torch.get_rng_state(), "task": args.task, "n_remove": float(n_remove),
             "removal_side": args.removal_side, "keep_position": args.keep_position, "vocab_ids": meta["vocab_ids"],
-            "args": dict(vars(args))}
+            "args": dict(vars(args)), "rollback_point": rollback_point}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(ckpt, tmp)
     tmp.replace(path)
@@ -155,6 +185,27 @@ def learning_rate(args, state, batches_per_epoch):
     return args.lr * warmup * decay
 
 
+def gate_config(args):
+    return GateConfig(threshold=args.gate_threshold, min_steps=args.gate_min_steps, max_steps=args.gate_max_steps,
+                      collapse=args.gate_collapse, patience=args.gate_patience, max_retries=args.gate_max_retries,
+                      max_chunk=args.max_chunk)
+
+
+def snapshot(model, optimizer, state):
+    """The state an adaptive advance can be rolled back to, in memory (and in ckpt.pt, for --resume)."""
+    return {"model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "optimizer": copy.deepcopy(optimizer.state_dict()), "gate": dict(state["gate"]),
+            "since_reset": state["since_reset"]}
+
+
+def restore(point, model, args):
+    """Model and AdamW exactly as they were before the advance; returns the optimizer."""
+    model.load_state_dict(point["model"])
+    optimizer = new_optimizer(model, args)
+    optimizer.load_state_dict(copy.deepcopy(point["optimizer"]))
+    return optimizer
+
+
 def train(args):
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
@@ -166,7 +217,9 @@ def train(args):
     longest = max(s["longest_example"] for s in meta["splits"].values())
     run = Path(args.out)
     state = {"epoch": 0, "batch": 0, "step": 0, "count": args.remove_start_from, "all_removed_previous": False,
-             "best_val": -math.inf, "since_reset": 0}
+             "best_val": -math.inf, "since_reset": 0, "gate": new_gate(args.remove_start_from),
+             "batch_exact_match": None}
+    rollback_point = None
     if args.resume:                                                       # model, optimizer, schedule, RNG
         ckpt = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
         if ckpt["task"] != args.task:
@@ -177,7 +230,7 @@ def train(args):
         optimizer.load_state_dict(ckpt["optimizer"])
         for group in optimizer.param_groups:                              # weight decay from this command line, like lr
             group["weight_decay"] = args.weight_decay
-        state = ckpt["schedule"]
+        state, rollback_point = ckpt["schedule"], ckpt["rollback_point"]
         state["epoch"] += 1
         torch.set_rng_state(ckpt["rng"])
     else:
@@ -188,9 +241,12 @@ def train(args):
         (run / "args.json").write_text(json.dumps(vars(args), indent=1))
     batches_per_epoch = math.ceil(n_train / args.batch_size)              # T
     cot_length = int((val_split.seps[:, 1] - val_split.seps[:, 0] - 1).max())
+    longest_train_cot = int((train_split.seps[:n_train, 1] - train_split.seps[:n_train, 0] - 1).max())
+    gate = gate_config(args)
+    level = lambda count: (count, args.removal_side, args.keep_position)
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=args.dtype == "bfloat16" and device.type == "cuda")
     print(f"{args.task}: {n_train} examples, T={batches_per_epoch} batches/epoch, CoT {cot_length} tokens, "
-          f"model {model.num_params() / 1e6:.2f}M parameters on {device}", flush=True)
+          f"model {model.num_params() / 1e6:.2f}M parameters on {device}, {args.schedule} schedule", flush=True)
     started, first_step = time.time(), state["step"]
     window_start, window_tokens = started, 0
     for epoch in range(state["epoch"], args.epochs):
@@ -202,9 +258,35 @@ def train(args):
             ids = order[i * args.batch_size:(i + 1) * args.batch_size]
             previous = state["count"]
             if args.mode == "stepwise" and epoch >= args.pretrain_epochs:
-                state["count"] = scheduled_count(state["batch"], batches_per_epoch, args.delta,
-                                                 args.remove_start_from, args.remove_all_beyond)
+                if args.schedule == "linear":
+                    state["count"] = scheduled_count(state["batch"], batches_per_epoch, args.delta,
+                                                     args.remove_start_from, args.remove_all_beyond)
+                elif state["batch_exact_match"] is not None:              # the gate judges the previous batch
+                    action, new, measure = gate_step(state["gate"], state["batch_exact_match"], gate,
+                                                     longest_train_cot, args.remove_all_beyond)
+                    event = {"event": action, "step": state["batch"], "count": scheduled(state["gate"]["count"]),
+                             "measure": None if measure is None else round(measure, 4),
+                             "steps_at_count": state["gate"]["steps"] + 1}
+                    if action == "advance":
+                        rollback_point = snapshot(model, optimizer, state)
+                        state["gate"] = new
+                        event["to"] = scheduled(new["count"])
+                    elif action == "rollback":
+                        optimizer = restore(rollback_point, model, args)
+                        state["gate"] = retry_gently(rollback_point["gate"], new, gate)
+                        state["since_reset"] = rollback_point["since_reset"]
+                        event.update(back_to=scheduled(state["gate"]["count"]), retry=state["gate"]["retries"])
+                    else:
+                        state["gate"] = new
+                    if action != "hold" or state["batch"] % args.log_every == 0:
+                        log(run, event)
+                    state["count"], state["batch_exact_match"] = state["gate"]["count"], None
                 state["batch"] += 1
+            if state["count"] > previous and previous < cot_length and args.probe_examples:   # Fig. 3, per token
+                accuracy = teacher_forced_accuracy(model, val_split, *level(previous), args.probe_examples,
+                                                   device=device)
+                log(run, {"event": "probe", "step": state["batch"] - 1, "cot_removed": int(min(previous, cot_length)),
+                          "probe_acc": accuracy})
             if should_reset(state["count"], previous, state["all_removed_previous"], not args.no_reset_optimizer):
                 optimizer = new_optimizer(model, args)
                 state["since_reset"] = 0
@@ -230,10 +312,12 @@ def train(args):
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 state["since_reset"] += 1
+            if args.schedule == "adaptive":                               # the gate's measure of recovery
+                state["batch_exact_match"] = all_labels_right(model, logits.detach(), labels).float().mean().item()
             state["step"] += 1
             window_tokens += tokens.numel()
             if state["step"] % args.log_every == 0:
-                targets = labels[:, 1:][labels[:, 1:] != -100]
+                targets = labels[:, 1:][labels[:, 1:] != IGNORE]
                 token_acc = (model.to_id(logits.argmax(-1)) == targets).float().mean().item()
                 elapsed = time.time() - started
                 total_steps = args.epochs * batches_per_epoch
@@ -247,7 +331,7 @@ def train(args):
                                  f"loss {record['loss']:.4f} token_acc {token_acc:.3f} "
                                  f"{record['tokens_per_s']} tok/s ETA {eta / 60:.1f} min")
                 window_start, window_tokens = time.time(), 0
-        end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device)
+        end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device, rollback_point)
 
 
 def removal_level(args, state):
@@ -259,7 +343,7 @@ def scheduled(count):
     return "all" if math.isinf(count) else int(count)
 
 
-def end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device):
+def end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device, rollback_point):
     """Validation exact match at the current removal level (offsets off), checkpoint, best checkpoint."""
     level = (removal_level(args, state), args.removal_side, args.keep_position)
     result = evaluate(model, val_split, *level, batch_size=250, limit=args.val_limit, device=device)
@@ -273,7 +357,7 @@ def end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run
     if result["accuracy"] > state["best_val"]:
         state["best_val"] = result["accuracy"]
         save(run / "best.pt", model, optimizer, state, args, meta, level[0])
-    save(run / "ckpt.pt", model, optimizer, state, args, meta, level[0])
+    save(run / "ckpt.pt", model, optimizer, state, args, meta, level[0], rollback_point)
 
 
 def main(argv=None):

@@ -91,3 +91,95 @@ def test_keep_position_ids():
     _, _, positions, _, _, _ = remove_cot(TOKENS, LENGTHS, SEPS, np.array([2, 0]), side="right", keep_position=True)
     assert positions[0].tolist() == [0, 1, 2, 3, 6, 7, 8, 9]      # 10 at 3, 11 moved to 6, then 7, 8, 9
     assert positions[1, :8].tolist() == list(range(8))
+
+
+# ----------------------------------------------------------------------------- the adaptive gate
+
+from schedule import GateConfig, gate_measure, gate_step, new_gate, retry_gently  # noqa: E402
+
+GATE = GateConfig(threshold=0.9, min_steps=5, max_steps=40, collapse=0.05, patience=10, max_retries=2,
+                  max_chunk=1, beta=0.5)
+
+
+def feed(gate, measures, config=GATE, cot_length=25):
+    actions = []
+    for m in measures:
+        action, gate, _ = gate_step(gate, m, config, cot_length)
+        actions.append(action)
+    return actions, gate
+
+
+def test_gate_measure_is_a_bias_corrected_average():
+    _, gate = feed(new_gate(), [0.8])
+    assert gate_measure(gate, GATE) == pytest.approx(0.8)             # not 0.4: corrected like Adam's moments
+    _, gate = feed(new_gate(), [0.8, 0.4])
+    assert gate_measure(gate, GATE) == pytest.approx((0.5 * 0.8 * 0.5 + 0.5 * 0.4) / (1 - 0.25))
+
+
+def test_gate_advances_only_above_the_threshold():
+    actions, gate = feed(new_gate(), [0.85] * 39)                      # below 0.9: holds until max_steps
+    assert set(actions) == {"hold"} and gate["count"] == 0
+    actions, gate = feed(new_gate(), [1.0] * 5)                        # above: after min_steps, not before
+    assert actions == ["hold"] * 4 + ["advance"] and gate["count"] == 1 and gate["steps"] == 0
+    actions, gate = feed(new_gate(), [1.0] * 3 + [0.0] * 3 + [1.0] * 2)
+    assert actions == ["hold"] * 8 and gate["count"] == 0              # min_steps passed, measure dipped
+
+
+def test_gate_advances_anyway_at_the_maximum():
+    actions, gate = feed(new_gate(), [0.5] * 40)
+    assert actions == ["hold"] * 39 + ["advance"] and gate["count"] == 1 and gate["chunk"] == 1
+
+
+def test_gate_removes_all_once_the_count_covers_the_cot():
+    _, gate = feed(new_gate(24), [1.0] * 5)
+    assert gate["count"] == math.inf
+    actions, still = feed(gate, [0.0] * 100)                           # nothing left to schedule or roll back
+    assert set(actions) == {"hold"} and still["count"] == math.inf
+    _, gate, _ = gate_step({**new_gate(3), "steps": 39}, 0.0, GATE, cot_length=25, remove_all_beyond=4)
+    assert gate["count"] == math.inf
+
+
+def test_gate_chunk_grows_while_the_model_recovers_at_once():
+    config = GateConfig(**{**GATE.__dict__, "max_chunk": 4})
+    gate, counts = new_gate(), []
+    for _ in range(4):
+        _, gate = feed(gate, [1.0] * 5, config)                        # recovered within 2 * min_steps
+        counts.append(gate["count"])
+    assert counts == [1, 3, 7, 11]                                     # chunks 1, 2, 4, 4 (capped)
+    _, gate = feed(gate, [0.5] * 40, config)                           # forced at max_steps: back to 1
+    assert gate["count"] == 15 and gate["chunk"] == 1
+
+
+def test_gate_rolls_back_after_a_collapse_and_retries_gently():
+    actions, before = feed(new_gate(3), [1.0] * 4)
+    action, after, measure = gate_step(before, 1.0, GATE, 25)
+    assert measure == pytest.approx(1.0)
+    assert action == "advance" and after["count"] == 4
+    actions, failed = feed(after, [0.0] * 10)                          # never recovers at count 4
+    assert actions == ["hold"] * 9 + ["rollback"]
+    retry = retry_gently(before, failed, GATE)
+    assert retry["count"] == 3 and retry["retries"] == 1 and retry["chunk"] == 1
+    assert retry["hold_at_least"] == before["steps"] + 5 * 2       # min_steps * 2^retries more
+    actions, gate = feed(retry, [1.0] * 10)
+    assert actions == ["hold"] * 9 + ["advance"] and gate["count"] == 4 and gate["attempt"] == 1
+    actions, failed = feed(gate, [0.0] * 10)
+    assert actions[-1] == "rollback"
+    retry = retry_gently(before, failed, GATE)
+    assert retry["retries"] == 2 and retry["hold_at_least"] == before["steps"] + 5 * 4
+    actions, gate = feed(retry, [1.0] * 20)
+    actions, gate = feed(gate, [0.0] * 40)                             # retries used up: waits for max_steps
+    assert "rollback" not in actions and actions[-1] == "advance" and gate["count"] == 5
+    assert gate["attempt"] == 0                                        # a fresh advance has its own retries
+
+
+def test_no_rollback_before_the_first_advance():
+    actions, gate = feed(new_gate(), [0.0] * 39)
+    assert set(actions) == {"hold"} and gate["low_steps"] == 39
+
+
+def test_a_retry_holds_longer_than_max_steps_would():
+    config = GateConfig(**{**GATE.__dict__, "max_steps": 6})
+    before = {**new_gate(2), "steps": 5, "average": 0.9, "advanced": True}
+    retry = retry_gently(before, {**new_gate(3), "attempt": 0}, config)
+    actions, gate = feed(retry, [0.5] * 10, config)                    # min_steps * 2 = 10 more steps
+    assert actions == ["hold"] * 9 + ["advance"] and gate["count"] == 3

@@ -9,6 +9,7 @@ import train
 import eval as evaluation
 
 TINY = ["--model", "tiny", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--log-every", "10"]
+LINEAR = [*TINY, "--schedule", "linear"]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def short_run(data_root, tmp_path_factory):
     """3,200 examples, batch 32, Delta 8: T = 100 batches per epoch, one token more every 12 batches."""
     out = tmp_path_factory.mktemp("run")
     train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(out), "--batch-size", "32",
-                "--epochs", "2", "--pretrain-epochs", "0", "--delta", "8", *TINY])
+                "--epochs", "2", "--pretrain-epochs", "0", "--delta", "8", *LINEAR])
     return out
 
 
@@ -57,7 +58,7 @@ def test_checkpoint_contents(short_run):
 
 def test_resume_continues_the_run(short_run, data_root):
     train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(short_run), "--batch-size", "32",
-                "--epochs", "3", "--pretrain-epochs", "0", "--weight-decay", "0.05", "--resume", *TINY])
+                "--epochs", "3", "--pretrain-epochs", "0", "--weight-decay", "0.05", "--resume", *LINEAR])
     metrics = read(short_run)
     assert [m["epoch"] for m in metrics if "val_acc" in m] == [0, 1, 2]
     ckpt = torch.load(short_run / "ckpt.pt", weights_only=True)
@@ -70,7 +71,7 @@ def test_resume_continues_the_run(short_run, data_root):
 def test_resumed_run_matches_an_uninterrupted_one(data_root, tmp_path):
     """Model, optimizer, schedule and RNG state in ckpt.pt are enough to continue bit for bit."""
     common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--pretrain-epochs", "0",
-              "--delta", "8", "--decay-epochs", "0", "--no-reset-optimizer", *TINY]   # AdamW's state carries over
+              "--delta", "8", "--decay-epochs", "0", "--no-reset-optimizer", *LINEAR]   # AdamW's state carries over
     train.main([*common, "--out", str(tmp_path / "whole"), "--epochs", "2"])
     train.main([*common, "--out", str(tmp_path / "split"), "--epochs", "1"])
     train.main([*common, "--out", str(tmp_path / "split"), "--epochs", "2", "--resume"])
@@ -80,6 +81,57 @@ def test_resumed_run_matches_an_uninterrupted_one(data_root, tmp_path):
         assert torch.equal(weights, split["model"][name]), name
     losses = [[(m["step"], m["loss"]) for m in read(tmp_path / run) if "loss" in m] for run in ("whole", "split")]
     assert losses[0] == losses[1] and len(losses[0]) == 4                  # T = 20: steps 10, 20, 30, 40
+
+
+def test_rollback_restores_model_and_optimizer_bit_for_bit(data_root):
+    args = train.parse_args(["--task", "mult3x3", *TINY])
+    torch.manual_seed(0)
+    meta = data.load_meta(data_root / "mult3x3")
+    model = train.build_model(args, meta, 60)
+    optimizer = train.new_optimizer(model, args)
+    split = data.load_split(data_root / "mult3x3", "train")
+
+    def step():
+        tokens, lengths, seps = split.batch(range(16))
+        tokens, labels, *_ = train.remove_cot(tokens, lengths, seps, [0] * 16)
+        model(torch.from_numpy(tokens), torch.from_numpy(labels))[1].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    step()
+    state = {"gate": train.new_gate(), "since_reset": 7}
+    point = train.snapshot(model, optimizer, state)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    moments = {k: v.clone() for k, v in optimizer.state_dict()["state"][0].items()}
+    for _ in range(3):
+        step()
+    assert not torch.equal(model.state_dict()["lm_head.weight"], weights["lm_head.weight"])
+    optimizer = train.restore(point, model, args)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    for name, value in optimizer.state_dict()["state"][0].items():
+        assert torch.equal(value, moments[name]), name
+    step()                                                            # the restored optimizer still trains
+    assert point["since_reset"] == 7 and point["gate"] == train.new_gate()
+
+
+def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_root, tmp_path):
+    """Gate, rollback point and RNG in ckpt.pt: a resume between advances and rollbacks changes nothing."""
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--gate-min-steps", "2",
+              "--gate-max-steps", "5", "--gate-collapse", "0.5", "--gate-patience", "3", "--gate-max-retries", "1",
+              "--decay-epochs", "0", *TINY]                           # T = 20; a collapse is sure at this size
+    train.main([*common, "--out", str(tmp_path / "whole"), "--epochs", "2"])
+    train.main([*common, "--out", str(tmp_path / "split"), "--epochs", "1"])
+    train.main([*common, "--out", str(tmp_path / "split"), "--epochs", "2", "--resume"])
+    whole, split = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True) for run in ("whole", "split"))
+    events = [(m["event"], m["step"]) for m in read(tmp_path / "whole") if m.get("event") in ("advance", "rollback")]
+    resumed_at = next(i for i, (_, step) in enumerate(events) if step >= 20)           # T = 20 batches
+    assert events[resumed_at - 1][0] == "advance" and events[resumed_at][0] == "rollback"  # to a saved snapshot
+    assert whole["schedule"] == split["schedule"] and whole["schedule"]["gate"]["count"] > 0
+    for name, weights in whole["model"].items():
+        assert torch.equal(weights, split["model"][name]), name
+    gate_events = [[m for m in read(tmp_path / run) if "event" in m] for run in ("whole", "split")]
+    assert gate_events[0] == gate_events[1]                           # same holds, advances, rollbacks, probes
 
 
 @pytest.mark.parametrize("argv", [["--delta", "0"], ["--delta", "-8"], ["--smoothing-lambda", "-1"],
@@ -101,7 +153,8 @@ def test_end_to_end_internalizes_2x2(tmp_path):
     out = tmp_path / "run"
     train.main(["--task", "mult2x2", "--data", str(root), "--out", str(out), "--model", "tiny",
                 "--n-layer", "2", "--n-head", "4", "--n-embd", "128", "--batch-size", "64", "--lr", "1e-3",
-                "--delta", "8", "--pretrain-epochs", "3", "--epochs", "16", "--log-every", "500"])
+                "--delta", "8", "--pretrain-epochs", "3", "--epochs", "16", "--log-every", "500",
+                "--schedule", "linear"])
     evals = [m for m in read(out) if "val_acc" in m]
     assert evals[2]["cot_removed"] == 0 and evals[2]["val_acc"] >= 0.15    # explicit CoT learned first
     assert evals[-1]["cot_removed"] == 9                               # all 9 CoT tokens gone (8 + a space)
