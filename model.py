@@ -260,8 +260,7 @@ class GPT(nn.Module):
             (path / f for f in ("model.safetensors", "pytorch_model.bin", "state_dict.bin") if (path / f).exists()), None)
         if file is None:
             raise CheckpointError(f"{path}: no model.safetensors, pytorch_model.bin or state_dict.bin in this folder")
-        config_file = file.parent / "config.json"
-        hf_config = json.loads(config_file.read_text()) if config_file.exists() else {}
+        hf_config = read_config(file.parent / "config.json")
         tensors = gpt2_tensors(read_tensors(file), file)
         config = config_from_tensors(tensors, hf_config, file, dropout)
         model = cls(config)
@@ -313,7 +312,7 @@ def read_safetensors(file):
     data = np.memmap(file, np.uint8, "r", offset=8 + n) if data_size else np.zeros(0, np.uint8)
     tensors = {}
     for name, info in header.items():
-        if name == "__metadata__":
+        if name == "__metadata__" or unused(name):                    # e.g. a U8/BOOL attn.bias mask
             continue
         if not isinstance(info, dict) or not isinstance(info.get("dtype"), str) or info["dtype"] not in SAFETENSORS_DTYPES:
             raise CheckpointError(f"{file}: tensor {name!r} has an unknown dtype")
@@ -346,13 +345,31 @@ def read_tensors(file):
     return tensors
 
 
+def unused(name):
+    """What GPT-2 exports store that this model does not load: the attention-mask buffers and the tied head."""
+    return name.endswith((".attn.bias", ".attn.masked_bias")) or name.endswith("lm_head.weight")
+
+
+def read_config(file):
+    """A Hugging Face config.json as a dict ({} when there is none)."""
+    if not file.exists():
+        return {}
+    try:
+        config = json.loads(file.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{file}: not valid JSON ({type(e).__name__}: {str(e)[:100]})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{file}: not a JSON object")
+    return config
+
+
 def gpt2_tensors(tensors, file):
-    """Normalize names: drop 'base_model.' (the paper's checkpoints) and 'transformer.' prefixes, the
-    attention-mask buffers, and the tied lm_head; then prefix 'transformer.' as this model names them."""
+    """Normalize names: drop 'base_model.' (the paper's checkpoints) and 'transformer.' prefixes and what
+    is unused; then prefix 'transformer.' as this model names them."""
     out = {}
     for name, t in tensors.items():
         name = name.removeprefix("base_model.").removeprefix("transformer.")
-        if name.endswith((".attn.bias", ".attn.masked_bias")) or name == "lm_head.weight":
+        if unused(name):
             continue
         out["transformer." + name] = t.float()
     if "transformer.wte.weight" not in out or "transformer.wpe.weight" not in out:

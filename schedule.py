@@ -112,7 +112,7 @@ def offset_distribution(lam, truncate=100):
         return p
     p[:] = (1 - math.exp(-lam)) * np.exp(-lam * np.arange(truncate))
     p[-1] += 1 - p.sum()
-    return p
+    return np.maximum(p, 0)                    # lambda >~ 0.4: the leftover is ~1e-30 and rounding makes it < 0
 
 
 def sample_offsets(lam, batch_size, rng):
@@ -137,8 +137,9 @@ def remove_cot(tokens, lengths, seps, n_remove, side="left", keep_position=False
     n_remove: (B,) counts (inf = all). Left side removes the n tokens right after the first separator,
     right side the n tokens right before the second; n is clipped to the CoT, separators always stay.
     Returns tokens, labels (IGNORE up to and including the first separator, and on padding),
-    position_ids (None unless keep_position), the new lengths and separators, and per row whether all
-    of its CoT is gone.
+    position_ids (None unless keep_position), the new lengths and separators, and per row whether the
+    removed span reaches the second separator: the reference's test for "all CoT removed", true on the
+    left side once all CoT is gone and, as in the reference, always true on the right side.
 
     Keep-position (reference: position_ids[start-1:] += n): the tokens after the removed span keep their
     original positions, and so does the one token right before the span (the first separator on the left
@@ -163,4 +164,4 @@ def remove_cot(tokens, lengths, seps, n_remove, side="left", keep_position=False
     if keep_position:
         position_ids = column[:width] + np.where(column[:width] >= start[:, None] - 1, n[:, None], 0)
         position_ids = np.where(is_padding, column[:width], position_ids)   # padding: any in-range position
-    return new_tokens, labels, position_ids, new_lengths, new_seps, n >= cot_length
+    return new_tokens, labels, position_ids, new_lengths, new_seps, start + n == seps[:, 1]

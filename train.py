@@ -73,7 +73,8 @@ def parse_args(argv=None):
     p.add_argument("--smoothing-lambda", type=float, help="removal smoothing lambda; inf turns it off")
     p.add_argument("--no-reset-optimizer", action="store_true")
     p.add_argument("--removal-side", choices=["left", "right"], default="left")
-    p.add_argument("--keep-position", action="store_true", default=None)
+    p.add_argument("--keep-position", action=argparse.BooleanOptionalAction,
+                   help="tokens after the removed span keep their position ids (the tiny preset: on)")
     p.add_argument("--pretrain-epochs", type=int, help="epochs of explicit CoT before removal starts")
     p.add_argument("--remove-start-from", type=int, default=0)
     p.add_argument("--remove-all-beyond", type=float, default=math.inf, help="remove all CoT once s(t) reaches this")
@@ -97,7 +98,6 @@ def parse_args(argv=None):
     for key, value in preset(args.model, args.task).items():             # fill in what was not given
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.keep_position = bool(args.keep_position)
     if args.out is None:
         args.out = f"runs/{args.task}-{args.model}-{args.mode}"
     if args.delta <= 0:
@@ -217,7 +217,7 @@ def train(args):
     longest = max(s["longest_example"] for s in meta["splits"].values())
     run = Path(args.out)
     state = {"epoch": 0, "batch": 0, "step": 0, "count": args.remove_start_from, "all_removed_previous": False,
-             "best_val": -math.inf, "since_reset": 0, "gate": new_gate(args.remove_start_from),
+             "best_val": -math.inf, "since_reset": 0, "accumulated": 0, "gate": new_gate(args.remove_start_from),
              "batch_exact_match": None}
     rollback_point = None
     if args.resume:                                                       # model, optimizer, schedule, RNG
@@ -288,16 +288,21 @@ def train(args):
                 log(run, {"event": "probe", "step": state["batch"] - 1, "cot_removed": int(min(previous, cot_length)),
                           "probe_acc": accuracy})
             if should_reset(state["count"], previous, state["all_removed_previous"], not args.no_reset_optimizer):
+                optimizer.zero_grad(set_to_none=True)                     # reference: a partial window is dropped
                 optimizer = new_optimizer(model, args)
-                state["since_reset"] = 0
+                state["since_reset"], state["accumulated"] = 0, 0
                 log(run, {"event": "optimizer_reset", "step": state["batch"] - 1, "scheduled_to_remove": state["count"]})
             tokens, lengths, seps = train_split.batch(ids)
-            tokens, labels, positions, _, _, all_removed = remove_cot(
+            tokens, labels, positions, _, _, reaches_end = remove_cot(
                 tokens, lengths, seps, removal_counts(args, state, epoch, len(ids), rng),
                 args.removal_side, args.keep_position)
-            state["all_removed_previous"] = bool(all_removed.all())
-            if not all_removed.all():
-                state["best_val"] = -math.inf                             # reference: "best" restarts while removing
+            # Reference: its removal code runs only when s > 0 or smoothing is on; then "all CoT removed in this
+            # batch" means every removed span reaches the second separator, and "best" restarts if not.
+            removal_ran = args.mode == "nocot" or (args.mode == "stepwise" and (
+                state["count"] > 0 or math.isfinite(args.smoothing_lambda)))
+            state["all_removed_previous"] = removal_ran and bool(reaches_end.all())
+            if removal_ran and not reaches_end.all():
+                state["best_val"] = -math.inf
             if 0 < args.max_len_train < tokens.shape[1]:
                 continue
             tokens, labels = torch.from_numpy(tokens).to(device), torch.from_numpy(labels).to(device)
@@ -305,7 +310,9 @@ def train(args):
             with autocast:
                 logits, loss = model(tokens, labels, positions)
             (loss / args.accumulate).backward()
-            if (i + 1) % args.accumulate == 0 or i == batches_per_epoch - 1:
+            state["accumulated"] += 1                                     # batches trained on, skipped ones not
+            if state["accumulated"] == args.accumulate:
+                state["accumulated"] = 0
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(args, state, batches_per_epoch)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)

@@ -238,3 +238,29 @@ def test_generation_never_runs_past_the_position_table():
     out = m.generate(torch.tensor([[5, 6, 5, EOT]]), 50, position_ids=torch.tensor([[0, 1, 2, 6]]),
                      stop_after_separators=99)
     assert out.shape == (1, 4 + 5)                                    # positions 7..11, the last row
+
+
+def test_unused_mask_buffers_of_any_dtype_are_skipped(hf_folder, tmp_path):
+    """Some exports store each layer's causal mask `attn.bias` as U8 or BOOL: not loaded, so not checked."""
+    hf, folder = hf_folder
+    valid = (folder / "st" / "model.safetensors").read_bytes()
+    n = int.from_bytes(valid[:8], "little")
+    header, payload = json.loads(valid[8:8 + n]), valid[8 + n:]
+    mask = bytes(64 * 64)
+    header["transformer.h.0.attn.bias"] = {"dtype": "BOOL", "shape": [1, 1, 64, 64],
+                                           "data_offsets": [len(payload), len(payload) + len(mask)]}
+    (tmp_path / "model.safetensors").write_bytes(safetensors_bytes(header, payload + mask))
+    (tmp_path / "config.json").write_text((folder / "st" / "config.json").read_text())
+    ours = GPT.from_pretrained(tmp_path)
+    idx = torch.randint(0, 50257, (2, 10), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert (ours(idx) - hf(idx).logits).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("text", ['{"n_layer": 2,', "[2, 4]", "\xff"])
+def test_malformed_config_json_is_one_clear_error(hf_folder, tmp_path, text):
+    _, folder = hf_folder
+    (tmp_path / "model.safetensors").write_bytes((folder / "st" / "model.safetensors").read_bytes())
+    (tmp_path / "config.json").write_text(text, encoding="latin-1")
+    with pytest.raises(CheckpointError, match="config.json: not"):
+        GPT.from_pretrained(tmp_path)

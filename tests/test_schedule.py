@@ -71,7 +71,7 @@ def test_remove_left_with_clipping():
 def test_remove_right():
     tokens, _, _, _, _, gone = remove_cot(TOKENS, LENGTHS, SEPS, np.array([1, 1]), side="right")
     assert tokens.tolist() == [[1, 2, E, 10, 11, 12, E, 7, E], [1, 2, E, 10, E, 7, E, E, E]]
-    assert gone.tolist() == [False, False]
+    assert gone.tolist() == [True, True]                          # reference: the span always ends there
 
 
 def test_remove_nothing_and_everything():
@@ -183,3 +183,10 @@ def test_a_retry_holds_longer_than_max_steps_would():
     retry = retry_gently(before, {**new_gate(3), "attempt": 0}, config)
     actions, gate = feed(retry, [0.5] * 10, config)                    # min_steps * 2 = 10 more steps
     assert actions == ["hold"] * 9 + ["advance"] and gate["count"] == 3
+
+
+@pytest.mark.parametrize("lam", [0.4, 0.7, 1.0, 2.5])
+def test_smoothing_distribution_is_a_valid_distribution(lam):
+    p = offset_distribution(lam)
+    assert (p >= 0).all() and p.sum() == pytest.approx(1.0)
+    sample_offsets(lam, 10, np.random.default_rng(0))                 # numpy accepts it
