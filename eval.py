@@ -79,8 +79,9 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
         elapsed = time.perf_counter() - started
         seconds += elapsed
         rates.append(len(ids) / elapsed)
-        stops = np.argmax(np.cumsum(out == data.EOT, axis=1) >= 2, axis=1)    # index of the 2nd separator
-        generated += int((stops + 1).sum())
+        second = np.cumsum(out == data.EOT, axis=1) >= 2
+        stops = np.where(second.any(axis=1), second.argmax(axis=1) + 1, out.shape[1])   # up to the 2nd separator
+        generated += int(stops.sum())
         predicted = [enc.decode([t for t in row if t != data.EOT]) for row in out]
         reference = [enc.decode([t for t in row if t != data.EOT]) for row in targets]
         correct += int(exact_match(predicted, reference).sum())
@@ -217,6 +218,15 @@ def plot(runs, out):
     print(f"wrote {out}")
 
 
+def removal_level(text):
+    """--n-remove: a count of CoT tokens >= 0, or 'all'."""
+    if text == "all":
+        return math.inf
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 or 'all', got {text!r}")
+    return float(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", nargs="+", help="train.py .pt files, or GPT-2 / state_dict.bin folders")
@@ -224,6 +234,10 @@ def main(argv=None):
     parser.add_argument("--text", help="evaluate on a reference-format text file instead")
     parser.add_argument("--task", help="the task (needed for checkpoints that do not name one)")
     parser.add_argument("--data", default="data", help="data root (default data/)")
+    parser.add_argument("--n-remove", type=removal_level,
+                        help="CoT tokens removed from the prompt side: a number or 'all' (default: the level a "
+                             "train.py checkpoint was saved at; 'all' for GPT-2 / state_dict.bin folders, e.g. 320 "
+                             "for the paper's partly internalized 11x11 model)")
     parser.add_argument("--limit", type=int, help="only the first N examples")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=3, help="untimed examples first")
@@ -241,12 +255,13 @@ def main(argv=None):
         for path in args.ckpt:
             model, info = load_checkpoint(path, args.device)
             split = eval_split(args, info)
-            level = (info["n_remove"], info["removal_side"], info["keep_position"])
+            n_remove = info["n_remove"] if args.n_remove is None else args.n_remove
+            level = (n_remove, info["removal_side"], info["keep_position"])
             evaluate(model, split, *level, 1, args.warmup, args.device)                 # warm-up, untimed
             result = evaluate(model, split, *level, args.batch_size, args.limit, args.device,
                               progress_every=max(1, 100 // args.batch_size))
             rows.append({"checkpoint": str(path), "split": "text" if args.text else args.split,
-                         "n_remove": int(info["n_remove"]) if math.isfinite(info["n_remove"]) else "all",
+                         "n_remove": int(n_remove) if math.isfinite(n_remove) else "all",
                          "device": args.device, "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
                          "batch_size": args.batch_size, **result})
     except (CheckpointError, data.DataError, ValueError, OSError) as e:

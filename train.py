@@ -116,6 +116,8 @@ def parse_args(argv=None):
     if not 0 < args.gate_threshold <= 1 or not 0 <= args.gate_collapse < args.gate_threshold:
         p.error(f"--gate-threshold must be in (0, 1] and --gate-collapse in [0, threshold), got "
                 f"{args.gate_threshold} and {args.gate_collapse}")
+    if args.dtype == "bfloat16" and not args.device.startswith("cuda"):
+        p.error(f"--dtype bfloat16 autocasts on a CUDA device only; on --device {args.device} it would run fp32")
     if args.gate_max_steps < args.gate_min_steps:
         p.error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
     if args.init not in list(PRESETS) + ["scratch"] and not Path(args.init).exists():

@@ -82,6 +82,27 @@ def test_json_results(checkpoint, mult3x3, tmp_path, capsys):
     assert "1.00x" in capsys.readouterr().out
 
 
+def test_removal_level_can_be_given(checkpoint, mult3x3, tmp_path):
+    """--n-remove overrides the checkpoint's level (the paper's 11x11 model was released at 320 tokens)."""
+    out = tmp_path / "r.json"
+    evaluation.main(["--ckpt", str(checkpoint), "--data", str(mult3x3.parent), "--limit", "2", "--n-remove", "4",
+                     "--json", str(out)])
+    assert json.loads(out.read_text())[0]["n_remove"] == 4
+    with pytest.raises(SystemExit) as e:
+        evaluation.main(["--ckpt", str(checkpoint), "--n-remove", "-3"])
+    assert e.value.code != 0
+
+
+def test_tokens_per_example_counts_rows_without_a_second_separator(val_split):
+    """A model that never emits the separator generates its whole budget: that is what it costs."""
+    class Babbler(torch.nn.Module):
+        def generate(self, prompts, max_new_tokens, position_ids=None):
+            return torch.cat([prompts, torch.full((len(prompts), max_new_tokens), 16)], 1)   # ' 1' forever
+    result = evaluation.evaluate(Babbler(), val_split, 0, limit=3)
+    budget = int((val_split.seps[:3, 2] - val_split.seps[:3, 0]).max()) + 8
+    assert result["tokens_per_example"] == budget and result["accuracy"] == 0
+
+
 def test_text_file_evaluation(checkpoint, mult3x3, tmp_path):
     out = tmp_path / "r.json"
     evaluation.main(["--ckpt", str(checkpoint), "--text", str(mult3x3 / "val.txt"), "--limit", "3",

@@ -136,7 +136,11 @@ def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_roo
 
 @pytest.mark.parametrize("argv", [["--delta", "0"], ["--delta", "-8"], ["--smoothing-lambda", "-1"],
                                   ["--mode", "implicit"], ["--init", "gpt5"], ["--batch-size", "0"],
-                                  ["--decay-epochs", "-1"], ["--reset-warmup", "-5"]])
+                                  ["--decay-epochs", "-1"], ["--reset-warmup", "-5"],
+                                  ["--dtype", "bfloat16", "--device", "cpu"], ["--gate-threshold", "1.5"],
+                                  ["--gate-collapse", "0.95"], ["--gate-min-steps", "0"],
+                                  ["--gate-max-steps", "10", "--gate-min-steps", "20"], ["--max-chunk", "0"],
+                                  ["--probe-examples", "-1"]])
 def test_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as e:
         train.parse_args(["--task", "mult3x3", *argv])
@@ -182,12 +186,27 @@ def test_learning_rate_warmup_and_decay():
     assert train.learning_rate(paper, {"step": 999, "since_reset": 0}, 100) == pytest.approx(5e-5)   # constant
 
 
+def test_explicit_mode_keeps_the_best_epoch(data_root, tmp_path, monkeypatch):
+    """With nothing ever removed, "best" is never forgotten (as in the reference when its removal code does
+    not run): best.pt is the best epoch, not the last."""
+    accuracies = iter([0.9, 0.5, 0.7])
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: {"accuracy": next(accuracies), "tokens_per_example": 1.0})
+    monkeypatch.setattr(train, "measure_speed", lambda *a, **k: 1.0)
+    train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--mode", "explicit",
+                "--batch-size", "64", "--epochs", "3", *TINY])
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["schedule"]["epoch"] == 0
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["schedule"]["epoch"] == 2
+
+
 def test_presets_fill_only_what_was_not_given():
     assert train.parse_args(["--task", "mult7x7"]).delta == 8                        # the paper's Delta
     assert train.parse_args(["--task", "mult3x3", "--model", "tiny"]).delta == 12    # the CPU preset's
     assert train.parse_args(["--task", "mult3x3", "--model", "tiny", "--delta", "16"]).delta == 16
     assert train.parse_args(["--task", "mult3x3", "--model", "tiny"]).activation == "gelu"
     assert train.parse_args(["--task", "mult3x3"]).activation == "gelu_tanh"
+    assert train.parse_args(["--task", "mult3x3", "--model", "tiny"]).keep_position
+    assert not train.parse_args(["--task", "mult3x3", "--model", "tiny", "--no-keep-position"]).keep_position
+    assert not train.parse_args(["--task", "mult3x3"]).keep_position
 
 
 def test_only_a_scratch_model_changes_the_activation(tmp_path, capsys):
