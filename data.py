@@ -162,7 +162,15 @@ def split_line(line, where):
     if "####" not in target:
         raise DataError(f"{where}: no '####' before the output")
     cot, answer = target.split("####", 1)
-    return source, cot.strip(), ("####" + answer).strip().replace(",", "")  # reference: extract_answer
+    return source, cot.strip(), extract_answer("####" + answer)
+
+
+def extract_answer(text):
+    """Reference rule: the answer is '####' plus what follows it, stripped, commas removed; without '####'
+    the whole text (which then never equals a reference answer)."""
+    if "####" not in text:
+        return text.strip().replace(",", "")
+    return ("####" + text.strip().split("####", 1)[1]).strip().replace(",", "")
 
 
 def read_text(path):

@@ -22,17 +22,10 @@ from model import GPT, GPTConfig, CheckpointError
 from schedule import IGNORE, remove_cot
 
 
-def extract_answer(text):
-    """Reference rule: the answer is '####' plus what follows it, stripped, commas removed; without '####'
-    the whole text (which then never equals a reference answer)."""
-    if "####" not in text:
-        return text.strip().replace(",", "")
-    return ("####" + text.strip().split("####", 1)[1]).strip().replace(",", "")
-
-
 def exact_match(predicted_texts, reference_texts):
     """Per example: does the predicted answer equal the reference answer?"""
-    return np.array([extract_answer(p) == extract_answer(r) for p, r in zip(predicted_texts, reference_texts)])
+    answer = data.extract_answer
+    return np.array([answer(p) == answer(r) for p, r in zip(predicted_texts, reference_texts)])
 
 
 def sync(device):
@@ -135,6 +128,18 @@ def measure_speed(model, split, n_remove, side, keep_position, device, examples=
 
 # ----------------------------------------------------------------------------- checkpoints
 
+def read_checkpoint(path):
+    """A train.py checkpoint (.pt): the model and the whole checkpoint dict (what --resume also needs)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model = GPT(GPTConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model"])
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CheckpointError(f"{path}: not a train.py checkpoint ({reason})") from None
+    return model, ckpt
+
+
 def load_checkpoint(path, device="cpu"):
     """A train.py checkpoint (.pt) or a GPT-2 folder / the paper's released state_dict.bin folder.
     Returns the model and what evaluation needs to know about it (task, removal level)."""
@@ -142,13 +147,7 @@ def load_checkpoint(path, device="cpu"):
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
     if path.suffix == ".pt":
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            model = GPT(GPTConfig(**ckpt["model_config"]))
-            model.load_state_dict(ckpt["model"])
-        except Exception as e:
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise CheckpointError(f"{path}: not a train.py checkpoint ({reason})") from None
+        model, ckpt = read_checkpoint(path)
         info = {k: ckpt[k] for k in ("task", "n_remove", "removal_side", "keep_position")}
     else:
         model = GPT.from_pretrained(path)

@@ -19,7 +19,9 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-EOT = 50256                          # <|endoftext|>: the separator of input, CoT and output
+from data import EOT                 # <|endoftext|>: the separator of input, CoT and output
+from schedule import IGNORE          # the label of positions without a loss
+
 GPT2_VOCAB = 50257
 ACTIVATIONS = {"gelu_tanh": "tanh", "gelu": "none"}   # name -> F.gelu's `approximate`
 PRESETS = {                          # n_layer, n_head, n_embd of OpenAI's four GPT-2 sizes
@@ -67,12 +69,13 @@ class KVCache:
 
 
 def linear(x, weight, bias=None):
-    """x @ weight + bias, weight stored (in, out). A single row (batch-1 decoding) is memory-bound, and MKL
-    streams the weight on one core then: split the input dimension in two halves and let a batched product
-    read them on two cores (GPT-2 small, 2-core CPU: 31 -> 22 ms of matrix products per token)."""
+    """x @ weight + bias, weight stored (in, out). On a CPU a single row (batch-1 decoding) is memory-bound,
+    and MKL streams the weight on one core then: split the input dimension in two halves and let a batched
+    product read them on two cores (README, "Model speed on a CPU").
+    A GPU takes the plain product."""
     n_in, n_out = weight.shape
     rows = x.reshape(-1, n_in)
-    if rows.shape[0] == 1 and n_in % 2 == 0:
+    if rows.shape[0] == 1 and n_in % 2 == 0 and x.device.type == "cpu":
         y = torch.bmm(rows.view(2, 1, n_in // 2), weight.view(2, n_in // 2, n_out)).sum(0)
         y = y if bias is None else y + bias
     else:
@@ -173,7 +176,7 @@ class GPT(nn.Module):
         if self.config.vocab_ids is None:
             return ids
         index = self.id_to_index[ids]
-        if (index < 0).any():
+        if ids.device.type == "cpu" and (index < 0).any():             # a GPU would stall on this check
             bad = ids[index < 0][0].item()
             raise ValueError(f"token id {bad} is not in this model's compact vocabulary")
         return index
@@ -185,7 +188,7 @@ class GPT(nn.Module):
     def forward(self, idx, labels=None, position_ids=None, cache=None):
         """
         idx: (B, T) GPT-2 ids. Without labels: logits (B, T, vocab) for every position (with a cache: for the
-        last position only, which is all decoding needs). With labels (-100 = no loss): the logits of the
+        last position only, which is all decoding needs). With labels (IGNORE = no loss): the logits of the
         positions that predict a label, (M, vocab), and their mean cross-entropy; the head is not run
         where there is nothing to predict.
         """
@@ -193,7 +196,7 @@ class GPT(nn.Module):
         if position_ids is None:
             start = cache.length if cache is not None else 0
             position_ids = torch.arange(start, start + T, device=idx.device)
-        if position_ids.max() >= self.config.block_size:
+        if idx.device.type == "cpu" and position_ids.max() >= self.config.block_size:   # no GPU sync
             raise ValueError(f"position {position_ids.max().item()} is beyond block_size {self.config.block_size}")
         wte = self.lm_head.weight.t()                                  # (vocab, n_embd) token embedding
         x = self.transformer.drop(F.embedding(self.to_index(idx), wte) + self.transformer.wpe(position_ids))
@@ -206,7 +209,7 @@ class GPT(nn.Module):
         if labels is None:
             return self.lm_head(x)
         targets = labels[:, 1:]                                       # position t predicts token t+1
-        has_label = targets != -100
+        has_label = targets != IGNORE
         logits = self.lm_head(x[:, :-1][has_label])
         return logits, F.cross_entropy(logits.float(), self.to_index(targets[has_label]))
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-IGNORE = -100            # label of positions without a loss
-SEPARATOR = 50256        # <|endoftext|>, also the padding id (as the reference pads)
+from data import EOT     # <|endoftext|>: the separator, also the padding id (as the reference pads)
+
+IGNORE = -100            # label of positions without a loss (cross-entropy's ignore index)
 
 
 def steps_per_token(batches_per_epoch, delta):
@@ -41,7 +42,8 @@ def scheduled_count(batch, batches_per_epoch, delta, start_from=0, remove_all_be
 class GateConfig:
     threshold: float = 0.9     # advance once the measure (running train exact match) is at least this ...
     min_steps: int = 50        # ... and the count has been held this many steps
-    max_steps: int = 1000      # advance anyway after this many steps at one count
+    max_steps: int = 1000      # advance anyway after this many steps at one count, or sooner when needed
+    deadline: float = math.inf #   to have all CoT removed by this batch (with the steps left shared evenly)
     collapse: float = 0.05     # a measure below this for `patience` steps in a row is a collapse:
     patience: int = 300        #   roll back to the state before the last advance
     max_retries: int = 2       # rollbacks of one advance, at most; then it stays and waits for max_steps
@@ -61,12 +63,21 @@ def gate_measure(gate, config):
     return gate["average"] / (1 - config.beta ** gate["steps"]) if gate["steps"] else 0.0
 
 
-def gate_step(gate, batch_exact_match, config, cot_length, remove_all_beyond=math.inf):
+def steps_allowed(gate, config, cot_length, batch):
+    """How long the gate may hold this count: max_steps, or the batches left until the deadline shared
+    evenly among the advances still to come (at least min_steps)."""
+    advances_left = math.ceil(max(1, cot_length - gate["count"]) / gate["chunk"])
+    left = config.deadline - (batch - gate["steps"])                   # from when this count began
+    return int(max(config.min_steps, min(config.max_steps, left // advances_left)))
+
+
+def gate_step(gate, batch_exact_match, config, cot_length, remove_all_beyond=math.inf, batch=0):
     """
     One training batch's decision: ("hold" | "advance" | "rollback", the gate's new state, the measure).
 
     advance:  measure >= threshold after at least min_steps at this count (or the longer hold a retry
-              asks for), or max_steps (or that longer hold) reached. The count grows by `chunk` tokens, and to inf (remove all)
+              asks for), or `steps_allowed` (or that longer hold) reached; `batch` counts the batches of
+              the schedule so far, for the deadline. The count grows by `chunk` tokens, and to inf (remove all)
               once it covers the longest CoT or reaches remove_all_beyond. The chunk doubles (up to
               max_chunk) when the model recovered within 2 * min_steps, else falls back to 1.
     rollback: the measure stayed below `collapse` for `patience` steps after an advance, and that advance
@@ -83,7 +94,7 @@ def gate_step(gate, batch_exact_match, config, cot_length, remove_all_beyond=mat
     if gate["advanced"] and gate["low_steps"] >= config.patience and gate["attempt"] < config.max_retries:
         return "rollback", gate, measure
     recovered = measure >= config.threshold and gate["steps"] >= max(config.min_steps, gate["hold_at_least"])
-    if not recovered and gate["steps"] < max(config.max_steps, gate["hold_at_least"]):
+    if not recovered and gate["steps"] < max(steps_allowed(gate, config, cot_length, batch), gate["hold_at_least"]):
         return "hold", gate, measure
     quick = recovered and gate["steps"] <= 2 * config.min_steps
     count = gate["count"] + gate["chunk"]
@@ -157,7 +168,7 @@ def remove_cot(tokens, lengths, seps, n_remove, side="left", keep_position=False
     width = int(new_lengths.max())
     is_padding = column[:width] >= new_lengths[:, None]
     new_tokens = np.take_along_axis(tokens, order[:, :width], axis=1)
-    new_tokens[is_padding] = SEPARATOR
+    new_tokens[is_padding] = EOT
     new_seps = seps - np.stack([np.zeros_like(n), n, n], axis=1)
     labels = np.where((column[:width] > new_seps[:, :1]) & ~is_padding, new_tokens, IGNORE)
     position_ids = None

@@ -20,17 +20,19 @@ import numpy as np
 import torch
 
 import data
-from eval import all_labels_right, evaluate, load_checkpoint, measure_speed, teacher_forced_accuracy
+from eval import (all_labels_right, evaluate, load_checkpoint, measure_speed, read_checkpoint,
+                  teacher_forced_accuracy)
 from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError
-from schedule import (GateConfig, IGNORE, gate_measure, gate_step, new_gate, remove_cot, retry_gently,
-                      sample_offsets, scheduled_count, should_reset)
+from schedule import (GateConfig, IGNORE, gate_measure, gate_step, new_gate, offset_distribution, remove_cot,
+                      retry_gently, sample_offsets, scheduled_count, should_reset)
 
-PAPER = dict(init="gpt2", schedule="linear", delta=8, lr=5e-5, weight_decay=0.01, batch_size=32, epochs=200,
-             train_size=None, smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0, keep_position=False,
-             pretrain_epochs=0, dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None, n_embd=None)
-TINY = dict(init="scratch", schedule="adaptive", delta=12, lr=1e-3, weight_decay=0.01, batch_size=128, epochs=10,
-            train_size=102400, smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4, keep_position=True,
-            pretrain_epochs=0, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128)
+PAPER = dict(init="gpt2", schedule="linear", delta=8, remove_by_epoch=math.inf, lr=5e-5, weight_decay=0.01,
+             batch_size=32, epochs=200, train_size=None, smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0,
+             keep_position=False, pretrain_epochs=0, dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None,
+             n_embd=None)
+TINY = dict(init="scratch", schedule="adaptive", delta=12, remove_by_epoch=6, lr=1e-3, weight_decay=0.01,
+            batch_size=128, epochs=10, train_size=102400, smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4,
+            keep_position=True, pretrain_epochs=0, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128)
 TINY_TASKS = {"mult4x4": dict(batch_size=64, epochs=30)}         # per-task changes to the tiny preset
 
 
@@ -62,6 +64,8 @@ def parse_args(argv=None):
                    help="adaptive: advance once the running train exact match is at least this")
     p.add_argument("--gate-min-steps", type=int, default=gate.min_steps, help="adaptive: steps at a count, at least")
     p.add_argument("--gate-max-steps", type=int, default=gate.max_steps, help="adaptive: advance anyway after this")
+    p.add_argument("--remove-by-epoch", type=float,
+                   help="adaptive: advance at least fast enough to have all CoT removed by the end of this epoch")
     p.add_argument("--gate-collapse", type=float, default=gate.collapse,
                    help="adaptive: a running exact match below this for --gate-patience steps rolls back")
     p.add_argument("--gate-patience", type=int, default=gate.patience)
@@ -102,8 +106,10 @@ def parse_args(argv=None):
         args.out = f"runs/{args.task}-{args.model}-{args.mode}"
     if args.delta <= 0:
         p.error(f"--delta must be > 0, got {args.delta}")
-    if args.smoothing_lambda < 0 or math.isnan(args.smoothing_lambda):
-        p.error(f"--smoothing-lambda must be >= 0 or inf, got {args.smoothing_lambda}")
+    try:
+        offset_distribution(args.smoothing_lambda)
+    except ValueError as e:
+        p.error(f"--smoothing-lambda: {e}")
     for key in ("batch_size", "epochs", "accumulate"):
         if getattr(args, key) <= 0:
             p.error(f"--{key.replace('_', '-')} must be > 0")
@@ -187,10 +193,11 @@ def learning_rate(args, state, batches_per_epoch):
     return args.lr * warmup * decay
 
 
-def gate_config(args):
+def gate_config(args, batches_per_epoch):
+    deadline = (args.remove_by_epoch - args.pretrain_epochs) * batches_per_epoch   # counted from removal's start
     return GateConfig(threshold=args.gate_threshold, min_steps=args.gate_min_steps, max_steps=args.gate_max_steps,
-                      collapse=args.gate_collapse, patience=args.gate_patience, max_retries=args.gate_max_retries,
-                      max_chunk=args.max_chunk)
+                      deadline=deadline, collapse=args.gate_collapse, patience=args.gate_patience,
+                      max_retries=args.gate_max_retries, max_chunk=args.max_chunk)
 
 
 def snapshot(model, optimizer, state):
@@ -223,11 +230,10 @@ def train(args):
              "batch_exact_match": None}
     rollback_point = None
     if args.resume:                                                       # model, optimizer, schedule, RNG
-        ckpt = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
+        model, ckpt = read_checkpoint(run / "ckpt.pt")
         if ckpt["task"] != args.task:
             raise data.DataError(f"{run / 'ckpt.pt'} was trained on {ckpt['task']}, not {args.task}")
-        model = GPT(GPTConfig(**ckpt["model_config"])).to(device)
-        model.load_state_dict(ckpt["model"])
+        model.to(device)
         optimizer = new_optimizer(model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
         for group in optimizer.param_groups:                              # weight decay from this command line, like lr
@@ -244,7 +250,7 @@ def train(args):
     batches_per_epoch = math.ceil(n_train / args.batch_size)              # T
     cot_length = int((val_split.seps[:, 1] - val_split.seps[:, 0] - 1).max())
     longest_train_cot = int((train_split.seps[:n_train, 1] - train_split.seps[:n_train, 0] - 1).max())
-    gate = gate_config(args)
+    gate = gate_config(args, batches_per_epoch)
     level = lambda count: (count, args.removal_side, args.keep_position)
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=args.dtype == "bfloat16" and device.type == "cuda")
     print(f"{args.task}: {n_train} examples, T={batches_per_epoch} batches/epoch, CoT {cot_length} tokens, "
@@ -265,7 +271,7 @@ def train(args):
                                                      args.remove_start_from, args.remove_all_beyond)
                 elif state["batch_exact_match"] is not None:              # the gate judges the previous batch
                     action, new, measure = gate_step(state["gate"], state["batch_exact_match"], gate,
-                                                     longest_train_cot, args.remove_all_beyond)
+                                                     longest_train_cot, args.remove_all_beyond, state["batch"])
                     event = {"event": action, "step": state["batch"], "count": scheduled(state["gate"]["count"]),
                              "measure": None if measure is None else round(measure, 4),
                              "steps_at_count": state["gate"]["steps"] + 1}

@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from schedule import (IGNORE, SEPARATOR as E, offset_distribution, remove_cot, sample_offsets,
+from data import EOT as E
+from schedule import (IGNORE, offset_distribution, remove_cot, sample_offsets,
                       scheduled_count, should_reset, steps_per_token)
 
 
@@ -101,10 +102,10 @@ GATE = GateConfig(threshold=0.9, min_steps=5, max_steps=40, collapse=0.05, patie
                   max_chunk=1, beta=0.5)
 
 
-def feed(gate, measures, config=GATE, cot_length=25):
+def feed(gate, measures, config=GATE, cot_length=25, first_batch=0):
     actions = []
-    for m in measures:
-        action, gate, _ = gate_step(gate, m, config, cot_length)
+    for batch, m in enumerate(measures, first_batch):
+        action, gate, _ = gate_step(gate, m, config, cot_length, batch=batch)
         actions.append(action)
     return actions, gate
 
@@ -190,3 +191,14 @@ def test_smoothing_distribution_is_a_valid_distribution(lam):
     p = offset_distribution(lam)
     assert (p >= 0).all() and p.sum() == pytest.approx(1.0)
     sample_offsets(lam, 10, np.random.default_rng(0))                 # numpy accepts it
+
+
+def test_deadline_shares_the_batches_left_among_the_advances_to_come():
+    from schedule import steps_allowed
+    config = GateConfig(**{**GATE.__dict__, "max_steps": 1000, "deadline": 500})
+    assert steps_allowed(new_gate(0), config, 25, batch=0) == 20          # 500 batches / 25 tokens
+    assert steps_allowed({**new_gate(20), "steps": 30}, config, 25, batch=430) == 20   # began at 400: 100 / 5 left ...
+    assert steps_allowed({**new_gate(20), "chunk": 4}, config, 25, batch=400) == 50    # ... or / 2 chunks of 4
+    assert steps_allowed(new_gate(24), config, 25, batch=700) == 5        # past it: min_steps
+    actions, gate = feed(new_gate(), [0.5] * 20, config)                # never recovers: the pace advances it
+    assert actions == ["hold"] * 19 + ["advance"] and gate["count"] == 1
