@@ -5,6 +5,7 @@ and draw the paper's figures from training runs.
     python eval.py --ckpt runs/mult4x4/best.pt                         # test split, batch size 1
     python eval.py --ckpt runs/explicit/best.pt runs/si/best.pt --limit 200   # Table 2 style
     python eval.py --ckpt state_dict_folder --task mult4x4 --text valid.txt   # the paper's released models
+    python eval.py --ckpt folder_11x11 --task mult11x11 --text test_bigbench.txt --n-remove 320   # partly internalized
     python eval.py --plot runs/si runs/no-smoothing --out fig3.png       # Fig. 3 and Fig. 2a
 """
 import argparse
