@@ -119,7 +119,7 @@ def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_roo
     """Gate, rollback point and RNG in ckpt.pt: a resume between advances and rollbacks changes nothing."""
     common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--gate-min-steps", "2",
               "--gate-max-steps", "5", "--gate-collapse", "0.5", "--gate-patience", "3", "--gate-max-retries", "1",
-              "--decay-epochs", "0", *TINY]                           # T = 20; a collapse is sure at this size
+              "--remove-by-epoch", "inf", "--decay-epochs", "0", *TINY]   # T = 20; a collapse is sure here
     train.main([*common, "--out", str(tmp_path / "whole"), "--epochs", "2"])
     train.main([*common, "--out", str(tmp_path / "split"), "--epochs", "1"])
     train.main([*common, "--out", str(tmp_path / "split"), "--epochs", "2", "--resume"])
