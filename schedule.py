@@ -64,8 +64,11 @@ def gate_measure(gate, config):
 
 
 def steps_allowed(gate, config, cot_length, batch):
-    """How long the gate may hold this count: max_steps, or the batches left until the deadline shared
-    evenly among the advances still to come (at least min_steps)."""
+    """How long the gate may hold this count: max_steps, or, once removal has begun, the batches left until
+    the deadline shared evenly among the advances still to come (at least min_steps). The explicit CoT
+    before the first advance is learned at its own pace."""
+    if not gate["advanced"]:
+        return config.max_steps
     advances_left = math.ceil(max(1, cot_length - gate["count"]) / gate["chunk"])
     left = config.deadline - (batch - gate["steps"])                   # from when this count began
     return int(max(config.min_steps, min(config.max_steps, left // advances_left)))

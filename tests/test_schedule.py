@@ -196,9 +196,11 @@ def test_smoothing_distribution_is_a_valid_distribution(lam):
 def test_deadline_shares_the_batches_left_among_the_advances_to_come():
     from schedule import steps_allowed
     config = GateConfig(**{**GATE.__dict__, "max_steps": 1000, "deadline": 500})
-    assert steps_allowed(new_gate(0), config, 25, batch=0) == 20          # 500 batches / 25 tokens
-    assert steps_allowed({**new_gate(20), "steps": 30}, config, 25, batch=430) == 20   # began at 400: 100 / 5 left ...
-    assert steps_allowed({**new_gate(20), "chunk": 4}, config, 25, batch=400) == 50    # ... or / 2 chunks of 4
-    assert steps_allowed(new_gate(24), config, 25, batch=700) == 5        # past it: min_steps
-    actions, gate = feed(new_gate(), [0.5] * 20, config)                # never recovers: the pace advances it
-    assert actions == ["hold"] * 19 + ["advance"] and gate["count"] == 1
+    removing = {**new_gate(1), "advanced": True}
+    assert steps_allowed(new_gate(0), config, 25, batch=0) == 1000        # the explicit CoT: its own pace
+    assert steps_allowed(removing, config, 25, batch=20) == 20            # 480 batches / 24 tokens
+    assert steps_allowed({**removing, "count": 20, "steps": 30}, config, 25, batch=430) == 20   # began at 400:
+    assert steps_allowed({**removing, "count": 20, "chunk": 4}, config, 25, batch=400) == 50    # 100 / 5 or / 2
+    assert steps_allowed({**removing, "count": 24}, config, 25, batch=700) == 5      # past it: min_steps
+    actions, gate = feed(removing, [0.5] * 20, config, first_batch=21)  # never recovers: the pace advances it
+    assert actions == ["hold"] * 19 + ["advance"] and gate["count"] == 2
