@@ -71,7 +71,7 @@ def reference_loop(batches, epochs, T, delta, pretrain, start_from, beyond, side
 
 def run_ours(monkeypatch, argv):
     """train.py on a tiny model, recording per batch what the reference port needs and what it decides."""
-    batches, resets, steps, saves = [], [], [], []
+    batches, resets, steps, saves, stale = [], [], [], [], []
     real_remove, real_offsets, real_new = train.remove_cot, train.sample_offsets, train.new_optimizer
     drawn = []
 
@@ -89,6 +89,7 @@ def run_ours(monkeypatch, argv):
     def new_optimizer(model, args):
         optimizer = real_new(model, args)
         resets.append(len(batches))                                   # the batch about to be processed
+        stale.extend(p.grad is not None for p in model.parameters())  # a partial window must be dropped
         real_step = optimizer.step
         optimizer.step = lambda *a, **k: (steps.append(len(batches) - 1), real_step(*a, **k))[1]
         return optimizer
@@ -104,6 +105,7 @@ def run_ours(monkeypatch, argv):
     monkeypatch.setattr(train, "measure_speed", lambda *a, **k: 1.0)
     train.main(argv)
     best_epochs = [epoch for name, epoch in saves if name == "best.pt"]
+    assert not any(stale), "an optimizer reset kept the gradients of a partial accumulation window"
     return batches, resets[1:], steps, best_epochs
 
 
