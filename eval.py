@@ -150,9 +150,10 @@ def load_checkpoint(path, device="cpu"):
     if path.suffix == ".pt":
         model, ckpt = read_checkpoint(path)
         info = {k: ckpt[k] for k in ("task", "n_remove", "removal_side", "keep_position")}
+        info["data"] = ckpt["args"].get("data", "data")                  # the data root it was trained on
     else:
         model = GPT.from_pretrained(path)
-        info = {"task": None, "n_remove": math.inf, "removal_side": "left", "keep_position": False}
+        info = {"task": None, "n_remove": math.inf, "removal_side": "left", "keep_position": False, "data": "data"}
     return model.to(device).eval(), info
 
 
@@ -165,7 +166,7 @@ def eval_split(args, info):
         return data.read_text_split(args.text)
     if task is None:
         raise data.DataError("this checkpoint does not name its task: pass --task, or --text FILE")
-    folder = Path(args.data) / task
+    folder = Path(args.data or info["data"]) / task
     meta = data.load_meta(folder)
     if meta["task"] != task:
         raise data.DataError(f"{folder}: holds {meta['task']}, the checkpoint was trained on {task}")
@@ -233,7 +234,7 @@ def main(argv=None):
     parser.add_argument("--split", choices=["val", "test"], default="test")
     parser.add_argument("--text", help="evaluate on a reference-format text file instead")
     parser.add_argument("--task", help="the task (needed for checkpoints that do not name one)")
-    parser.add_argument("--data", default="data", help="data root (default data/)")
+    parser.add_argument("--data", help="data root (default: the one the checkpoint was trained on, else data/)")
     parser.add_argument("--n-remove", type=removal_level,
                         help="CoT tokens removed from the prompt side: a number or 'all' (default: the level a "
                              "train.py checkpoint was saved at; 'all' for GPT-2 / state_dict.bin folders, e.g. 320 "

@@ -64,7 +64,7 @@ def checkpoint(mult3x3, tmp_path_factory):
     import train
     meta = data.load_meta(mult3x3)
     model = GPT(GPTConfig(block_size=64, n_layer=1, n_head=2, n_embd=16, vocab_ids=meta["vocab_ids"]))
-    args = argparse.Namespace(task="mult3x3", removal_side="left", keep_position=False)
+    args = argparse.Namespace(task="mult3x3", removal_side="left", keep_position=False, data=str(mult3x3.parent))
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
     train.save(path, model, torch.optim.AdamW(model.parameters()), {"count": 30}, args, meta, float("inf"))
     return path
@@ -101,6 +101,15 @@ def test_tokens_per_example_counts_rows_without_a_second_separator(val_split):
     result = evaluation.evaluate(Babbler(), val_split, 0, limit=3)
     budget = int((val_split.seps[:3, 2] - val_split.seps[:3, 0]).max()) + 8
     assert result["tokens_per_example"] == budget and result["accuracy"] == 0
+
+
+def test_data_root_defaults_to_the_one_the_run_was_trained_on(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                                       # no data/ here
+    out = tmp_path / "r.json"
+    evaluation.main(["--ckpt", str(checkpoint), "--limit", "2", "--json", str(out)])
+    assert json.loads(out.read_text())[0]["examples"] == 2
+    with pytest.raises(SystemExit, match="meta.json: missing"):
+        evaluation.main(["--ckpt", str(checkpoint), "--limit", "2", "--data", str(tmp_path)])
 
 
 def test_text_file_evaluation(checkpoint, mult3x3, tmp_path):
