@@ -30,15 +30,20 @@ PAPER = dict(init="gpt2", schedule="linear", delta=8, remove_by_epoch=math.inf, 
              batch_size=32, epochs=200, train_size=None, smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0,
              keep_position=False, pretrain_epochs=0, dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None,
              n_embd=None)
-TINY = dict(init="scratch", schedule="adaptive", delta=12, remove_by_epoch=6, lr=1e-3, weight_decay=0.01,
+TINY = dict(init="scratch", schedule="linear", delta=12, remove_by_epoch=6, lr=1e-3, weight_decay=0.01,
             batch_size=128, epochs=10, train_size=102400, smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4,
-            keep_position=True, pretrain_epochs=0, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128)
-TINY_TASKS = {"mult4x4": dict(batch_size=64, epochs=30)}         # per-task changes to the tiny preset
+            keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128)
+TINY_TASKS = {"mult4x4": dict(batch_size=64, epochs=30, remove_by_epoch=22)}   # per-task changes to the tiny preset
 
 
-def preset(model, task):
-    """The settings a preset fills in where the command line is silent."""
-    return PAPER if model == "paper" else {**TINY, **TINY_TASKS.get(task, {})}
+def preset(model, task, schedule=None):
+    """The settings a preset fills in where the command line is silent. With the adaptive schedule the gate
+    decides when the explicit CoT is learned, so no fixed explicit epochs come first."""
+    settings = PAPER if model == "paper" else {**TINY, **TINY_TASKS.get(task, {})}
+    if (schedule or settings["schedule"]) == "adaptive":
+        settings = {**settings, "pretrain_epochs": 0}
+    return settings
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,7 +104,7 @@ def parse_args(argv=None):
     p.add_argument("--log-every", type=int, default=50)
     args = p.parse_args(argv)
     given_activation = args.activation is not None
-    for key, value in preset(args.model, args.task).items():             # fill in what was not given
+    for key, value in preset(args.model, args.task, args.schedule).items():   # fill in what was not given
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.out is None:

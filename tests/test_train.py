@@ -117,8 +117,8 @@ def test_rollback_restores_model_and_optimizer_bit_for_bit(data_root):
 
 def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_root, tmp_path):
     """Gate, rollback point and RNG in ckpt.pt: a resume between advances and rollbacks changes nothing."""
-    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--gate-min-steps", "2",
-              "--gate-max-steps", "5", "--gate-collapse", "0.5", "--gate-patience", "3", "--gate-max-retries", "1",
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--schedule", "adaptive",
+              "--gate-min-steps", "2", "--gate-max-steps", "5", "--gate-collapse", "0.5", "--gate-patience", "3", "--gate-max-retries", "1",
               "--remove-by-epoch", "inf", "--decay-epochs", "0", *TINY]   # T = 20; a collapse is sure here
     train.main([*common, "--out", str(tmp_path / "whole"), "--epochs", "2"])
     train.main([*common, "--out", str(tmp_path / "split"), "--epochs", "1"])
@@ -149,25 +149,29 @@ def test_bad_arguments(argv, capsys):
 
 
 def test_end_to_end_internalizes_2x2(tmp_path):
-    """From explicit CoT to zero CoT tokens on a CPU in about a minute; at zero CoT the model still
-    multiplies 2x2 far above chance (1 in 8,100). Measured here: 0.2-0.29 after 16-24 epochs with a constant
-    lr, 0.33 with the decay over the last 4 epochs (tanh GELU), 0.29 with erf GELU."""
+    """From explicit CoT to zero CoT tokens on a CPU in about 1.5 minutes with the adaptive schedule; at zero
+    CoT the model still multiplies 2x2 far above chance (1 in 8,100). Measured on this machine: 0.49 test
+    (the linear schedule with the same 2,068 steps: 0.285)."""
     root = tmp_path / "data"
     data.generate_multiplication("mult2x2", root / "mult2x2", {"train": 6000, "val": 100, "test": 200}, seed=0)
     out = tmp_path / "run"
     train.main(["--task", "mult2x2", "--data", str(root), "--out", str(out), "--model", "tiny",
                 "--n-layer", "2", "--n-head", "4", "--n-embd", "128", "--batch-size", "64", "--lr", "1e-3",
-                "--delta", "8", "--pretrain-epochs", "3", "--epochs", "16", "--log-every", "500",
-                "--schedule", "linear"])
-    evals = [m for m in read(out) if "val_acc" in m]
-    assert evals[2]["cot_removed"] == 0 and evals[2]["val_acc"] >= 0.15    # explicit CoT learned first
+                "--schedule", "adaptive", "--epochs", "22", "--remove-by-epoch", "8", "--decay-epochs", "10",
+                "--log-every", "500"])
+    metrics = read(out)
+    advances = [m for m in metrics if m.get("event") == "advance"]
+    assert advances[0]["count"] == 0 and advances[0]["measure"] >= 0.9   # explicit CoT learned first
+    assert advances[-1]["to"] == "all" and advances[-1]["step"] <= 8 * 94   # all gone by the deadline
+    assert len([m for m in metrics if m.get("event") == "probe"]) == 9     # a point per removed token
+    evals = [m for m in metrics if "val_acc" in m]
     assert evals[-1]["cot_removed"] == 9                               # all 9 CoT tokens gone (8 + a space)
     model, info = evaluation.load_checkpoint(out / "best.pt")
-    assert info["n_remove"] >= 9
+    assert info["n_remove"] == math.inf
     result = evaluation.evaluate(model, data.load_split(root / "mult2x2", "test"), info["n_remove"],
                                  info["removal_side"], info["keep_position"], batch_size=200)
     assert result["tokens_per_example"] == pytest.approx(9, abs=0.5)   # separator, " ####" (2), 4 digits, " ", separator
-    assert result["accuracy"] >= 0.1
+    assert result["accuracy"] >= 0.4
 
 
 def test_learning_rate_warmup_and_decay():
@@ -207,6 +211,12 @@ def test_presets_fill_only_what_was_not_given():
     assert train.parse_args(["--task", "mult3x3", "--model", "tiny"]).keep_position
     assert not train.parse_args(["--task", "mult3x3", "--model", "tiny", "--no-keep-position"]).keep_position
     assert not train.parse_args(["--task", "mult3x3"]).keep_position
+    tiny = train.parse_args(["--task", "mult3x3", "--model", "tiny"])
+    assert tiny.schedule == "linear" and tiny.pretrain_epochs == 2    # the measured 3x3 preset
+    adaptive = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--schedule", "adaptive"])
+    assert adaptive.pretrain_epochs == 0 and adaptive.remove_by_epoch == 6
+    assert train.parse_args(["--task", "mult4x4", "--model", "tiny"]).batch_size == 64
+    assert train.parse_args(["--task", "mult7x7"]).schedule == "linear"
 
 
 def test_only_a_scratch_model_changes_the_activation(tmp_path, capsys):
