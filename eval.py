@@ -202,13 +202,17 @@ def plot(runs, out):
         sys.exit("eval.py: error: plotting needs matplotlib: pip install matplotlib")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
-        evals = [m for m in read_metrics(run) if "val_acc" in m]
-        removed = [m["cot_removed"] for m in evals]
-        left.plot(removed, [m["val_acc"] for m in evals], marker="o", label=Path(run).name)
+        metrics = read_metrics(run)
+        evals = [m for m in metrics if "val_acc" in m]
+        probes = [m for m in metrics if m.get("event") == "probe"]      # a point per removed token, when logged
+        points = [(m["cot_removed"], m["probe_acc"]) for m in probes] + [(evals[-1]["cot_removed"], evals[-1]["val_acc"])]
+        if not probes:
+            points = [(m["cot_removed"], m["val_acc"]) for m in evals]
+        left.plot(*zip(*points), marker="o", markersize=3, label=Path(run).name)
         right.plot([m["val_examples_per_s"] for m in evals], [m["val_acc"] for m in evals], marker="o",
                    label=Path(run).name)
     left.set(xlabel="CoT tokens removed (scheduled, capped at the CoT length)", ylabel="validation accuracy",
-             title="Fig. 3: accuracy during removal")
+             title="Fig. 3: accuracy during removal")   # per token: teacher-forced; last point: the final epoch
     right.set(xlabel="examples/s at batch size 1", ylabel="validation accuracy", xscale="log",
               title="Fig. 2a: speed vs accuracy over epochs")
     for ax in (left, right):

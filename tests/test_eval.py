@@ -141,9 +141,20 @@ def test_figures(tmp_path, monkeypatch):
         lines = [{"event": "optimizer_reset", "step": 12}] + [
             {"epoch": e, "cot_removed": 8 * e, "val_acc": acc * e / 3, "val_examples_per_s": 10.0 + e} for e in range(4)]
         (run / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in lines))
+    probed = tmp_path / "probed"                                      # a point per removed token
+    probed.mkdir()
+    lines = [{"event": "probe", "step": 10 * n, "cot_removed": n, "probe_acc": 1 - n / 10} for n in range(3)] + [
+        {"epoch": 0, "cot_removed": 3, "val_acc": 0.6, "val_examples_per_s": 10.0}]
+    (probed / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in lines))
+    import matplotlib.axes
+    drawn, real_plot = [], matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, *a, **k: (drawn.append(a), real_plot(ax, *a, **k))[1])
     out = tmp_path / "fig.png"
-    evaluation.main(["--plot", str(tmp_path / "full"), str(tmp_path / "no-reset"), "--out", str(out)])
+    evaluation.main(["--plot", str(tmp_path / "full"), str(tmp_path / "no-reset"), str(probed), "--out", str(out)])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(drawn[0][0]) == [0, 8, 16, 24]                         # per epoch without probes
+    assert list(drawn[4][0]) == [0, 1, 2, 3] and list(drawn[4][1]) == [1.0, 0.9, 0.8, 0.6]   # probes, then the end
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", real_plot)
     import builtins
     real_import = builtins.__import__
     monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError())
