@@ -205,9 +205,9 @@ def plot(runs, out):
         metrics = read_metrics(run)
         evals = [m for m in metrics if "val_acc" in m]
         probes = [m for m in metrics if m.get("event") == "probe"]      # a point per removed token, when logged
-        points = [(m["cot_removed"], m["probe_acc"]) for m in probes] + [(evals[-1]["cot_removed"], evals[-1]["val_acc"])]
-        if not probes:
-            points = [(m["cot_removed"], m["val_acc"]) for m in evals]
+        points = [(m["cot_removed"], m["val_acc"]) for m in evals]
+        if probes:                                                     # then the final epoch's point
+            points = [(m["cot_removed"], m["probe_acc"]) for m in probes] + points[-1:]
         left.plot(*zip(*points), marker="o", markersize=3, label=Path(run).name)
         right.plot([m["val_examples_per_s"] for m in evals], [m["val_acc"] for m in evals], marker="o",
                    label=Path(run).name)

@@ -220,6 +220,31 @@ def restore(point, model, args):
     return optimizer
 
 
+def follow_gate(state, gate, model, optimizer, rollback_point, args, run, cot_length):
+    """The adaptive schedule at the top of a batch: schedule.gate_step decides from the previous batch's
+    exact match, this acts on it (advance: keep a rollback point; rollback: restore it and retry gently)
+    and logs it. Returns the optimizer and the rollback point, either of which may be new."""
+    action, new, measure = gate_step(state["gate"], state["batch_exact_match"], gate, cot_length,
+                                     args.remove_all_beyond, state["batch"])
+    event = {"event": action, "step": state["batch"], "count": scheduled(state["gate"]["count"]),
+             "measure": None if measure is None else round(measure, 4), "steps_at_count": state["gate"]["steps"] + 1}
+    if action == "advance":
+        rollback_point = snapshot(model, optimizer, state)
+        state["gate"] = new
+        event["to"] = scheduled(new["count"])
+    elif action == "rollback":
+        optimizer = restore(rollback_point, model, args)
+        state["gate"] = retry_gently(rollback_point["gate"], new, gate)
+        state["since_reset"] = rollback_point["since_reset"]
+        event.update(back_to=scheduled(state["gate"]["count"]), retry=state["gate"]["retries"])
+    else:
+        state["gate"] = new
+    if action != "hold" or state["batch"] % args.log_every == 0:
+        log(run, event)
+    state["count"], state["batch_exact_match"] = state["gate"]["count"], None
+    return optimizer, rollback_point
+
+
 def train(args):
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
@@ -275,27 +300,10 @@ def train(args):
                     state["count"] = scheduled_count(state["batch"], batches_per_epoch, args.delta,
                                                      args.remove_start_from, args.remove_all_beyond)
                 elif state["batch_exact_match"] is not None:              # the gate judges the previous batch
-                    action, new, measure = gate_step(state["gate"], state["batch_exact_match"], gate,
-                                                     longest_train_cot, args.remove_all_beyond, state["batch"])
-                    event = {"event": action, "step": state["batch"], "count": scheduled(state["gate"]["count"]),
-                             "measure": None if measure is None else round(measure, 4),
-                             "steps_at_count": state["gate"]["steps"] + 1}
-                    if action == "advance":
-                        rollback_point = snapshot(model, optimizer, state)
-                        state["gate"] = new
-                        event["to"] = scheduled(new["count"])
-                    elif action == "rollback":
-                        optimizer = restore(rollback_point, model, args)
-                        state["gate"] = retry_gently(rollback_point["gate"], new, gate)
-                        state["since_reset"] = rollback_point["since_reset"]
-                        event.update(back_to=scheduled(state["gate"]["count"]), retry=state["gate"]["retries"])
-                    else:
-                        state["gate"] = new
-                    if action != "hold" or state["batch"] % args.log_every == 0:
-                        log(run, event)
-                    state["count"], state["batch_exact_match"] = state["gate"]["count"], None
+                    optimizer, rollback_point = follow_gate(state, gate, model, optimizer, rollback_point, args,
+                                                            run, longest_train_cot)
                 state["batch"] += 1
-            if state["count"] > previous and previous < cot_length and args.probe_examples:   # Fig. 3, per token
+            if state["count"] > previous and previous < cot_length and args.probe_examples:   # Fig. 3 points
                 accuracy = teacher_forced_accuracy(model, val_split, *level(previous), args.probe_examples,
                                                    device=device)
                 log(run, {"event": "probe", "step": state["batch"] - 1, "cot_removed": int(min(previous, cot_length)),
