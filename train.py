@@ -48,6 +48,10 @@ def preset(model, task, schedule=None):
     return settings
 
 
+class TrainingError(RuntimeError):
+    """The run cannot go on (a non-finite loss); the message says where."""
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True, help="multKxK (generated if missing) or an imported task folder name")
@@ -105,6 +109,9 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="bfloat16: autocast on GPU")
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--save-every", type=int, default=0,
+                   help="also write ckpt.pt every N steps (at the first optimizer-step boundary), for an exact "
+                        "--resume from the middle of an epoch")
     args = p.parse_args(argv)
     given_activation = args.activation is not None
     for key, value in preset(args.model, args.task, args.schedule).items():   # fill in what was not given
@@ -121,7 +128,8 @@ def parse_args(argv=None):
     for key in ("batch_size", "epochs", "accumulate"):
         if getattr(args, key) <= 0:
             p.error(f"--{key.replace('_', '-')} must be > 0")
-    for key in ("reset_warmup", "decay_epochs", "pretrain_epochs", "gate_max_retries", "probe_examples"):
+    for key in ("reset_warmup", "decay_epochs", "pretrain_epochs", "gate_max_retries", "probe_examples",
+                "save_every"):
         if getattr(args, key) < 0:
             p.error(f"--{key.replace('_', '-')} must be >= 0")
     for key in ("gate_min_steps", "gate_patience", "max_chunk"):
@@ -260,7 +268,7 @@ def train(args):
     run = Path(args.out)
     state = {"epoch": 0, "batch": 0, "step": 0, "count": args.remove_start_from, "all_removed_previous": False,
              "best_val": -math.inf, "since_reset": 0, "accumulated": 0, "gate": new_gate(args.remove_start_from),
-             "batch_exact_match": None}
+             "batch_exact_match": None, "next_batch": 0, "epoch_rng": None, "saved_at": 0}
     rollback_point = None
     if args.resume:                                                       # model, optimizer, schedule, RNG
         model, ckpt = read_checkpoint(run / "ckpt.pt")
@@ -272,7 +280,8 @@ def train(args):
         for group in optimizer.param_groups:                              # weight decay from this command line, like lr
             group["weight_decay"] = args.weight_decay
         state, rollback_point = ckpt["schedule"], ckpt["rollback_point"]
-        state["epoch"] += 1
+        if not state["next_batch"]:                                       # saved at an epoch's end
+            state["epoch"] += 1
         torch.set_rng_state(ckpt["rng"])
     else:
         model = build_model(args, meta, longest).to(device)
@@ -294,8 +303,11 @@ def train(args):
         state["epoch"] = epoch
         rng = np.random.default_rng([args.seed, epoch])                   # data order and offsets of this epoch
         order = rng.permutation(n_train)
+        first_batch, state["next_batch"] = state["next_batch"], 0
+        if first_batch:                                                   # resumed from a step checkpoint
+            rng.bit_generator.state = state["epoch_rng"]
         model.train()
-        for i in range(batches_per_epoch):
+        for i in range(first_batch, batches_per_epoch):
             ids = order[i * args.batch_size:(i + 1) * args.batch_size]
             previous = state["count"]
             if args.mode == "stepwise" and epoch >= args.pretrain_epochs:
@@ -333,6 +345,9 @@ def train(args):
             positions = None if positions is None else torch.from_numpy(positions).to(device)
             with autocast:
                 logits, loss = model(tokens, labels, positions)
+            if not torch.isfinite(loss):                                  # nothing is saved from here on
+                raise TrainingError(f"step {state['step']} (epoch {epoch}): the loss is {loss.item()}; stopped, "
+                                    f"{run / 'ckpt.pt'} holds the last good checkpoint")
             (loss / args.accumulate).backward()
             state["accumulated"] += 1                                     # batches trained on, skipped ones not
             if state["accumulated"] == args.accumulate:
@@ -347,6 +362,11 @@ def train(args):
                 state["batch_exact_match"] = all_labels_right(model, logits.detach(), labels).float().mean().item()
             state["step"] += 1
             window_tokens += tokens.numel()
+            due = args.save_every and state["step"] - state["saved_at"] >= args.save_every
+            if due and not state["accumulated"] and i < batches_per_epoch - 1:     # a step checkpoint
+                state.update(next_batch=i + 1, epoch_rng=rng.bit_generator.state, saved_at=state["step"])
+                save(run / "ckpt.pt", model, optimizer, state, args, meta, removal_level(args, state), rollback_point)
+                state["next_batch"] = 0
             if state["step"] % args.log_every == 0:
                 targets = labels[:, 1:][labels[:, 1:] != IGNORE]
                 token_acc = (model.to_id(logits.argmax(-1)) == targets).float().mean().item()
@@ -395,7 +415,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         train(args)
-    except (data.DataError, CheckpointError, OSError) as e:
+    except (data.DataError, CheckpointError, TrainingError, OSError) as e:
         sys.exit(f"train.py: error: {e}")
 
 

@@ -140,7 +140,7 @@ def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_roo
                                   ["--dtype", "bfloat16", "--device", "cpu"], ["--gate-threshold", "1.5"],
                                   ["--gate-collapse", "0.95"], ["--gate-min-steps", "0"],
                                   ["--gate-max-steps", "10", "--gate-min-steps", "20"], ["--max-chunk", "0"],
-                                  ["--probe-examples", "-1"]])
+                                  ["--probe-examples", "-1"], ["--save-every", "-1"]])
 def test_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as e:
         train.parse_args(["--task", "mult3x3", *argv])
@@ -228,3 +228,47 @@ def test_only_a_scratch_model_changes_the_activation(tmp_path, capsys):
         train.parse_args(["--task", "mult3x3", "--init", "gpt2", "--activation", "gelu"])
     assert e.value.code != 0
     assert "only a scratch model can change" in capsys.readouterr().err
+
+
+class Crash(Exception):
+    """Stands in for a kill: nothing after it runs, only what is on disk survives."""
+
+
+@pytest.mark.parametrize("schedule", ["linear", "adaptive"])
+def test_resume_from_a_step_checkpoint_mid_epoch_is_exact(schedule, data_root, tmp_path, monkeypatch):
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "2", "--delta", "8",
+              "--schedule", schedule, "--gate-min-steps", "3", "--remove-by-epoch", "1", "--save-every", "7",
+              "--pretrain-epochs", "0", "--smoothing-lambda", "0.7", "--dropout", "0.1", *TINY]   # both RNGs used
+    train.main([*common, "--out", str(tmp_path / "whole")])
+    real_lr = train.learning_rate
+
+    def crash_at_step_26(args, state, batches_per_epoch):                # epoch 1, after the checkpoint at 21
+        if state["step"] == 26:
+            raise Crash
+        return real_lr(args, state, batches_per_epoch)
+    monkeypatch.setattr(train, "learning_rate", crash_at_step_26)
+    with pytest.raises(Crash):
+        train.main([*common, "--out", str(tmp_path / "killed")])
+    saved = torch.load(tmp_path / "killed" / "ckpt.pt", weights_only=True)["schedule"]
+    assert (saved["epoch"], saved["next_batch"], saved["step"]) == (1, 1, 21)   # T = 20: mid-epoch
+    monkeypatch.setattr(train, "learning_rate", real_lr)
+    train.main([*common, "--out", str(tmp_path / "killed"), "--resume"])
+    whole, resumed = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True) for run in ("whole", "killed"))
+    for name, weights in whole["model"].items():
+        assert torch.equal(weights, resumed["model"][name]), name
+    assert whole["schedule"] == resumed["schedule"]
+    losses = {run: {m["step"]: m["loss"] for m in read(tmp_path / run) if "loss" in m} for run in ("whole", "killed")}
+    assert losses["whole"] == losses["killed"]
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(data_root, tmp_path, monkeypatch):
+    real_lr = train.learning_rate
+    monkeypatch.setattr(train, "learning_rate",
+                        lambda args, state, t: math.nan if state["step"] == 12 else real_lr(args, state, t))
+    with pytest.raises(SystemExit) as e:
+        train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
+                    "--epochs", "2", "--save-every", "5", *LINEAR])
+    message = str(e.value.code)
+    assert "step 13" in message and "loss is nan" in message and "\n" not in message
+    model, ckpt = evaluation.read_checkpoint(tmp_path / "ckpt.pt")
+    assert ckpt["schedule"]["step"] == 10 and all(torch.isfinite(p).all() for p in model.parameters())
