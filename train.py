@@ -279,7 +279,8 @@ def train(args):
         optimizer.load_state_dict(ckpt["optimizer"])
         for group in optimizer.param_groups:                              # weight decay from this command line, like lr
             group["weight_decay"] = args.weight_decay
-        state, rollback_point = ckpt["schedule"], ckpt["rollback_point"]
+        state = {**state, **ckpt["schedule"]}                            # older checkpoints lack newer keys
+        rollback_point = ckpt.get("rollback_point")
         if not state["next_batch"]:                                       # saved at an epoch's end
             state["epoch"] += 1
         torch.set_rng_state(ckpt["rng"])
