@@ -294,7 +294,6 @@ def train(args):
     cot_length = int((val_split.seps[:, 1] - val_split.seps[:, 0] - 1).max())
     longest_train_cot = int((train_split.seps[:n_train, 1] - train_split.seps[:n_train, 0] - 1).max())
     gate = gate_config(args, batches_per_epoch)
-    level = lambda count: (count, args.removal_side, args.keep_position)
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=args.dtype == "bfloat16" and device.type == "cuda")
     print(f"{args.task}: {n_train} examples, T={batches_per_epoch} batches/epoch, CoT {cot_length} tokens, "
           f"model {model.num_params() / 1e6:.2f}M parameters on {device}, {args.schedule} schedule", flush=True)
@@ -320,8 +319,8 @@ def train(args):
                                                             run, longest_train_cot)
                 state["batch"] += 1
             if state["count"] > previous and previous < cot_length and args.probe_examples:   # Fig. 3 points
-                accuracy = teacher_forced_accuracy(model, val_split, *level(previous), args.probe_examples,
-                                                   device=device)
+                accuracy = teacher_forced_accuracy(model, val_split, previous, args.removal_side,
+                                                   args.keep_position, args.probe_examples, device=device)
                 log(run, {"event": "probe", "step": state["batch"] - 1, "cot_removed": int(min(previous, cot_length)),
                           "probe_acc": accuracy})
             if should_reset(state["count"], previous, state["all_removed_previous"], not args.no_reset_optimizer):

@@ -118,8 +118,10 @@ def data_root(tmp_path_factory):
 
 def random_settings(rng):
     while True:
-        s = dict(train_size=rng.choice([48, 64, 100, 160]), batch_size=rng.choice([8, 16]), epochs=rng.randint(2, 4),
-                 delta=rng.choice([0.5, 1, 2.5, 3, 8, 40]), pretrain=rng.randint(0, 2), start_from=rng.choice([0, 0, 1, 3]),
+        s = dict(train_size=rng.choice([48, 64, 100, 160]), batch_size=rng.choice([8, 16]),
+                 epochs=rng.randint(2, 4),
+                 delta=rng.choice([0.5, 1, 2.5, 3, 8, 40]), pretrain=rng.randint(0, 2),
+                 start_from=rng.choice([0, 0, 1, 3]),
                  beyond=rng.choice([math.inf, math.inf, 4, 7]), side=rng.choice(["left", "right"]),
                  lam=rng.choice([math.inf, math.inf, 4.0, 0.7]), accumulate=rng.choice([1, 1, 2, 3]),
                  max_len=rng.choice([-1, -1, 19, 21, 23]), reset=rng.random() < 0.8)
