@@ -9,18 +9,24 @@ needs it), and roll back an advance the model collapsed after.
     python train.py --task mult3x3 --model tiny           # a small model from scratch, finishes on a CPU
     python train.py --task mult3x3 --model tiny --schedule adaptive    # the recovery-gated schedule
     python train.py --task mult4x4 --mode nocot           # the no-CoT baseline (or --mode explicit)
+    torchrun --nproc_per_node 8 train.py --task mult7x7   # data parallel: the same run, batch 32 split 8 ways
 """
 import argparse
 import copy
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+from datetime import timedelta
+
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 import data
 from eval import (all_labels_right, evaluate, load_checkpoint, measure_speed, read_checkpoint,
@@ -37,6 +43,7 @@ TINY = dict(init="scratch", schedule="linear", delta=12, remove_by_epoch=6, lr=1
             batch_size=128, epochs=10, train_size=102400, smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4,
             keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128)
 TINY_TASKS = {"mult4x4": dict(batch_size=64, epochs=30, remove_by_epoch=22)}   # per-task changes to the tiny preset
+RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))   # set by torchrun
 
 
 def preset(model, task, schedule=None):
@@ -107,7 +114,9 @@ def parse_args(argv=None):
     p.add_argument("--val-limit", type=int, help="validate on the first N examples only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="bfloat16: autocast on GPU")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="bfloat16: autocast over fp32 weights (on a GPU; on a CPU where torch supports it)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training forward and backward")
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--save-every", type=int, default=0,
                    help="also write ckpt.pt every N steps (at the first optimizer-step boundary), for an exact "
@@ -138,8 +147,8 @@ def parse_args(argv=None):
     if not 0 < args.gate_threshold <= 1 or not 0 <= args.gate_collapse < args.gate_threshold:
         p.error(f"--gate-threshold must be in (0, 1] and --gate-collapse in [0, threshold), got "
                 f"{args.gate_threshold} and {args.gate_collapse}")
-    if args.dtype == "bfloat16" and not args.device.startswith("cuda"):
-        p.error(f"--dtype bfloat16 autocasts on a CUDA device only; on --device {args.device} it would run fp32")
+    if args.batch_size < WORLD_SIZE:
+        p.error(f"--batch-size {args.batch_size} is the global batch: it must hold a row for each of {WORLD_SIZE} processes")
     if args.gate_max_steps < args.gate_min_steps:
         p.error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
     if args.init not in list(PRESETS) + ["scratch"] and not Path(args.init).exists():
@@ -149,6 +158,42 @@ def parse_args(argv=None):
             p.error(f"--activation {args.activation}: only a scratch model can change GPT-2's gelu_tanh")
         args.activation = "gelu_tanh"
     return args
+
+
+def start_processes(args):
+    """Under torchrun, one process per device joins the group (NCCL on GPUs, gloo on CPUs). Returns this
+    process's device."""
+    if WORLD_SIZE == 1:
+        return torch.device(args.device)
+    cuda = args.device.startswith("cuda")
+    device = torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if cuda else args.device)
+    if cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(hours=1))   # rank 0 validates alone
+    return device
+
+
+def rank_zero_first(make, *args):
+    """Rank 0 makes what may be written to disk (generated data, downloaded weights); then the others read it."""
+    if RANK == 0:
+        result = make(*args)
+    if WORLD_SIZE > 1:
+        dist.barrier()
+    return result if RANK == 0 else make(*args)
+
+
+def global_sum(value):
+    """A tensor summed over all processes (the tensor itself in one process)."""
+    if WORLD_SIZE > 1:
+        value = value.clone()
+        dist.all_reduce(value)
+    return value
+
+
+def to_device(array, device):
+    """numpy -> device; on a GPU through pinned memory, so the copy overlaps with the work queued before it."""
+    tensor = torch.from_numpy(array)
+    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
 
 
 def build_model(args, meta, longest):
@@ -171,6 +216,8 @@ def new_optimizer(model, args):
 
 
 def log(run, record, echo=None):
+    if RANK:                                                              # rank 0 logs for all
+        return
     with open(run / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
     if echo:
@@ -178,7 +225,10 @@ def log(run, record, echo=None):
 
 
 def save(path, model, optimizer, state, args, meta, n_remove, rollback_point=None):
-    """Everything eval.py and --resume need; plain tensors and containers, loadable with weights_only=True."""
+    """Everything eval.py and --resume need; plain tensors and containers, loadable with weights_only=True.
+    Written by rank 0 (every process holds the same weights), atomically: a crash leaves the previous file."""
+    if RANK:
+        return
     ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": dict(state), "rng": torch.get_rng_state(), "task": args.task, "n_remove": float(n_remove),
             "removal_side": args.removal_side, "keep_position": args.keep_position, "vocab_ids": meta["vocab_ids"],
@@ -258,12 +308,18 @@ def follow_gate(state, gate, model, optimizer, rollback_point, args, run, cot_le
 
 def train(args):
     torch.manual_seed(args.seed)
-    device = torch.device(args.device)
+    device = start_processes(args)
+    if device.type == "cuda":                                         # TF32 matmuls where the GPU has them
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     data.tokenizer()                                                  # fail now, not at the first evaluation
-    folder = data.prepare(args.task, args.data) if args.task.startswith("mult") else Path(args.data) / args.task
+    folder = rank_zero_first(data.prepare, args.task, args.data) if args.task.startswith("mult") else \
+        Path(args.data) / args.task
     meta = data.load_meta(folder)
     train_split, val_split = data.load_split(folder, "train"), data.load_split(folder, "val")
     n_train = len(train_split) if args.train_size is None else min(args.train_size, len(train_split))
+    if 0 < n_train % args.batch_size < WORLD_SIZE:
+        raise data.DataError(f"the last batch of an epoch has {n_train % args.batch_size} examples, fewer than the "
+                             f"{WORLD_SIZE} processes: change --batch-size or --train-size")
     longest = max(s["longest_example"] for s in meta["splits"].values())
     run = Path(args.out)
     state = {"epoch": 0, "batch": 0, "step": 0, "count": args.remove_start_from, "all_removed_previous": False,
@@ -285,18 +341,24 @@ def train(args):
             state["epoch"] += 1
         torch.set_rng_state(ckpt["rng"])
     else:
-        model = build_model(args, meta, longest).to(device)
+        model = rank_zero_first(build_model, args, meta, longest).to(device)
         optimizer = new_optimizer(model, args)
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "metrics.jsonl").write_text("")
-        (run / "args.json").write_text(json.dumps(vars(args), indent=1))
+        if RANK == 0:
+            run.mkdir(parents=True, exist_ok=True)
+            (run / "metrics.jsonl").write_text("")
+            (run / "args.json").write_text(json.dumps(vars(args), indent=1))
+    forward = torch.compile(model) if args.compile else model            # the training pass; eval uses model
+    if WORLD_SIZE > 1:                                                    # gradients averaged over processes
+        forward = DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
     batches_per_epoch = math.ceil(n_train / args.batch_size)              # T
     cot_length = int((val_split.seps[:, 1] - val_split.seps[:, 0] - 1).max())
     longest_train_cot = int((train_split.seps[:n_train, 1] - train_split.seps[:n_train, 0] - 1).max())
     gate = gate_config(args, batches_per_epoch)
-    autocast = torch.autocast("cuda", torch.bfloat16, enabled=args.dtype == "bfloat16" and device.type == "cuda")
-    print(f"{args.task}: {n_train} examples, T={batches_per_epoch} batches/epoch, CoT {cot_length} tokens, "
-          f"model {model.num_params() / 1e6:.2f}M parameters on {device}, {args.schedule} schedule", flush=True)
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
+    if RANK == 0:
+        print(f"{args.task}: {n_train} examples, T={batches_per_epoch} batches/epoch, CoT {cot_length} tokens, model "
+              f"{model.num_params() / 1e6:.2f}M parameters on {device} x {WORLD_SIZE}, {args.schedule} schedule",
+              flush=True)
     started, first_step = time.time(), state["step"]
     window_start, window_tokens = started, 0
     for epoch in range(state["epoch"], args.epochs):
@@ -318,7 +380,7 @@ def train(args):
                     optimizer, rollback_point = follow_gate(state, gate, model, optimizer, rollback_point, args,
                                                             run, longest_train_cot)
                 state["batch"] += 1
-            if state["count"] > previous and previous < cot_length and args.probe_examples:   # Fig. 3 points
+            if state["count"] > previous and previous < cot_length and args.probe_examples and RANK == 0:  # Fig. 3
                 accuracy = teacher_forced_accuracy(model, val_split, previous, args.removal_side,
                                                    args.keep_position, args.probe_examples, device=device)
                 log(run, {"event": "probe", "step": state["batch"] - 1, "cot_removed": int(min(previous, cot_length)),
@@ -341,14 +403,19 @@ def train(args):
                 state["best_val"] = -math.inf
             if 0 < args.max_len_train < tokens.shape[1]:
                 continue
-            tokens, labels = torch.from_numpy(tokens).to(device), torch.from_numpy(labels).to(device)
-            positions = None if positions is None else torch.from_numpy(positions).to(device)
+            window_tokens += tokens.size
+            # Every process built the whole global batch (same order, same offsets); each trains on its rows.
+            mine = np.array_split(np.arange(len(ids)), WORLD_SIZE)[RANK]
+            share = float((labels[mine, 1:] != IGNORE).sum() / (labels[:, 1:] != IGNORE).sum())
+            tokens, labels = to_device(tokens[mine], device), to_device(labels[mine], device)
+            positions = None if positions is None else to_device(positions[mine], device)
             with autocast:
-                logits, loss = model(tokens, labels, positions)
-            if not torch.isfinite(loss):                                  # nothing is saved from here on
-                raise TrainingError(f"step {state['step']} (epoch {epoch}): the loss is {loss.item()}; stopped, "
-                                    f"{run / 'ckpt.pt'} holds the last good checkpoint")
-            (loss / args.accumulate).backward()
+                logits, loss = forward(tokens, labels, positions)
+            batch_loss = global_sum(loss.detach() * share)               # the global batch's mean loss
+            if not torch.isfinite(batch_loss):                            # nothing is saved from here on
+                raise TrainingError(f"step {state['step']} (epoch {epoch}): the loss is {batch_loss.item()}; "
+                                    f"stopped, {run / 'ckpt.pt'} holds the last good checkpoint")
+            (loss * (share * WORLD_SIZE / args.accumulate)).backward()   # DDP averages the processes' gradients
             state["accumulated"] += 1                                     # batches trained on, skipped ones not
             if state["accumulated"] == args.accumulate:
                 state["accumulated"] = 0
@@ -359,9 +426,9 @@ def train(args):
                 optimizer.zero_grad(set_to_none=True)
                 state["since_reset"] += 1
             if args.schedule == "adaptive":                               # the gate's measure of recovery
-                state["batch_exact_match"] = all_labels_right(model, logits.detach(), labels).float().mean().item()
+                right = global_sum(all_labels_right(model, logits.detach(), labels).sum())
+                state["batch_exact_match"] = right.item() / len(ids)
             state["step"] += 1
-            window_tokens += tokens.numel()
             due = args.save_every and state["step"] - state["saved_at"] >= args.save_every
             if due and not state["accumulated"] and i < batches_per_epoch - 1:     # a step checkpoint
                 state.update(next_batch=i + 1, epoch_rng=rng.bit_generator.state, saved_at=state["step"])
@@ -369,20 +436,26 @@ def train(args):
                 state["next_batch"] = 0
             if state["step"] % args.log_every == 0:
                 targets = labels[:, 1:][labels[:, 1:] != IGNORE]
-                token_acc = (model.to_id(logits.argmax(-1)) == targets).float().mean().item()
+                right = global_sum(torch.stack([(model.to_id(logits.argmax(-1)) == targets).sum(),
+                                                torch.tensor(len(targets), device=device)]))
+                token_acc = (right[0] / right[1]).item()
                 elapsed = time.time() - started
                 total_steps = args.epochs * batches_per_epoch
                 eta = elapsed / (state["step"] - first_step) * (total_steps - state["step"])
                 record = {"step": state["step"], "epoch": epoch,
                           "scheduled_to_remove": scheduled(removal_level(args, state)),
-                          "loss": round(loss.item(), 4), "token_acc": round(token_acc, 4),
+                          "loss": round(batch_loss.item(), 4), "token_acc": round(token_acc, 4),
                           "tokens_per_s": round(window_tokens / (time.time() - window_start)),
                           "minutes": round(elapsed / 60, 2)}
                 log(run, record, f"step {state['step']} epoch {epoch} removed {record['scheduled_to_remove']} "
                                  f"loss {record['loss']:.4f} token_acc {token_acc:.3f} "
                                  f"{record['tokens_per_s']} tok/s ETA {eta / 60:.1f} min")
                 window_start, window_tokens = time.time(), 0
-        end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device, rollback_point)
+        if RANK == 0:                                                     # the others wait for its validation
+            end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device,
+                         rollback_point)
+        if WORLD_SIZE > 1:
+            dist.barrier()
 
 
 def removal_level(args, state):
@@ -417,6 +490,9 @@ def main(argv=None):
         train(args)
     except (data.DataError, CheckpointError, TrainingError, OSError) as e:
         sys.exit(f"train.py: error: {e}")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

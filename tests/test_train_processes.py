@@ -1,0 +1,118 @@
+"""train.py as real processes: data parallel under torchrun (gloo on the CPU), and a SIGKILL at a random step."""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import data
+import train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--model", "tiny", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--log-every", "1",
+        "--probe-examples", "0"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    data.generate_multiplication("mult3x3", root / "mult3x3", {"train": 640, "val": 50, "test": 50}, seed=0)
+    return root
+
+
+def read(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def losses(run):
+    """{step: loss}; where a killed run logged a step twice, the resumed run's line is the one that counts."""
+    return {m["step"]: m["loss"] for m in read(run) if "loss" in m}
+
+
+def resets(run):
+    return [m["step"] for m in read(run) if m.get("event") == "optimizer_reset"]
+
+
+def torchrun(args, processes=2):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "train.py", *args]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def assert_close(curve, other):
+    assert curve.keys() == other.keys()
+    worst = max(abs(curve[step] - other[step]) for step in curve)
+    assert worst <= 5e-4, f"loss curves differ by up to {worst}"            # logged to 4 decimals
+
+
+def test_two_processes_follow_the_one_process_run(data_root, tmp_path):
+    """Global batch 32 as 2 x 16 under torchrun: the same losses, optimizer resets and schedule as one process
+    with batch 32; each run's checkpoint then resumes under the other process count."""
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--delta", "8",
+              "--schedule", "linear", "--pretrain-epochs", "0", "--smoothing-lambda", "0.7", "--device", "cpu", *TINY]
+    one, two = tmp_path / "one", tmp_path / "two"
+    train.main([*common, "--out", str(one), "--epochs", "2"])
+    torchrun([*common, "--out", str(two), "--epochs", "2"])
+    assert len(losses(one)) == 40                                          # T = 20 batches, every step logged
+    assert_close(losses(one), losses(two))
+    assert resets(one) == resets(two) and len(resets(one)) >= 10
+    saved = [torch.load(run / "ckpt.pt", weights_only=True) for run in (one, two)]
+    assert saved[0]["schedule"]["count"] == saved[1]["schedule"]["count"] > 0
+
+    swapped = {run: tmp_path / f"{run.name}-resumed" for run in (one, two)}
+    for run, copy in swapped.items():
+        shutil.copytree(run, copy)
+    torchrun([*common, "--out", str(swapped[one]), "--epochs", "3", "--resume"])   # 1 process -> 2
+    train.main([*common, "--out", str(swapped[two]), "--epochs", "3", "--resume"])  # 2 processes -> 1
+    third_epoch = [{s: v for s, v in losses(run).items() if s > 40} for run in swapped.values()]
+    assert len(third_epoch[0]) == 20
+    assert_close(*third_epoch)
+    assert resets(swapped[one]) == resets(swapped[two])
+
+
+def start(args, out):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "train.py", *args, "--out", str(out)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def kill_at(process, run, step):
+    """SIGKILL the run once its log shows `step` (it may have gone a little further by then)."""
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if (run / "metrics.jsonl").exists() and any(m.get("step", -1) >= step for m in read(run) if "loss" in m):
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    assert process.wait(timeout=60) == -signal.SIGKILL, f"the run ended before step {step}: {process.stderr.read()}"
+
+
+@pytest.mark.parametrize("mode, schedule", [("explicit", "linear"), ("stepwise", "linear"), ("stepwise", "adaptive")])
+def test_sigkill_then_resume_ends_bit_for_bit_like_an_uninterrupted_run(mode, schedule, data_root, tmp_path):
+    T, epochs, every = 20, 6, 6
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", str(epochs),
+              "--mode", mode, "--schedule", schedule, "--delta", "4", "--gate-min-steps", "3", "--remove-by-epoch",
+              "4", "--pretrain-epochs", "1", "--save-every", str(every), "--smoothing-lambda", "0.7", "--dropout",
+              "0.1", "--val-limit", "10", "--device", "cpu", *TINY]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert start(common, whole).wait(timeout=300) == 0
+    # A random step after the first step checkpoint, in the middle of an epoch of the removal schedule.
+    step = random.choice([s for s in range(every + 1, 4 * T) if s % T and (s > T or mode == "explicit")])
+    kill_at(start(common, killed), killed, step)
+    saved = torch.load(killed / "ckpt.pt", weights_only=True)["schedule"]
+    assert 0 < saved["step"] < epochs * T, f"killed at step {step}"
+    resumed = start([*common, "--resume"], killed)
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    ends = [torch.load(run / "ckpt.pt", weights_only=True) for run in (whole, killed)]
+    for name, weights in ends[0]["model"].items():
+        assert torch.equal(weights, ends[1]["model"][name]), f"{name} differs after a kill at step {step}"
+    assert ends[0]["schedule"] == ends[1]["schedule"]
+    assert losses(whole) == losses(killed)
