@@ -137,7 +137,7 @@ def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_roo
 @pytest.mark.parametrize("argv", [["--delta", "0"], ["--delta", "-8"], ["--smoothing-lambda", "-1"],
                                   ["--mode", "implicit"], ["--init", "gpt5"], ["--batch-size", "0"],
                                   ["--decay-epochs", "-1"], ["--reset-warmup", "-5"],
-                                  ["--dtype", "bfloat16", "--device", "cpu"], ["--gate-threshold", "1.5"],
+                                  ["--dtype", "float16"], ["--gate-threshold", "1.5"],
                                   ["--gate-collapse", "0.95"], ["--gate-min-steps", "0"],
                                   ["--gate-max-steps", "10", "--gate-min-steps", "20"], ["--max-chunk", "0"],
                                   ["--probe-examples", "-1"], ["--save-every", "-1"]])
@@ -272,3 +272,46 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(data_root
     assert "step 13" in message and "loss is nan" in message and "\n" not in message
     model, ckpt = evaluation.read_checkpoint(tmp_path / "ckpt.pt")
     assert ckpt["schedule"]["step"] == 10 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def losses(run):
+    return {m["step"]: m["loss"] for m in read(run) if "loss" in m}
+
+
+def test_bfloat16_autocasts_on_the_cpu_over_fp32_weights(data_root, tmp_path, monkeypatch):
+    head_dtypes, real_build = [], train.build_model
+
+    def build_and_watch(*args):
+        model = real_build(*args)
+        model.lm_head.register_forward_hook(lambda module, inputs, output: head_dtypes.append(output.dtype))
+        return model
+    monkeypatch.setattr(train, "build_model", build_and_watch)
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "1", "--device", "cpu",
+              "--val-limit", "10", *LINEAR]
+    train.main([*common, "--out", str(tmp_path / "bf16"), "--dtype", "bfloat16"])
+    assert head_dtypes[:20] == [torch.bfloat16] * 20                    # T = 20 training steps under autocast
+    model, _ = evaluation.read_checkpoint(tmp_path / "bf16" / "ckpt.pt")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    train.main([*common, "--out", str(tmp_path / "fp32")])
+    bf16, fp32 = losses(tmp_path / "bf16"), losses(tmp_path / "fp32")
+    assert bf16.keys() == fp32.keys() and all(abs(bf16[s] - fp32[s]) < 0.02 for s in bf16)
+
+
+def compile_works():
+    try:
+        return bool(torch.compile(lambda x: x + 1)(torch.zeros(1)).item() == 1)
+    except Exception:                                                     # e.g. no C++ compiler for inductor
+        return False
+
+
+@pytest.mark.skipif(not compile_works(), reason="torch.compile cannot build CPU kernels here (needs a C++ compiler)")
+def test_compile_trains_like_eager(data_root, tmp_path):
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "1", "--device", "cpu",
+              "--val-limit", "10", "--train-size", "320", *LINEAR, "--log-every", "1"]
+    torch._dynamo.reset()
+    train.main([*common, "--out", str(tmp_path / "compiled"), "--compile"])
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0     # the training pass went through dynamo
+    train.main([*common, "--out", str(tmp_path / "eager")])
+    compiled, eager = losses(tmp_path / "compiled"), losses(tmp_path / "eager")
+    assert len(compiled) == 10 and compiled.keys() == eager.keys()
+    assert all(abs(compiled[s] - eager[s]) < 1e-3 for s in compiled)
