@@ -10,6 +10,8 @@ tied token embedding is kept as the head's (n_embd, vocab) matrix, the layout ba
 import json
 import math
 import os
+import sys
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -398,20 +400,38 @@ def config_from_tensors(tensors, hf_config, file, dropout):
 
 
 def download(name):
-    """Fetch OpenAI's GPT-2 weights once (standard library only) into ~/.cache/icot-si/NAME."""
+    """Fetch OpenAI's GPT-2 weights once (standard library only) into ~/.cache/icot-si/NAME (or $ICOT_CACHE/NAME),
+    from huggingface.co or the mirror in $ICOT_HUB, with a progress line on stderr."""
     folder = Path(os.environ.get("ICOT_CACHE", Path.home() / ".cache" / "icot-si")) / name
+    hub = os.environ.get("ICOT_HUB", "https://huggingface.co").rstrip("/")
     folder.mkdir(parents=True, exist_ok=True)
     for file in ("config.json", "model.safetensors"):
         target = folder / file
         if target.exists():
             continue
-        url = f"https://huggingface.co/openai-community/{name}/resolve/main/{file}"
+        url = f"{hub}/openai-community/{name}/resolve/main/{file}"
         tmp = target.with_name(file + ".part")
         try:
-            urllib.request.urlretrieve(url, tmp)
+            urllib.request.urlretrieve(url, tmp, reporthook=Progress(f"downloading {url}"))
             os.replace(tmp, target)
         except OSError as e:
             tmp.unlink(missing_ok=True)
-            raise CheckpointError(f"cannot download {url} ({getattr(e, 'reason', e)}): offline, place "
-                                  f"config.json and model.safetensors of {name} in {folder}") from None
+            reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
+            raise CheckpointError(f"cannot download {url} ({reason}); without a network, place config.json and "
+                                  f"model.safetensors of {name} in {folder}") from None
     return folder
+
+
+class Progress:
+    """urlretrieve's report hook: one line on stderr, rewritten in place as the megabytes arrive."""
+
+    def __init__(self, what):
+        self.what, self.shown = what, -1
+
+    def __call__(self, blocks, block_size, total):
+        done = min(blocks * block_size, total) if total > 0 else blocks * block_size
+        if done // 2 ** 20 != self.shown or done == total:
+            self.shown = done // 2 ** 20
+            of = f" of {total / 2 ** 20:.1f}" if total > 0 else ""
+            print(f"\r{self.what}: {done / 2 ** 20:.1f}{of} MB", end="\n" if done == total else "", file=sys.stderr,
+                  flush=True)

@@ -148,7 +148,7 @@ def parse_args(argv=None):
         p.error(f"--gate-threshold must be in (0, 1] and --gate-collapse in [0, threshold), got "
                 f"{args.gate_threshold} and {args.gate_collapse}")
     if args.batch_size < WORLD_SIZE:
-        p.error(f"--batch-size {args.batch_size} is the global batch: it must hold a row for each of {WORLD_SIZE} processes")
+        p.error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE} processes")
     if args.gate_max_steps < args.gate_min_steps:
         p.error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
     if args.init not in list(PRESETS) + ["scratch"] and not Path(args.init).exists():
@@ -357,7 +357,8 @@ def train(args):
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
     if RANK == 0:
         print(f"{args.task}: {n_train} examples, T={batches_per_epoch} batches/epoch, CoT {cot_length} tokens, model "
-              f"{model.num_params() / 1e6:.2f}M parameters on {device} x {WORLD_SIZE}, {args.schedule} schedule",
+              f"{model.num_params() / 1e6:.2f}M parameters on {device} x {WORLD_SIZE} ({args.dtype}), "
+              f"{args.schedule} schedule",
               flush=True)
     started, first_step = time.time(), state["step"]
     window_start, window_tokens = started, 0

@@ -1,6 +1,9 @@
+import http.server
 import json
 import os
 import random
+import shutil
+import threading
 import urllib.error
 import urllib.request
 
@@ -219,7 +222,7 @@ def test_missing_tensor_and_wrong_shape(hf_folder, tmp_path):
 
 
 def test_offline_download_names_the_file_and_folder(tmp_path, monkeypatch):
-    def offline(url, filename):
+    def offline(url, filename, reporthook=None):
         raise urllib.error.URLError("no network")
     monkeypatch.setattr(urllib.request, "urlretrieve", offline)
     monkeypatch.setenv("ICOT_CACHE", str(tmp_path))
@@ -231,6 +234,43 @@ def test_offline_download_names_the_file_and_folder(tmp_path, monkeypatch):
     assert list((tmp_path / "gpt2").iterdir()) == []                  # no half-downloaded file
     with pytest.raises(CheckpointError, match="not one of"):
         GPT.from_pretrained("gpt3")
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """An HTTP server on 127.0.0.1 serving tmp_path/hub, recording the paths asked for."""
+    root, asked = tmp_path / "hub", []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):
+            asked.append(self.path)
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root, asked
+    server.shutdown()
+
+
+def test_download_from_a_local_mirror_once(hf_folder, file_server, tmp_path, monkeypatch, capsys):
+    """The paper command's first step on a fresh machine: GPT-2 fetched once into the cache, with a progress line."""
+    hf, folder = hf_folder
+    url, root, asked = file_server
+    shutil.copytree(folder / "st", root / "openai-community" / "gpt2" / "resolve" / "main")
+    monkeypatch.setenv("ICOT_HUB", url)
+    monkeypatch.setenv("ICOT_CACHE", str(tmp_path / "cache"))
+    model = GPT.from_pretrained("gpt2")
+    assert sorted(p.name for p in (tmp_path / "cache" / "gpt2").iterdir()) == ["config.json", "model.safetensors"]
+    assert torch.equal(model.transformer.h[1].mlp.c_fc.weight, hf.transformer.h[1].mlp.c_fc.weight)
+    assert f"downloading {url}/openai-community/gpt2/resolve/main/model.safetensors" in capsys.readouterr().err
+    GPT.from_pretrained("gpt2")
+    assert len(asked) == 2                                            # the second load read the cache only
+    monkeypatch.setenv("ICOT_CACHE", str(tmp_path / "other"))
+    with pytest.raises(CheckpointError, match="404"):                 # a mirror without gpt2-medium
+        GPT.from_pretrained("gpt2-medium")
+    assert list((tmp_path / "other" / "gpt2-medium").iterdir()) == []
 
 
 def test_generation_never_runs_past_the_position_table():
