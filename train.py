@@ -19,9 +19,8 @@ import os
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
-
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import torch
