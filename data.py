@@ -18,6 +18,7 @@ therefore holds exactly three id-50256 separators and the .bin needs no index.
 
     python data.py --task mult4x4                       # generate data/mult4x4/
     python data.py --task gsm8k --from-text DIR          # import the reference's text files
+    python data.py --task twohop [graph options]         # two-hop facts, the second study (twohop.py)
 """
 import argparse
 import json
@@ -186,8 +187,9 @@ def read_text(path):
 
 
 def encode_examples(sources, cots, answers, enc):
-    """Reference string ' {src} <eos> {cot} <eos> {ans} <eos>' -> ids; the separators split the encoding."""
-    pieces = enc.encode_ordinary_batch([f" {s} " for s in sources] + [f" {c} " for c in cots]
+    """Reference string ' {src} <eos> {cot} <eos> {ans} <eos>' -> ids; the separators split the encoding.
+    An empty CoT (a one-hop fact) encodes to nothing: ' {src} <eos> <eos> {ans} <eos>', as --mode nocot."""
+    pieces = enc.encode_ordinary_batch([f" {s} " for s in sources] + [f" {c} " if c else "" for c in cots]
                                        + [f" {a} " for a in answers])
     n = len(sources)
     return [pieces[i] + [EOT] + pieces[n + i] + [EOT] + pieces[2 * n + i] + [EOT] for i in range(n)]
@@ -325,14 +327,20 @@ def prepare(task, data_root, train_size=808000, val_size=1000, test_size=1000, s
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", required=True, help="multKxK (K = 2..20), or any name with --from-text")
+    parser.add_argument("--task", required=True,
+                        help="multKxK (K = 2..20), twohop... (see twohop.py for its options), or any name with --from-text")
     parser.add_argument("--out", help="output folder (default data/TASK)")
     parser.add_argument("--from-text", help="import a folder in the reference's text format")
     parser.add_argument("--train-size", type=int, default=808000)
     parser.add_argument("--val-size", type=int, default=1000)
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.task.startswith("twohop"):                               # the second study's generator, own options
+        import twohop
+        return twohop.main(argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     out = Path(args.out or Path("data") / args.task)
     try:
         if args.from_text:

@@ -7,6 +7,8 @@ and draw the paper's figures from training runs.
     python eval.py --ckpt state_dict_folder --task mult4x4 --text valid.txt   # the paper's released models
     python eval.py --ckpt folder_11x11 --task mult11x11 --text test_bigbench.txt --n-remove 320   # partly internalized
     python eval.py --plot runs/si runs/no-smoothing --out fig3.png       # Fig. 3 and Fig. 2a
+    python eval.py --ckpt runs/twohop-cot/best.pt --split test_ood        # any split of the task by name
+    python eval.py --ckpt runs/twohop-cot/best.pt runs/twohop-nocot/best.pt --lens --out lens.png   # logit lens
 """
 import argparse
 import json
@@ -50,8 +52,9 @@ def prompts_and_targets(split, example_ids, n_remove, side, keep_position):
 def evaluate(model, split, n_remove, side="left", keep_position=False, batch_size=1, limit=None,
              device="cpu", progress_every=0):
     """Greedy-decode every example from its input (plus whatever CoT the removal level leaves to generate)
-    and score the answer. Returns accuracy, generated tokens per example, and examples/s where only the
-    generation is timed (device synchronized around it): the median over batches, so that a burst of
+    and score the answer. Returns accuracy (the answer after '####'), target_accuracy (the whole
+    continuation: CoT left to generate and answer), generated tokens per example, and examples/s where only
+    the generation is timed (device synchronized around it): the median over batches, so that a burst of
     load from elsewhere on a shared machine does not decide the figure."""
     device = torch.device(device)
     model.eval()
@@ -61,7 +64,7 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
     longest_target = int((split.seps[:n, 2] - split.seps[:n, 0]).max())
     batches = [ids[i:i + batch_size] for length in np.unique(prompt_lengths)      # equal-length prompts
                for ids in [np.flatnonzero(prompt_lengths == length)] for i in range(0, len(ids), batch_size)]
-    correct, generated, seconds, done, rates = 0, 0, 0.0, 0, []
+    correct, whole, generated, seconds, done, rates = 0, 0, 0, 0.0, 0, []
     for number, ids in enumerate(batches):
         prompts, positions, targets = prompts_and_targets(split, ids, n_remove, side, keep_position)
         prompts = torch.from_numpy(prompts).to(device)
@@ -79,12 +82,18 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
         predicted = [enc.decode([t for t in row if t != data.EOT]) for row in out]
         reference = [enc.decode([t for t in row if t != data.EOT]) for row in targets]
         correct += int(exact_match(predicted, reference).sum())
+        width = max(out.shape[1], max(len(t) for t in targets))      # generation pads finished rows with EOT
+        produced, gold = np.full((2, len(ids), width), data.EOT)
+        produced[:, :out.shape[1]] = out
+        for row, target in zip(gold, targets):
+            row[:len(target)] = target
+        whole += int((produced == gold).all(axis=1).sum())
         done += len(ids)
         if progress_every and (number + 1) % progress_every == 0:
             eta = seconds / done * (n - done)
             print(f"  {done}/{n} examples, accuracy so far {correct / done:.3f}, ETA {eta:.0f}s", flush=True)
-    return {"accuracy": correct / n, "examples": n, "tokens_per_example": generated / n,
-            "examples_per_s": float(np.median(rates))}
+    return {"accuracy": correct / n, "target_accuracy": whole / n, "examples": n,
+            "tokens_per_example": generated / n, "examples_per_s": float(np.median(rates))}
 
 
 def all_labels_right(model, logits, labels):
@@ -119,6 +128,29 @@ def teacher_forced_accuracy(model, split, n_remove, side="left", keep_position=F
         right += int(all_labels_right(model, logits, labels).sum())
     model.train(was_training)
     return right / n
+
+
+@torch.no_grad()
+def bridge_lens(model, split, entity_ids, limit=None, batch_size=512, device="cpu"):
+    """Logit lens on two-hop facts (Yao et al. 2025, Sec. 5): per layer (0 = the embedding), the share of
+    examples whose bridge entity is the top-1 entity read from the residual stream at the last input token
+    (r2) and at the separator after the input (the position that predicts the bridge when there is CoT)."""
+    n = len(split) if limit is None else min(limit, len(split))
+    prompt_lengths = split.seps[:n, 0] - split.starts[:n] + 1
+    if len(np.unique(prompt_lengths)) != 1 or not (split.seps[:n, 1] - split.seps[:n, 0] == 3).all():
+        raise data.DataError("--lens needs two-hop facts: equal-length inputs and the bridge entity as the CoT")
+    length = int(prompt_lengths[0])
+    positions = {"last_input": length - 3, "separator": length - 1}  # ' h r1 r2 ' <eos>: r2, then ' ', then <eos>
+    entity_rows = model.to_index(torch.tensor(entity_ids, device=device))
+    hits = {name: 0 for name in positions}
+    for first in range(0, n, batch_size):
+        tokens, _, _ = split.batch(np.arange(first, min(first + batch_size, n)))
+        bridge = torch.from_numpy(tokens[:, length]).to(device)
+        stream = model.residual_stream(torch.from_numpy(tokens[:, :length]).to(device))
+        for name, position in positions.items():
+            logits = model.lm_head(model.transformer.ln_f(stream[:, :, position]))[..., entity_rows]
+            hits[name] += (model.to_id(entity_rows[logits.argmax(-1)]) == bridge).sum(dim=1)
+    return {name: (count / n).tolist() for name, count in hits.items()}
 
 
 def measure_speed(model, split, n_remove, side, keep_position, device, examples=20, warmup=3):
@@ -157,29 +189,63 @@ def load_checkpoint(path, device="cpu"):
     return model.to(device).eval(), info
 
 
-def eval_split(args, info):
-    """The split to evaluate: a reference-format text file, or the task's generated split."""
+def task_folder(args, info):
+    """The data folder of the checkpoint's task, and its meta.json."""
     task = args.task or info["task"]
     if args.task and info["task"] and args.task != info["task"]:
         raise data.DataError(f"the checkpoint was trained on {info['task']}, not on {args.task}")
-    if args.text:
-        return data.read_text_split(args.text)
     if task is None:
         raise data.DataError("this checkpoint does not name its task: pass --task, or --text FILE")
     folder = Path(args.data or info["data"]) / task
     meta = data.load_meta(folder)
     if meta["task"] != task:
         raise data.DataError(f"{folder}: holds {meta['task']}, the checkpoint was trained on {task}")
-    return data.load_split(folder, args.split)
+    return folder, meta
+
+
+def eval_split(args, info, name):
+    """The split to evaluate: a reference-format text file, or the task's split of that name."""
+    if args.text:
+        return data.read_text_split(args.text)
+    folder, meta = task_folder(args, info)
+    if name not in meta["splits"]:
+        raise data.DataError(f"{folder}: no split {name!r}; it has {', '.join(meta['splits'])}")
+    return data.load_split(folder, name)
 
 
 def table(rows):
     """Paper's Table 2: accuracy, and batch-1 speed normalized to the fastest model."""
     fastest = max(r["examples_per_s"] for r in rows)
-    print(f"{'checkpoint':40s} {'removed':>8s} {'accuracy':>9s} {'ex/s':>8s} {'speed':>6s} {'tokens/ex':>10s}")
+    print(f"{'checkpoint':40s} {'split':>10s} {'removed':>8s} {'accuracy':>9s} {'target':>7s} {'ex/s':>8s} "
+          f"{'speed':>6s} {'tokens/ex':>10s}")
     for r in rows:
-        print(f"{r['checkpoint'][-40:]:40s} {str(r['n_remove']):>8s} {r['accuracy']:9.3f} {r['examples_per_s']:8.2f} "
-              f"{r['examples_per_s'] / fastest:5.2f}x {r['tokens_per_example']:10.1f}")
+        print(f"{r['checkpoint'][-40:]:40s} {r['split'][-10:]:>10s} {str(r['n_remove']):>8s} {r['accuracy']:9.3f} "
+              f"{r['target_accuracy']:7.3f} {r['examples_per_s']:8.2f} {r['examples_per_s'] / fastest:5.2f}x "
+              f"{r['tokens_per_example']:10.1f}")
+
+
+def lens_table(rows):
+    """Per checkpoint and split: the bridge's top-1 rate by layer, at the last input token / the separator."""
+    for r in rows:
+        print(f"{r['checkpoint']} on {r['split']} ({r['examples']} facts): bridge top-1 among entities by layer")
+        print("  layer " + " ".join(f"{layer:>5d}" for layer in range(len(r["last_input"]))))
+        for position in ("last_input", "separator"):
+            print(f"  {position:10s}" + " ".join(f"{v:5.2f}" for v in r[position]))
+
+
+def plot_lens(rows, out):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        for position, style in (("last_input", "--"), ("separator", "-")):
+            ax.plot(r[position], style, marker="o", markersize=3,
+                    label=f"{Path(r['checkpoint']).parent.name} {r['split']} {position}")
+    ax.set(xlabel="layer (0 = embedding)", ylabel="bridge top-1 among entities", title="logit lens: the bridge entity")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
 
 
 # ----------------------------------------------------------------------------- figures
@@ -191,15 +257,20 @@ def read_metrics(run):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot(runs, out):
-    """Fig. 3 (validation accuracy against CoT tokens removed, one line per run) and Fig. 2a (accuracy
-    against batch-1 speed over a run's epochs) from the runs' metrics.jsonl."""
+def pyplot():
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         sys.exit("eval.py: error: plotting needs matplotlib: pip install matplotlib")
+    return plt
+
+
+def plot(runs, out):
+    """Fig. 3 (validation accuracy against CoT tokens removed, one line per run) and Fig. 2a (accuracy
+    against batch-1 speed over a run's epochs) from the runs' metrics.jsonl."""
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
         metrics = read_metrics(run)
@@ -232,10 +303,29 @@ def removal_level(text):
     return float(text)
 
 
+def lens(args):
+    rows = []
+    for path in args.ckpt:
+        model, info = load_checkpoint(path, args.device)
+        folder, meta = task_folder(args, info)
+        if "entity_ids" not in meta:
+            raise data.DataError(f"{folder}: --lens needs a two-hop task (python data.py --task twohop)")
+        for name in ("test_id", "test_ood"):
+            split = data.load_split(folder, name)
+            result = bridge_lens(model, split, meta["entity_ids"], args.limit, device=args.device)
+            rows.append({"checkpoint": str(path), "split": name, "examples": min(len(split), args.limit or len(split)),
+                         **result})
+    lens_table(rows)
+    if args.json:
+        data.write_atomic(Path(args.json), lambda f: f.write(json.dumps(rows, indent=1).encode()))
+    if args.out:
+        plot_lens(rows, args.out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", nargs="+", help="train.py .pt files, or GPT-2 / state_dict.bin folders")
-    parser.add_argument("--split", choices=["val", "test"], default="test")
+    parser.add_argument("--split", default="test", help="a split of the task by name (two-hop: test_id, test_ood, ...)")
     parser.add_argument("--text", help="evaluate on a reference-format text file instead")
     parser.add_argument("--task", help="the task (needed for checkpoints that do not name one)")
     parser.add_argument("--data", help="data root (default: the one the checkpoint was trained on, else data/)")
@@ -249,17 +339,21 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--plot", nargs="+", help="draw Fig. 3 and Fig. 2a from these run folders")
-    parser.add_argument("--out", default="figures.png", help="PNG file for --plot")
+    parser.add_argument("--lens", action="store_true",
+                        help="two-hop tasks: the logit lens on test_id and test_ood (table; figure with --out)")
+    parser.add_argument("--out", help="PNG file for --plot (default figures.png) or --lens")
     args = parser.parse_args(argv)
     try:
         if args.plot:
-            return plot(args.plot, args.out)
+            return plot(args.plot, args.out or "figures.png")
         if not args.ckpt:
             parser.error("give --ckpt or --plot")
+        if args.lens:
+            return lens(args)
         rows = []
         for path in args.ckpt:
             model, info = load_checkpoint(path, args.device)
-            split = eval_split(args, info)
+            split = eval_split(args, info, args.split)
             n_remove = info["n_remove"] if args.n_remove is None else args.n_remove
             level = (n_remove, info["removal_side"], info["keep_position"])
             evaluate(model, split, *level, 1, args.warmup, args.device)                 # warm-up, untimed

@@ -194,18 +194,11 @@ class GPT(nn.Module):
         positions that predict a label, (M, vocab), and their mean cross-entropy; the head is not run
         where there is nothing to predict.
         """
-        B, T = idx.size()
-        if position_ids is None:
-            start = cache.length if cache is not None else 0
-            position_ids = torch.arange(start, start + T, device=idx.device)
-        if idx.device.type == "cpu" and position_ids.max() >= self.config.block_size:   # no GPU sync
-            raise ValueError(f"position {position_ids.max().item()} is beyond block_size {self.config.block_size}")
-        wte = self.lm_head.weight.t()                                  # (vocab, n_embd) token embedding
-        x = self.transformer.drop(F.embedding(self.to_index(idx), wte) + self.transformer.wpe(position_ids))
+        x = self.embed(idx, position_ids, cache)
         for block in self.transformer.h:
             x = block(x, cache)
         if cache is not None:
-            cache.length += T
+            cache.length += idx.size(1)
             x = x[:, -1:]
         x = self.transformer.ln_f(x)
         if labels is None:
@@ -214,6 +207,26 @@ class GPT(nn.Module):
         has_label = targets != IGNORE
         logits = self.lm_head(x[:, :-1][has_label])
         return logits, F.cross_entropy(logits.float(), self.to_index(targets[has_label]))
+
+    def embed(self, idx, position_ids=None, cache=None):
+        """Token plus position embeddings: the residual stream before the first block."""
+        T = idx.size(1)
+        if position_ids is None:
+            start = cache.length if cache is not None else 0
+            position_ids = torch.arange(start, start + T, device=idx.device)
+        if idx.device.type == "cpu" and position_ids.max() >= self.config.block_size:   # no GPU sync
+            raise ValueError(f"position {position_ids.max().item()} is beyond block_size {self.config.block_size}")
+        wte = self.lm_head.weight.t()                                  # (vocab, n_embd) token embedding
+        return self.transformer.drop(F.embedding(self.to_index(idx), wte) + self.transformer.wpe(position_ids))
+
+    @torch.no_grad()
+    def residual_stream(self, idx):
+        """The residual stream after the embedding and after each block: (n_layer + 1, B, T, n_embd). Read
+        through ln_f and lm_head it is the logit lens (what eval.py --lens does)."""
+        states = [self.embed(idx)]
+        for block in self.transformer.h:
+            states.append(block(states[-1]))
+        return torch.stack(states)
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, position_ids=None, stop_after_separators=2):

@@ -315,6 +315,7 @@ def train(args):
         Path(args.data) / args.task
     meta = data.load_meta(folder)
     train_split, val_split = data.load_split(folder, "train"), data.load_split(folder, "val")
+    reported = {name: data.load_split(folder, name) for name in meta.get("report_splits", [])}   # two-hop: ID, OOD
     n_train = len(train_split) if args.train_size is None else min(args.train_size, len(train_split))
     if 0 < n_train % args.batch_size < WORLD_SIZE:
         raise data.DataError(f"the last batch of an epoch has {n_train % args.batch_size} examples, fewer than the "
@@ -452,8 +453,8 @@ def train(args):
                                  f"{record['tokens_per_s']} tok/s ETA {eta / 60:.1f} min")
                 window_start, window_tokens = time.time(), 0
         if RANK == 0:                                                     # the others wait for its validation
-            end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device,
-                         rollback_point)
+            end_of_epoch(model, optimizer, state, args, meta, {"val": val_split, **reported}, cot_length, run,
+                         started, device, rollback_point)
         if WORLD_SIZE > 1:
             dist.barrier()
 
@@ -467,16 +468,21 @@ def scheduled(count):
     return "all" if math.isinf(count) else int(count)
 
 
-def end_of_epoch(model, optimizer, state, args, meta, val_split, cot_length, run, started, device, rollback_point):
-    """Validation exact match at the current removal level (offsets off), checkpoint, best checkpoint."""
+def end_of_epoch(model, optimizer, state, args, meta, splits, cot_length, run, started, device, rollback_point):
+    """Validation exact match at the current removal level (offsets off), and of the task's reported splits
+    (two-hop: test_id, test_ood; answer only and the whole target); checkpoint, best checkpoint."""
     level = (removal_level(args, state), args.removal_side, args.keep_position)
-    result = evaluate(model, val_split, *level, batch_size=250, limit=args.val_limit, device=device)
-    speed = measure_speed(model, val_split, *level, device)
+    result = evaluate(model, splits["val"], *level, batch_size=250, limit=args.val_limit, device=device)
+    speed = measure_speed(model, splits["val"], *level, device)
     record = {"epoch": state["epoch"], "step": state["step"], "scheduled_to_remove": scheduled(level[0]),
               "cot_removed": int(min(level[0], cot_length)), "val_acc": result["accuracy"],
               "val_examples_per_s": round(speed, 2), "tokens_per_example": result["tokens_per_example"],
               "minutes": round((time.time() - started) / 60, 2)}
-    log(run, record, f"epoch {state['epoch']}: val exact match {result['accuracy']:.3f} with "
+    for name, split in list(splits.items())[1:]:
+        other = evaluate(model, split, *level, batch_size=250, limit=args.val_limit, device=device)
+        record.update({f"{name}_acc": other["accuracy"], f"{name}_target_acc": other["target_accuracy"]})
+    others = "".join(f", {name} {record[f'{name}_acc']:.3f}" for name in list(splits)[1:])
+    log(run, record, f"epoch {state['epoch']}: val exact match {result['accuracy']:.3f}{others} with "
                      f"{record['cot_removed']}/{cot_length} CoT tokens removed, {speed:.1f} examples/s")
     if result["accuracy"] > state["best_val"]:
         state["best_val"] = result["accuracy"]
