@@ -127,6 +127,8 @@ def test_bad_inputs(checkpoint, mult3x3, tmp_path):
     (tmp_path / "bad.txt").write_text("1 2 * 3 4||5 6 #### 7\n1 2 * 3 4 5 6\n")
     cases.append((["--ckpt", str(checkpoint), "--text", str(tmp_path / "bad.txt")], "bad.txt:2"))
     cases.append((["--ckpt", str(checkpoint), "--task", "mult4x4"], "trained on mult3x3, not on mult4x4"))
+    cases.append((["--ckpt", str(checkpoint), "--split", "test_ood"], "no split 'test_ood'; it has test, val, train"))
+    cases.append((["--ckpt", str(checkpoint), "--lens"], "--lens needs a two-hop task"))
     for argv, message in cases:
         with pytest.raises(SystemExit) as e:
             evaluation.main(argv + ["--data", str(mult3x3.parent)])
@@ -161,3 +163,53 @@ def test_figures(tmp_path, monkeypatch):
                         if name.startswith("matplotlib") else real_import(name, *a, **k))
     with pytest.raises(SystemExit, match="pip install matplotlib"):
         evaluation.main(["--plot", str(tmp_path / "full"), "--out", str(tmp_path / "x.png")])
+
+
+def test_whole_target_and_answer_only_exact_match(val_split):
+    """A model that gets every answer right but one CoT token wrong in the first 3 of 6 examples."""
+    prompts, _, targets = evaluation.prompts_and_targets(val_split, np.arange(6), 0, "left", False)
+    wrong_cot = [np.concatenate([[16 if t[0] != 16 else 17], t[1:]]) if i < 3 else t for i, t in enumerate(targets)]
+    model = SlowModel({tuple(p.tolist()): t for p, t in zip(prompts, wrong_cot)})
+    result = evaluation.evaluate(model, val_split, 0, limit=6)
+    assert result["accuracy"] == 1.0 and result["target_accuracy"] == 0.5
+
+
+@pytest.fixture(scope="module")
+def two_hop(tmp_path_factory):
+    import twohop
+    folder = tmp_path_factory.mktemp("data") / "twohop"
+    meta = twohop.generate_twohop("twohop", folder, twohop.GraphConfig(
+        entities=40, relations=8, relations_per_entity=5, ood_share=0.3, test_id_share=0.1, ratio=2.0))
+    return folder, meta
+
+
+def test_logit_lens_last_layer_is_the_models_own_prediction(two_hop):
+    """At the separator the last layer's lens is the model's next-token distribution: its top entity there
+    must agree with a plain forward pass; the embedding layer at r2 carries r2 alone."""
+    folder, meta = two_hop
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=32, vocab_ids=meta["vocab_ids"])).eval()
+    split = data.load_split(folder, "test_ood")
+    result = evaluation.bridge_lens(model, split, meta["entity_ids"], batch_size=7)
+    assert len(result["last_input"]) == len(result["separator"]) == 3                 # embedding + 2 blocks
+    tokens, _, seps = split.batch(np.arange(len(split)))
+    logits = model(torch.from_numpy(tokens[:, :5]))[:, 4]                             # ' h r1 r2 ' <eos>
+    entities = model.to_index(torch.tensor(meta["entity_ids"]))
+    top = model.to_id(entities[logits[:, entities].argmax(-1)]).numpy()
+    assert result["separator"][-1] == pytest.approx(np.mean(top == tokens[:, 5]))
+    assert all(0 <= v <= 1 for v in result["last_input"] + result["separator"])
+
+
+def test_lens_command_writes_table_and_json(two_hop, tmp_path, capsys):
+    import argparse
+    import train
+    folder, meta = two_hop
+    model = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_ids=meta["vocab_ids"]))
+    args = argparse.Namespace(task="twohop", removal_side="left", keep_position=False, data=str(folder.parent))
+    train.save(tmp_path / "best.pt", model, torch.optim.AdamW(model.parameters()), {}, args, meta, 0.0)
+    evaluation.main(["--ckpt", str(tmp_path / "best.pt"), "--lens", "--json", str(tmp_path / "lens.json")])
+    rows = json.loads((tmp_path / "lens.json").read_text())
+    assert [r["split"] for r in rows] == ["test_id", "test_ood"] and len(rows[0]["separator"]) == 2
+    assert "bridge top-1 among entities by layer" in capsys.readouterr().out
+    evaluation.main(["--ckpt", str(tmp_path / "best.pt"), "--split", "atomic_ood", "--json", str(tmp_path / "a.json")])
+    assert json.loads((tmp_path / "a.json").read_text())[0]["examples"] == meta["splits"]["atomic_ood"]["examples"]
