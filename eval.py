@@ -9,6 +9,7 @@ and draw the paper's figures from training runs.
     python eval.py --plot runs/si runs/no-smoothing --out fig3.png       # Fig. 3 and Fig. 2a
     python eval.py --ckpt runs/twohop-cot/best.pt --split test_ood        # any split of the task by name
     python eval.py --ckpt runs/twohop-cot/best.pt runs/twohop-nocot/best.pt --lens --out lens.png   # logit lens
+    python eval.py --curves runs/twohop-cot runs/twohop-nocot --out curves.png   # two-hop accuracy vs steps
 """
 import argparse
 import json
@@ -224,6 +225,34 @@ def table(rows):
               f"{r['tokens_per_example']:10.1f}")
 
 
+def curves(runs, out):
+    """Two-hop runs: test_id and test_ood exact match against optimizer steps (one line per run), and a
+    table of each run's last epoch."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
+    print(f"{'run':28s} {'steps':>6s} {'test_id':>8s} {'test_ood':>9s} {'atomic_ood':>11s} "
+          f"{'first step test_ood >= 0.5':>27s}")
+    for run in runs:
+        evals = [m for m in read_metrics(run) if "test_ood_acc" in m]
+        if not evals:
+            raise data.DataError(f"{run}: no test_ood_acc in metrics.jsonl (not a two-hop run)")
+        steps = [m["step"] for m in evals]
+        for ax, key in zip(axes, ("test_id_acc", "test_ood_acc", "atomic_ood_acc")):
+            ax.plot(steps, [m[key] for m in evals], label=Path(run).name)
+        last = evals[-1]
+        half = next((m["step"] for m in evals if m["test_ood_acc"] >= 0.5), None)
+        print(f"{Path(run).name:28s} {last['step']:6d} {last['test_id_acc']:8.3f} {last['test_ood_acc']:9.3f} "
+              f"{last['atomic_ood_acc']:11.3f} {str(half or '-'):>27s}")
+    for ax, title in zip(axes, ("test_id (both hops ID)", "test_ood (both hops OOD)", "atomic_ood (OOD facts alone)")):
+        ax.set(xlabel="optimizer steps", title=title)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("exact match (answer)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
+
+
 def lens_table(rows):
     """Per checkpoint and split: the bridge's top-1 rate by layer, at the last input token / the separator."""
     for r in rows:
@@ -339,6 +368,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--plot", nargs="+", help="draw Fig. 3 and Fig. 2a from these run folders")
+    parser.add_argument("--curves", nargs="+", help="two-hop runs: test_id / test_ood accuracy against steps")
     parser.add_argument("--lens", action="store_true",
                         help="two-hop tasks: the logit lens on test_id and test_ood (table; figure with --out)")
     parser.add_argument("--out", help="PNG file for --plot (default figures.png) or --lens")
@@ -346,6 +376,8 @@ def main(argv=None):
     try:
         if args.plot:
             return plot(args.plot, args.out or "figures.png")
+        if args.curves:
+            return curves(args.curves, args.out or "curves.png")
         if not args.ckpt:
             parser.error("give --ckpt or --plot")
         if args.lens:

@@ -213,3 +213,19 @@ def test_lens_command_writes_table_and_json(two_hop, tmp_path, capsys):
     assert "bridge top-1 among entities by layer" in capsys.readouterr().out
     evaluation.main(["--ckpt", str(tmp_path / "best.pt"), "--split", "atomic_ood", "--json", str(tmp_path / "a.json")])
     assert json.loads((tmp_path / "a.json").read_text())[0]["examples"] == meta["splits"]["atomic_ood"]["examples"]
+
+
+def test_two_hop_curves(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "twohop-cot"
+    run.mkdir()
+    records = [{"step": 10 * e, "val_acc": 0.0, "test_id_acc": e / 4, "test_ood_acc": e / 8, "atomic_ood_acc": 1.0}
+               for e in range(1, 9)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    evaluation.main(["--curves", str(run), "--out", str(tmp_path / "curves.png")])
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("twohop-cot"))
+    assert row.split() == ["twohop-cot", "80", "2.000", "1.000", "1.000", "40"]      # test_ood >= 0.5 at step 40
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "val_acc": 0.5}) + "\n")
+    with pytest.raises(SystemExit, match="not a two-hop run"):
+        evaluation.main(["--curves", str(run), "--out", str(tmp_path / "c.png")])
