@@ -20,3 +20,13 @@ def mult3x3(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data") / "mult3x3"
     data.generate_multiplication("mult3x3", folder, {"train": 2000, "val": 100, "test": 100}, seed=0)
     return folder
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    """A data root with mult2x2 (3,200 training problems) and mult3x3 (640) for short training runs."""
+    import data
+    root = tmp_path_factory.mktemp("data")
+    data.generate_multiplication("mult2x2", root / "mult2x2", {"train": 3200, "val": 100, "test": 200}, seed=0)
+    data.generate_multiplication("mult3x3", root / "mult3x3", {"train": 640, "val": 50, "test": 50}, seed=0)
+    return root

@@ -13,14 +13,6 @@ LINEAR = [*TINY, "--schedule", "linear"]
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    data.generate_multiplication("mult2x2", root / "mult2x2", {"train": 3200, "val": 100, "test": 200}, seed=0)
-    data.generate_multiplication("mult3x3", root / "mult3x3", {"train": 640, "val": 50, "test": 50}, seed=0)
-    return root
-
-
-@pytest.fixture(scope="module")
 def short_run(data_root, tmp_path_factory):
     """3,200 examples, batch 32, Delta 8: T = 100 batches per epoch, one token more every 12 batches."""
     out = tmp_path_factory.mktemp("run")

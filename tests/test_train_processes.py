@@ -12,19 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import data
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--model", "tiny", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--log-every", "1",
         "--probe-examples", "0"]
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    data.generate_multiplication("mult3x3", root / "mult3x3", {"train": 640, "val": 50, "test": 50}, seed=0)
-    return root
 
 
 def read(run):
