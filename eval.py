@@ -269,7 +269,8 @@ def plot_lens(rows, out):
         for position, style in (("last_input", "--"), ("separator", "-")):
             ax.plot(r[position], style, marker="o", markersize=3,
                     label=f"{Path(r['checkpoint']).parent.name} {r['split']} {position}")
-    ax.set(xlabel="layer (0 = embedding)", ylabel="bridge top-1 among entities", title="logit lens: the bridge entity")
+    ax.set(xlabel="layer (0 = embedding)", ylabel="bridge top-1 among entities", title="logit lens: the bridge entity",
+           xticks=range(len(rows[0]["separator"])))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
