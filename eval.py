@@ -133,7 +133,7 @@ def teacher_forced_accuracy(model, split, n_remove, side="left", keep_position=F
 
 @torch.no_grad()
 def bridge_lens(model, split, entity_ids, limit=None, batch_size=512, device="cpu"):
-    """Logit lens on two-hop facts (Yao et al. 2025, Sec. 5): per layer (0 = the embedding), the share of
+    """Logit lens on two-hop facts (Yao et al. 2025): per layer (0 = the embedding), the share of
     examples whose bridge entity is the top-1 entity read from the residual stream at the last input token
     (r2) and at the separator after the input (the position that predicts the bridge when there is CoT)."""
     n = len(split) if limit is None else min(limit, len(split))
@@ -225,6 +225,52 @@ def table(rows):
               f"{r['tokens_per_example']:10.1f}")
 
 
+# ----------------------------------------------------------------------------- figures
+
+def read_metrics(run):
+    path = Path(run) / "metrics.jsonl"
+    if not path.exists():
+        raise data.DataError(f"{path}: missing (is {run} a train.py run folder?)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.exit("eval.py: error: plotting needs matplotlib: pip install matplotlib")
+    return plt
+
+
+def plot(runs, out):
+    """Fig. 3 (validation accuracy against CoT tokens removed, one line per run) and Fig. 2a (accuracy
+    against batch-1 speed over a run's epochs) from the runs' metrics.jsonl."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for run in runs:
+        metrics = read_metrics(run)
+        evals = [m for m in metrics if "val_acc" in m]
+        probes = [m for m in metrics if m.get("event") == "probe"]      # a point per removed token, when logged
+        points = [(m["cot_removed"], m["val_acc"]) for m in evals]
+        if probes:                                                     # then the final epoch's point
+            points = [(m["cot_removed"], m["probe_acc"]) for m in probes] + points[-1:]
+        left.plot(*zip(*points), marker="o", markersize=3, label=Path(run).name)
+        right.plot([m["val_examples_per_s"] for m in evals], [m["val_acc"] for m in evals], marker="o",
+                   label=Path(run).name)
+    left.set(xlabel="CoT tokens removed (scheduled, capped at the CoT length)", ylabel="validation accuracy",
+             title="Fig. 3: accuracy during removal")   # per token: teacher-forced; last point: the final epoch
+    right.set(xlabel="examples/s at batch size 1", ylabel="validation accuracy", xscale="log",
+              title="Fig. 2a: speed vs accuracy over epochs")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
+
+
 def curves(runs, out):
     """Two-hop runs: test_id and test_ood exact match against optimizer steps (one line per run), and a
     table of each run's last epoch."""
@@ -273,52 +319,6 @@ def plot_lens(rows, out):
            xticks=range(len(rows[0]["separator"])))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    print(f"wrote {out}")
-
-
-# ----------------------------------------------------------------------------- figures
-
-def read_metrics(run):
-    path = Path(run) / "metrics.jsonl"
-    if not path.exists():
-        raise data.DataError(f"{path}: missing (is {run} a train.py run folder?)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def pyplot():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        sys.exit("eval.py: error: plotting needs matplotlib: pip install matplotlib")
-    return plt
-
-
-def plot(runs, out):
-    """Fig. 3 (validation accuracy against CoT tokens removed, one line per run) and Fig. 2a (accuracy
-    against batch-1 speed over a run's epochs) from the runs' metrics.jsonl."""
-    plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for run in runs:
-        metrics = read_metrics(run)
-        evals = [m for m in metrics if "val_acc" in m]
-        probes = [m for m in metrics if m.get("event") == "probe"]      # a point per removed token, when logged
-        points = [(m["cot_removed"], m["val_acc"]) for m in evals]
-        if probes:                                                     # then the final epoch's point
-            points = [(m["cot_removed"], m["probe_acc"]) for m in probes] + points[-1:]
-        left.plot(*zip(*points), marker="o", markersize=3, label=Path(run).name)
-        right.plot([m["val_examples_per_s"] for m in evals], [m["val_acc"] for m in evals], marker="o",
-                   label=Path(run).name)
-    left.set(xlabel="CoT tokens removed (scheduled, capped at the CoT length)", ylabel="validation accuracy",
-             title="Fig. 3: accuracy during removal")   # per token: teacher-forced; last point: the final epoch
-    right.set(xlabel="examples/s at batch size 1", ylabel="validation accuracy", xscale="log",
-              title="Fig. 2a: speed vs accuracy over epochs")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
