@@ -143,7 +143,7 @@ def test_data_py_hands_two_hop_tasks_to_the_generator(tmp_path, capsys):
 
 
 def test_end_to_end_the_cot_model_learns_the_facts_and_the_two_hop_format(tmp_path):
-    """A tiny graph: after 60 epochs (960 steps) the explicit-CoT model knows its atomic facts and writes
+    """A tiny graph: after 60 epochs (1,080 steps) the explicit-CoT model knows its atomic facts and writes
     'bridge #### tail' for the two-hop facts it was trained on; the ID test is printed, not asserted."""
     import eval as evaluation
     import train
