@@ -358,8 +358,7 @@ def train(args):
     if RANK == 0:
         print(f"{args.task}: {n_train} examples, T={batches_per_epoch} batches/epoch, CoT {cot_length} tokens, model "
               f"{model.num_params() / 1e6:.2f}M parameters on {device} x {WORLD_SIZE} ({args.dtype}), "
-              f"{args.schedule} schedule",
-              flush=True)
+              f"{args.schedule} schedule", flush=True)
     started, first_step = time.time(), state["step"]
     window_start, window_tokens = started, 0
     for epoch in range(state["epoch"], args.epochs):
@@ -478,10 +477,11 @@ def end_of_epoch(model, optimizer, state, args, meta, splits, cot_length, run, s
               "cot_removed": int(min(level[0], cot_length)), "val_acc": result["accuracy"],
               "val_examples_per_s": round(speed, 2), "tokens_per_example": result["tokens_per_example"],
               "minutes": round((time.time() - started) / 60, 2)}
-    for name, split in list(splits.items())[1:]:
-        other = evaluate(model, split, *level, batch_size=250, limit=args.val_limit, device=device)
+    reported = [name for name in splits if name != "val"]
+    for name in reported:
+        other = evaluate(model, splits[name], *level, batch_size=250, limit=args.val_limit, device=device)
         record.update({f"{name}_acc": other["accuracy"], f"{name}_target_acc": other["target_accuracy"]})
-    others = "".join(f", {name} {record[f'{name}_acc']:.3f}" for name in list(splits)[1:])
+    others = "".join(f", {name} {record[f'{name}_acc']:.3f}" for name in reported)
     log(run, record, f"epoch {state['epoch']}: val exact match {result['accuracy']:.3f}{others} with "
                      f"{record['cot_removed']}/{cot_length} CoT tokens removed, {speed:.1f} examples/s")
     if result["accuracy"] > state["best_val"]:
