@@ -32,6 +32,7 @@ import numpy as np
 import tiktoken
 
 EOT = 50256                   # <|endoftext|>, the separator
+DIGIT_IDS = np.array([657, 352, 362, 513, 604, 642, 718, 767, 807, 860], np.uint16)   # GPT-2 ids of ' 0' .. ' 9'
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 REFERENCE_SPLIT_FILES = {"train": ["train.txt"], "val": ["valid.txt", "val.txt"],
@@ -144,10 +145,37 @@ def multiplication_tokens(a, b, enc):
     ids = np.array(encode_examples([zeros(source)], [zeros(cot)], ["#### " + zeros(answer)], enc)[0])
     slots = np.flatnonzero(ids == enc.encode_ordinary(" 0")[0])
     assert len(slots) == digits.shape[1], "every digit must be its own token"
-    digit_ids = np.array([enc.encode_ordinary(f" {d}")[0] for d in range(10)], np.uint16)
     rows = np.tile(ids.astype(np.uint16), (len(a), 1))
-    rows[:, slots] = digit_ids[digits]
+    rows[:, slots] = DIGIT_IDS[digits]
     return rows
+
+
+def running_sums(tokens, seps, k):
+    """
+    Beyond the paper (Bai et al. 2025): the running sum behind every output digit of a K-by-K product,
+        c_hat_i = sum_{p+q=i} a_p b_q + floor(c_hat_(i-1) / 10),    output digit i = c_hat_i mod 10,
+    placed at the position that predicts output digit i (NaN elsewhere), for the auxiliary probe of
+    train.py --sum-weight. tokens: (B, L) rows with any amount of CoT removed; seps: (B, 3) their separators.
+    The operands are the first 2K+1 tokens ' a * b'; the output's 2K digits end two tokens before the last
+    separator (' d ... d ' <eos>).
+    """
+    value = np.full(EOT + 1, -1)
+    value[DIGIT_IDS] = np.arange(10)
+    digits = value[tokens[:, :2 * k + 1]]
+    a, b = digits[:, :k], digits[:, k + 1:]
+    if (a < 0).any() or (b < 0).any():
+        raise DataError(f"running sums need mult{k}x{k} rows that start with ' a * b' in digits")
+    columns = np.zeros((len(tokens), 2 * k), np.int64)
+    for p in range(k):                                     # column p+q collects a_p * b_q
+        columns[:, p:p + k] += a[:, p:p + 1] * b
+    sums, carry = np.empty_like(columns), 0
+    for i in range(2 * k):
+        sums[:, i] = columns[:, i] + carry
+        carry = sums[:, i] // 10
+    targets = np.full(tokens.shape, np.nan)
+    first = seps[:, 2] - 2 * k - 2                         # predicts output digit 0
+    np.put_along_axis(targets, first[:, None] + np.arange(2 * k), sums.astype(np.float64), axis=1)
+    return targets
 
 
 # ----------------------------------------------------------------------------- text lines

@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -35,6 +36,42 @@ def test_token_ids_equal_tiktoken_on_reference_string(task):
 def test_small_k_layout():
     a, b = np.array([[8, 5]], np.uint8), np.array([[8, 7]], np.uint8)    # 58 * 78 = 4524
     assert data.multiplication_lines(a, b) == ["8 5 * 8 7||4 6 4 + 0 6 0 4 #### 4 2 5 4"]
+
+
+def test_digit_ids_are_the_tokenizers():
+    enc = data.tokenizer()
+    assert data.DIGIT_IDS.tolist() == [enc.encode_ordinary(f" {d}")[0] for d in range(10)]
+
+
+@pytest.mark.parametrize("n_remove", [0, 7, math.inf])
+def test_running_sums_sit_before_each_output_digit(mult3x3, n_remove):
+    """c_hat_i mod 10 is the next token at each target position, c_hat_i // 10 is the carry into digit i+1,
+    and the whole product comes out of them, with any amount of CoT removed."""
+    from schedule import remove_cot
+    split = data.load_split(mult3x3, "train")
+    tokens, lengths, seps = split.batch(np.arange(64))
+    tokens, _, _, _, seps, _ = remove_cot(tokens, lengths, seps, np.full(64, n_remove))
+    sums = data.running_sums(tokens, seps, 3)
+    has_sum = ~np.isnan(sums)
+    assert (has_sum.sum(1) == 6).all()
+    rows, columns = np.nonzero(has_sum)
+    digit_of = np.full(data.EOT + 1, -1)
+    digit_of[data.DIGIT_IDS] = np.arange(10)
+    next_digit = digit_of[tokens[rows, columns + 1]]
+    assert (sums[has_sum].astype(int) % 10 == next_digit).all()
+    c_hat = sums[has_sum].reshape(64, 6).astype(int)
+    a, b = operands((mult3x3 / "train.txt").read_text().splitlines()[:64])
+    powers = 10 ** np.arange(3)
+    product = (a @ powers).astype(int) * (b @ powers).astype(int)
+    assert ((c_hat % 10) @ 10 ** np.arange(6) == product).all()
+    assert (c_hat[:, 0] == a[:, 0].astype(int) * b[:, 0]).all() and (c_hat[:, -1] < 10).all()
+    assert (c_hat[:, 1] == a[:, 0].astype(int) * b[:, 1] + a[:, 1].astype(int) * b[:, 0] + c_hat[:, 0] // 10).all()
+
+
+def test_running_sums_need_digit_operands(mult3x3):
+    tokens, _, seps = data.load_split(mult3x3, "train").batch(np.arange(2))
+    with pytest.raises(data.DataError, match="mult4x4 rows that start with ' a \\* b'"):
+        data.running_sums(tokens, seps, 4)                        # a 4x4 reading of 3x3 rows meets the '*'
 
 
 def decoded_lines(folder, split):
