@@ -90,32 +90,38 @@ def sample_operands(k, n, rng):
     return pairs[:n, :k], pairs[:n, k:]
 
 
-def add_digits(x, y):
-    """Sum of two equal-width little-endian digit arrays (n, W); the caller guarantees no overflow."""
-    out, carry = np.empty_like(x), np.zeros(len(x), np.uint8)
+def add_values(x, y):
+    """Column values of the sum of two equal-width little-endian digit arrays (n, W): value_i = x_i + y_i +
+    carry_i, digit_i = value_i % 10, carry_(i+1) = value_i // 10; the caller guarantees no overflow."""
+    values, carry = np.empty(x.shape, np.uint16), 0
     for i in range(x.shape[1]):
-        total = x[:, i] + y[:, i] + carry
-        out[:, i], carry = total % 10, total // 10
-    return out
+        values[:, i] = x[:, i].astype(np.uint16) + y[:, i] + carry
+        carry = values[:, i] // 10
+    return values
 
 
-def times_digit(a, d, shift, width):
-    """a * d * 10^shift as little-endian digits of the given width (a: (n, K), d: (n,))."""
-    out, carry = np.zeros((len(a), width), np.uint8), np.zeros(len(a), np.uint16)
+def times_values(a, d, shift, width):
+    """Column values of a * d * 10^shift, of the given width (a: (n, K), d: (n,)): a_i * d + carry_i, the
+    shifted-in zeros, and the last carry."""
+    values, carry = np.zeros((len(a), width), np.uint16), 0
     for i in range(a.shape[1]):
-        total = a[:, i].astype(np.uint16) * d + carry
-        out[:, shift + i], carry = total % 10, total // 10
-    out[:, shift + a.shape[1]] = carry
-    return out
+        values[:, shift + i] = a[:, i].astype(np.uint16) * d + carry
+        carry = values[:, shift + i] // 10
+    values[:, shift + a.shape[1]] = carry
+    return values
 
 
-def multiplication_digits(a, b):
-    """Every digit of every example in line order (n, slots), and the line with 'D' for each digit."""
+def multiplication_values(a, b):
+    """
+    The value behind every digit of every example in line order (n, slots) and the line with 'D' for each
+    digit. A digit is its value % 10; a computed digit passes value // 10 on as the carry of the next column
+    (the operands' values are the digits themselves).
+    """
     k = a.shape[1]
     fields, source, target = [a, b], ["D"] * k + ["*"] + ["D"] * k, []
     for j in range(k):
-        partial = times_digit(a, b[:, j], j, k + 1 + j)            # a * b_j * 10^j, width K+1+j
-        running = partial if j == 0 else add_digits(np.pad(running, ((0, 0), (0, 1))), partial)
+        partial = times_values(a, b[:, j], j, k + 1 + j)           # a * b_j * 10^j, width K+1+j
+        running = partial if j == 0 else add_values(np.pad(running % 10, ((0, 0), (0, 1))), partial % 10)
         fields.append(partial)
         target += (["+"] if j > 0 else []) + ["D"] * (k + 1 + j)
         if 0 < j < k - 1:                                          # 2nd .. (K-1)-th: running sum
@@ -128,53 +134,49 @@ def multiplication_digits(a, b):
 
 def multiplication_lines(a, b):
     """The reference's text lines for operand digit arrays a, b (vectorized: one template, filled)."""
-    digits, template = multiplication_digits(a, b)
+    values, template = multiplication_values(a, b)
     chars = np.frombuffer((template + "\n").encode(), np.uint8)
     slots = np.flatnonzero(chars == ord("D"))
     rows = np.tile(chars, (len(a), 1))
-    rows[:, slots] = digits + ord("0")
+    rows[:, slots] = values % 10 + ord("0")
     return rows.tobytes().decode().splitlines()
 
 
 def multiplication_tokens(a, b, enc):
     """GPT-2 ids of every example (n, L): one digit = one token ' d', so tokenize the template once."""
-    digits, template = multiplication_digits(a, b)
+    values, template = multiplication_values(a, b)
     source, target = template.split("||")
     cot, answer = target.split(" #### ")
     zeros = lambda s: s.replace("D", "0")
     ids = np.array(encode_examples([zeros(source)], [zeros(cot)], ["#### " + zeros(answer)], enc)[0])
     slots = np.flatnonzero(ids == enc.encode_ordinary(" 0")[0])
-    assert len(slots) == digits.shape[1], "every digit must be its own token"
+    assert len(slots) == values.shape[1], "every digit must be its own token"
     rows = np.tile(ids.astype(np.uint16), (len(a), 1))
-    rows[:, slots] = DIGIT_IDS[digits]
+    rows[:, slots] = DIGIT_IDS[values % 10]
     return rows
 
 
-def running_sums(tokens, seps, k):
+def carry_targets(tokens, k):
     """
-    Beyond the paper (Bai et al. 2025): the running sum behind every output digit of a K-by-K product,
-        c_hat_i = sum_{p+q=i} a_p b_q + floor(c_hat_(i-1) / 10),    output digit i = c_hat_i mod 10,
-    placed at the position that predicts output digit i (NaN elsewhere), for the auxiliary probe of
-    train.py --sum-weight. tokens: (B, L) rows with any amount of CoT removed; seps: (B, 3) their separators.
-    The operands are the first 2K+1 tokens ' a * b'; the output's 2K digits end two tokens before the last
-    separator (' d ... d ' <eos>).
+    Beyond the paper (after Bai et al. 2025, who probe the output's running sums): the value behind every CoT
+    and output digit of K-by-K rows (multiplication_values: the digit + 10 x the carry it passes on), placed at
+    the position that predicts the digit, NaN elsewhere; for the carry probe of train.py --carry-weight.
+    tokens: (B, L) rows with any number of CoT tokens removed from the left. The operands are the first 2K+1
+    tokens ' a * b'; counted from the row's end, the digits left are the template's last ones.
     """
-    value = np.full(EOT + 1, -1)
-    value[DIGIT_IDS] = np.arange(10)
-    digits = value[tokens[:, :2 * k + 1]]
-    a, b = digits[:, :k], digits[:, k + 1:]
-    if (a < 0).any() or (b < 0).any():
-        raise DataError(f"running sums need mult{k}x{k} rows that start with ' a * b' in digits")
-    columns = np.zeros((len(tokens), 2 * k), np.int64)
-    for p in range(k):                                     # column p+q collects a_p * b_q
-        columns[:, p:p + k] += a[:, p:p + 1] * b
-    sums, carry = np.empty_like(columns), 0
-    for i in range(2 * k):
-        sums[:, i] = columns[:, i] + carry
-        carry = sums[:, i] // 10
+    digit_of = np.full(EOT + 1, -1)
+    digit_of[DIGIT_IDS] = np.arange(10)
+    digits = digit_of[tokens]
+    a, b = digits[:, :k], digits[:, k + 1:2 * k + 1]
+    if (a < 0).any() or (b < 0).any() or tokens.shape[1] <= 2 * k + 1:
+        raise DataError(f"carry targets need mult{k}x{k} rows that start with ' a * b' in digits")
+    values = multiplication_values(a, b)[0].astype(np.float64)
+    is_digit = digits >= 0
+    slot = values.shape[1] - np.cumsum(is_digit[:, ::-1], axis=1)[:, ::-1]   # the template slot of each digit
+    computed = is_digit & (np.arange(tokens.shape[1]) > 2 * k)              # CoT and output, not the operands
+    at_digit = np.where(computed, np.take_along_axis(values, np.clip(slot, 0, values.shape[1] - 1), axis=1), np.nan)
     targets = np.full(tokens.shape, np.nan)
-    first = seps[:, 2] - 2 * k - 2                         # predicts output digit 0
-    np.put_along_axis(targets, first[:, None] + np.arange(2 * k), sums.astype(np.float64), axis=1)
+    targets[:, :-1] = at_digit[:, 1:]                                        # position t predicts token t+1
     return targets
 
 

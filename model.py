@@ -42,7 +42,7 @@ class GPTConfig:
     dropout: float = 0.0
     activation: str = "gelu_tanh"    # GPT-2's gelu_new; or "gelu" (erf), a faster step on a CPU
     vocab_ids: list = None           # compact vocabulary: the GPT-2 ids this model knows (from meta.json)
-    sum_probe_layer: int = 0         # beyond the paper: a linear probe reads the running sum after this block (0: none)
+    carry_probe_layer: int = 0       # beyond the paper: a linear probe reads digit values after this block (0: none)
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
@@ -156,8 +156,8 @@ class GPT(nn.Module):
             ln_f=nn.LayerNorm(config.n_embd, eps=1e-5),
         ))
         self.lm_head = Conv1D(config.n_embd, config.vocab_size, bias=False)   # tied: its transpose is wte
-        if config.sum_probe_layer:                                    # a checkpoint trained with the probe
-            self.sum_probe = nn.Linear(config.n_embd, 1)
+        if config.carry_probe_layer:                                  # a checkpoint trained with the probe
+            self.carry_probe = nn.Linear(config.n_embd, 1)
         if config.vocab_ids is not None:                              # compact vocabulary: GPT-2 id <-> row
             ids = torch.tensor(config.vocab_ids)
             index = torch.full((GPT2_VOCAB,), -1, dtype=torch.long)
@@ -173,11 +173,12 @@ class GPT(nn.Module):
         if isinstance(module, (Conv1D, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def add_sum_probe(self):
-        """Beyond the paper (Bai et al. 2025): a linear probe that reads the running sum behind each output digit
-        from the residual stream after the second-to-last block, so the last block is left to turn it into the digit."""
-        self.config.sum_probe_layer = max(1, self.config.n_layer - 1)
-        self.sum_probe = nn.Linear(self.config.n_embd, 1).to(self.lm_head.weight.device)
+    def add_carry_probe(self):
+        """Beyond the paper (after Bai et al. 2025): a linear probe that reads the value behind the next digit
+        (digit + 10 x carry) from the residual stream after the second-to-last block, so that the last block
+        is left to turn it into the digit."""
+        self.config.carry_probe_layer = max(1, self.config.n_layer - 1)
+        self.carry_probe = nn.Linear(self.config.n_embd, 1).to(self.lm_head.weight.device)
 
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
@@ -196,20 +197,22 @@ class GPT(nn.Module):
         """Embedding rows -> GPT-2 token ids."""
         return index if self.config.vocab_ids is None else self.vocab_ids[index]
 
-    def forward(self, idx, labels=None, position_ids=None, cache=None, sums=None):
+    def forward(self, idx, labels=None, position_ids=None, cache=None, carries=None, steer=True):
         """
         idx: (B, T) GPT-2 ids. Without labels: logits (B, T, vocab) for every position (with a cache: for the
         last position only, which is all decoding needs). With labels (IGNORE = no loss): the logits of the
         positions that predict a label, (M, vocab), and their mean cross-entropy; the head is not run
-        where there is nothing to predict. With sums as well ((B, T) running sums, NaN where there is none;
-        data.running_sums), a third value: the sum probe's mean squared error, in units of ten.
+        where there is nothing to predict. With carries as well ((B, T) digit values, NaN where there is none;
+        data.carry_targets), a third value: the carry probe's mean squared error, in units of ten; with
+        steer=False the probe reads a detached stream, so that it learns to read the model without shaping it.
         """
         x = self.embed(idx, position_ids, cache)
         for layer, block in enumerate(self.transformer.h, 1):
             x = block(x, cache)
-            if sums is not None and layer == self.config.sum_probe_layer:
-                has_sum = ~torch.isnan(sums)
-                probe_loss = F.mse_loss(self.sum_probe(x[has_sum].float()).squeeze(-1), sums[has_sum] / 10)
+            if carries is not None and layer == self.config.carry_probe_layer:
+                has_value = ~torch.isnan(carries)
+                read = x[has_value] if steer else x[has_value].detach()
+                probe_loss = F.mse_loss(self.carry_probe(read.float()).squeeze(-1), carries[has_value] / 10)
         if cache is not None:
             cache.length += idx.size(1)
             x = x[:, -1:]
@@ -220,7 +223,7 @@ class GPT(nn.Module):
         has_label = targets != IGNORE
         logits = self.lm_head(x[:, :-1][has_label])
         loss = F.cross_entropy(logits.float(), self.to_index(targets[has_label]))
-        return (logits, loss) if sums is None else (logits, loss, probe_loss)
+        return (logits, loss) if carries is None else (logits, loss, probe_loss)
 
     def embed(self, idx, position_ids=None, cache=None):
         """Token plus position embeddings: the residual stream before the first block."""

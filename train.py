@@ -37,11 +37,11 @@ from schedule import (GateConfig, IGNORE, gate_measure, gate_step, new_gate, off
 PAPER = dict(init="gpt2", schedule="linear", delta=8, remove_by_epoch=math.inf, lr=5e-5, weight_decay=0.01,
              batch_size=32, epochs=200, train_size=None, smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0,
              keep_position=False, pretrain_epochs=0, dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None,
-             n_embd=None, sum_weight=0.0)
+             n_embd=None, carry_weight=0.0)
 TINY = dict(init="scratch", schedule="linear", delta=12, remove_by_epoch=6, lr=1e-3, weight_decay=0.01,
             batch_size=128, epochs=10, train_size=102400, smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4,
             keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128,
-            sum_weight=0.0)
+            carry_weight=0.0)
 TINY_TASKS = {"mult4x4": dict(batch_size=64, epochs=30, remove_by_epoch=22)}   # per-task changes to the tiny preset
 RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))   # set by torchrun
 
@@ -91,9 +91,9 @@ def parse_args(argv=None):
     p.add_argument("--gate-max-retries", type=int, default=gate.max_retries, help="adaptive: rollbacks per advance")
     p.add_argument("--max-chunk", type=int, default=gate.max_chunk,
                    help="adaptive: tokens per advance may double up to this while the model recovers at once")
-    p.add_argument("--sum-weight", type=float,
-                   help="beyond the paper (Bai et al. 2025), multKxK only: weight of an auxiliary loss, a linear probe "
-                        "reading the running sum behind each output digit (0: off)")
+    p.add_argument("--carry-weight", type=float,
+                   help="beyond the paper (after Bai et al. 2025), multKxK: weight of an auxiliary loss, a linear probe "
+                        "that reads the value behind each CoT and output digit, carry included (0: off)")
     p.add_argument("--probe-examples", type=int, default=256,
                    help="validation examples of the teacher-forced exact match logged at every advance (0: off)")
     p.add_argument("--smoothing-lambda", type=float, help="removal smoothing lambda; inf turns it off")
@@ -154,10 +154,11 @@ def parse_args(argv=None):
         p.error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE} processes")
     if args.gate_max_steps < args.gate_min_steps:
         p.error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
-    if args.sum_weight < 0:
-        p.error(f"--sum-weight must be >= 0, got {args.sum_weight}")
-    if args.sum_weight and not args.task.startswith("mult"):
-        p.error(f"--sum-weight: {args.task} has no running sums; it is for multKxK tasks")
+    if args.carry_weight < 0:
+        p.error(f"--carry-weight must be >= 0, got {args.carry_weight}")
+    if args.carry_weight and (not args.task.startswith("mult") or args.removal_side != "left"):
+        p.error(f"--carry-weight is for multKxK tasks with CoT removed from the left, not {args.task} "
+                f"from the {args.removal_side}")
     if args.init not in list(PRESETS) + ["scratch"] and not Path(args.init).exists():
         p.error(f"--init {args.init}: not a GPT-2 name, 'scratch', or an existing checkpoint path")
     if args.init != "scratch":                                             # weights bring their own activation
@@ -350,8 +351,8 @@ def train(args):
         torch.set_rng_state(ckpt["rng"])
     else:
         model = rank_zero_first(build_model, args, meta, longest).to(device)
-        if args.sum_weight and not hasattr(model, "sum_probe"):
-            model.add_sum_probe()
+        if args.carry_weight and not hasattr(model, "carry_probe"):
+            model.add_carry_probe()
         optimizer = new_optimizer(model, args)
         if RANK == 0:
             run.mkdir(parents=True, exist_ok=True)
@@ -401,7 +402,7 @@ def train(args):
                 state["since_reset"], state["accumulated"] = 0, 0
                 log(run, {"event": "optimizer_reset", "step": state["batch"] - 1, "scheduled_to_remove": state["count"]})
             tokens, lengths, seps = train_split.batch(ids)
-            tokens, labels, positions, _, new_seps, reaches_end = remove_cot(
+            tokens, labels, positions, _, _, reaches_end = remove_cot(
                 tokens, lengths, seps, removal_counts(args, state, epoch, len(ids), rng),
                 args.removal_side, args.keep_position)
             # Reference: its removal code runs only when s > 0 or smoothing is on; then "all CoT removed in this
@@ -417,20 +418,23 @@ def train(args):
             # Every process built the whole global batch (same order, same offsets); each trains on its rows.
             mine = np.array_split(np.arange(len(ids)), WORLD_SIZE)[RANK]
             share = float((labels[mine, 1:] != IGNORE).sum() / (labels[:, 1:] != IGNORE).sum())
-            sums = None                                                   # Bai et al. 2025's auxiliary target
-            if args.sum_weight:
-                sums = to_device(data.running_sums(tokens[mine], new_seps[mine], data.parse_task(args.task)), device)
+            carries, carry_share = None, 0.0                              # the carry probe's targets: they
+            steer = args.mode == "nocot" or state["count"] > 0            # shape the model once CoT goes
+            if args.carry_weight:
+                values = data.carry_targets(tokens, data.parse_task(args.task))
+                carry_share = float((~np.isnan(values[mine])).sum() / (~np.isnan(values)).sum())
+                carries = to_device(values[mine], device)
             tokens, labels = to_device(tokens[mine], device), to_device(labels[mine], device)
             positions = None if positions is None else to_device(positions[mine], device)
             with autocast:
-                logits, loss, *probe_loss = forward(tokens, labels, positions, sums=sums)
+                logits, loss, *probe_loss = forward(tokens, labels, positions, carries=carries, steer=steer)
             batch_loss = global_sum(loss.detach() * share)               # the global batch's mean loss
             if not torch.isfinite(batch_loss):                            # nothing is saved from here on
                 raise TrainingError(f"step {state['step']} (epoch {epoch}): the loss is {batch_loss.item()}; "
                                     f"stopped, {run / 'ckpt.pt'} holds the last good checkpoint")
             total = loss * share * WORLD_SIZE                             # DDP averages the processes' gradients
-            if probe_loss:                                                # every row has 2K sums: share by rows
-                total = total + args.sum_weight * probe_loss[0] * len(mine) / len(ids) * WORLD_SIZE
+            if probe_loss:
+                total = total + args.carry_weight * probe_loss[0] * carry_share * WORLD_SIZE
             (total / args.accumulate).backward()
             state["accumulated"] += 1                                     # batches trained on, skipped ones not
             if state["accumulated"] == args.accumulate:
@@ -464,10 +468,10 @@ def train(args):
                           "tokens_per_s": round(window_tokens / (time.time() - window_start)),
                           "minutes": round(elapsed / 60, 2)}
                 if probe_loss:                                            # this process's rows, in units of ten
-                    record["sum_mse"] = round(probe_loss[0].item(), 4)
+                    record["carry_mse"] = round(probe_loss[0].item(), 4)
                 log(run, record, f"step {state['step']} epoch {epoch} removed {record['scheduled_to_remove']} "
                                  f"loss {record['loss']:.4f} token_acc {token_acc:.3f} "
-                                 + (f"sum_mse {record['sum_mse']:.3f} " if probe_loss else "") +
+                                 + (f"carry_mse {record['carry_mse']:.3f} " if probe_loss else "") +
                                  f"{record['tokens_per_s']} tok/s ETA {eta / 60:.1f} min")
                 window_start, window_tokens = time.time(), 0
         if RANK == 0:                                                     # the others wait for its validation

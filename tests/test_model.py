@@ -81,26 +81,30 @@ def test_training_forward_only_labelled_positions():
     assert torch.allclose(loss, torch.nn.functional.cross_entropy(full, targets), atol=1e-6)
 
 
-def test_sum_probe_reads_the_residual_stream_before_the_last_block_where_there_are_sums():
+def test_carry_probe_reads_the_stream_before_the_last_block_where_there_are_values_and_can_only_watch():
     torch.manual_seed(0)
     m = GPT(GPTConfig(block_size=16, n_layer=3, n_head=2, n_embd=16, vocab_ids=list(range(20)) + [EOT]))
-    assert not hasattr(m, "sum_probe")
-    m.add_sum_probe()
-    assert m.config.sum_probe_layer == 2
+    assert not hasattr(m, "carry_probe")
+    m.add_carry_probe()
+    assert m.config.carry_probe_layer == 2
     idx = torch.tensor([[1, 2, EOT, 5, 6, EOT, 7, EOT]] * 2)
     labels = torch.tensor([[-100, -100, -100, 5, 6, EOT, 7, EOT]] * 2)
-    sums = torch.full((2, 8), float("nan"))
-    sums[0, 5], sums[1, 6] = 27.0, 4.0
-    logits, loss, probe_loss = m(idx, labels, sums=sums)
+    carries = torch.full((2, 8), float("nan"))
+    carries[0, 5], carries[1, 6] = 27.0, 4.0
+    logits, loss, probe_loss = m(idx, labels, carries=carries)
     assert torch.equal(loss, m(idx, labels)[1])                         # the language-model loss is unchanged
     stream = m.residual_stream(idx)[2]                                  # after blocks 1 and 2 of 3
-    read = m.sum_probe(torch.stack([stream[0, 5], stream[1, 6]])).squeeze(-1)
+    read = m.carry_probe(torch.stack([stream[0, 5], stream[1, 6]])).squeeze(-1)
     assert torch.allclose(probe_loss, ((read - torch.tensor([2.7, 0.4])) ** 2).mean(), atol=1e-6)
     probe_loss.backward()
-    assert m.sum_probe.weight.grad.abs().sum() > 0 and m.transformer.h[2].mlp.c_fc.weight.grad is None
+    assert m.carry_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
+    assert m.transformer.h[2].mlp.c_fc.weight.grad is None              # the last block is not read
+    m.zero_grad()
+    m(idx, labels, carries=carries, steer=False)[2].backward()          # watching: only the probe learns
+    assert m.carry_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad is None
     again = GPT(GPTConfig(**vars(m.config)))                            # a checkpoint's config brings the probe back
     again.load_state_dict(m.state_dict())
-    assert torch.equal(again.sum_probe.weight, m.sum_probe.weight)
+    assert torch.equal(again.carry_probe.weight, m.carry_probe.weight)
 
 
 def test_one_row_product_equals_plain_matmul():

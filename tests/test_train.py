@@ -132,7 +132,7 @@ def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_roo
                                   ["--dtype", "float16"], ["--gate-threshold", "1.5"],
                                   ["--gate-collapse", "0.95"], ["--gate-min-steps", "0"],
                                   ["--gate-max-steps", "10", "--gate-min-steps", "20"], ["--max-chunk", "0"],
-                                  ["--probe-examples", "-1"], ["--save-every", "-1"], ["--sum-weight", "-1"]])
+                                  ["--probe-examples", "-1"], ["--save-every", "-1"], ["--carry-weight", "-1"]])
 def test_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as e:
         train.parse_args(["--task", "mult3x3", *argv])
@@ -167,26 +167,27 @@ def test_end_to_end_internalizes_2x2(tmp_path):
     assert result["accuracy"] >= 0.4
 
 
-def test_sum_probe_trains_is_saved_and_resumes(data_root, tmp_path):
-    """--sum-weight adds the running-sum probe: its error is logged and falls, the probe is in the checkpoint,
+def test_carry_probe_trains_is_saved_and_resumes(data_root, tmp_path):
+    """--carry-weight adds the carry probe: its error is logged and falls, the probe is in the checkpoint,
     eval.py loads it, and --resume continues with it."""
     common = ["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
-              "--mode", "nocot", "--sum-weight", "1", *LINEAR]
+              "--mode", "nocot", "--carry-weight", "1", *LINEAR]
     train.main([*common, "--epochs", "2"])
-    errors = [m["sum_mse"] for m in read(tmp_path) if "loss" in m]
+    errors = [m["carry_mse"] for m in read(tmp_path) if "loss" in m]
     assert len(errors) == 4 and errors[-1] < 0.75 * errors[0]          # measured: 23.0 -> 14.9 in 40 steps
     ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
-    assert ckpt["model_config"]["sum_probe_layer"] == 1 and "sum_probe.weight" in ckpt["model"]   # 1 layer: after it
+    assert ckpt["model_config"]["carry_probe_layer"] == 1 and "carry_probe.weight" in ckpt["model"]   # 1 layer: after it
     model, _ = evaluation.load_checkpoint(tmp_path / "best.pt")
-    assert torch.equal(model.sum_probe.bias, torch.load(tmp_path / "best.pt", weights_only=True)["model"]["sum_probe.bias"])
+    assert torch.equal(model.carry_probe.bias, torch.load(tmp_path / "best.pt", weights_only=True)["model"]["carry_probe.bias"])
     train.main([*common, "--epochs", "3", "--resume"])
-    assert len([m for m in read(tmp_path) if "sum_mse" in m]) == 6
+    assert len([m for m in read(tmp_path) if "carry_mse" in m]) == 6
 
 
-def test_sum_weight_is_for_multiplication_only(capsys):
+@pytest.mark.parametrize("argv", [["--task", "twohop"], ["--task", "mult3x3", "--removal-side", "right"]])
+def test_carry_weight_is_for_multiplication_from_the_left(argv, capsys):
     with pytest.raises(SystemExit) as e:
-        train.parse_args(["--task", "twohop", "--sum-weight", "1"])
-    assert e.value.code != 0 and "twohop has no running sums" in capsys.readouterr().err
+        train.parse_args([*argv, "--carry-weight", "1"])
+    assert e.value.code != 0 and "--carry-weight is for multKxK tasks with CoT removed from the left" in capsys.readouterr().err
 
 
 def test_learning_rate_warmup_and_decay():
