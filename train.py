@@ -3,11 +3,13 @@ Stepwise Internalization training (Deng, Choi & Shieber 2024): start from explic
 tokens from the left as training goes, s(t) = Delta * t / T, each example removing s(t) + o tokens with
 o ~ P(o) (removal smoothing), and a fresh AdamW every time s(t) grows. Beyond the paper, --schedule
 adaptive lets schedule.gate_step advance the count only once the model has recovered (or a deadline
-needs it), and roll back an advance the model collapsed after.
+needs it), and roll back an advance the model collapsed after; --carry-weight adds a linear probe that
+must read, before each digit, the value (carry included) behind it (after Bai et al. 2025).
 
     python train.py --task mult7x7 --delta 8              # the paper's recipe: GPT-2 small, lr 5e-5, batch 32
     python train.py --task mult3x3 --model tiny           # a small model from scratch, finishes on a CPU
     python train.py --task mult3x3 --model tiny --schedule adaptive    # the recovery-gated schedule
+    python train.py --task mult3x3 --model tiny --schedule adaptive --carry-weight 1    # and the carry probe
     python train.py --task mult4x4 --mode nocot           # the no-CoT baseline (or --mode explicit)
     torchrun --nproc_per_node 8 train.py --task mult7x7   # data parallel: the same run, batch 32 split 8 ways
 """
