@@ -39,11 +39,10 @@ from schedule import (GateConfig, IGNORE, gate_measure, gate_step, new_gate, off
 PAPER = dict(init="gpt2", schedule="linear", delta=8, remove_by_epoch=math.inf, lr=5e-5, weight_decay=0.01,
              batch_size=32, epochs=200, train_size=None, smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0,
              keep_position=False, pretrain_epochs=0, dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None,
-             n_embd=None, carry_weight=0.0)
+             n_embd=None)
 TINY = dict(init="scratch", schedule="linear", delta=12, remove_by_epoch=6, lr=1e-3, weight_decay=0.01,
             batch_size=128, epochs=10, train_size=102400, smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4,
-            keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128,
-            carry_weight=0.0)
+            keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128)
 TINY_TASKS = {"mult4x4": dict(batch_size=64, epochs=30, remove_by_epoch=22)}   # per-task changes to the tiny preset
 RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))   # set by torchrun
 
@@ -93,7 +92,7 @@ def parse_args(argv=None):
     p.add_argument("--gate-max-retries", type=int, default=gate.max_retries, help="adaptive: rollbacks per advance")
     p.add_argument("--max-chunk", type=int, default=gate.max_chunk,
                    help="adaptive: tokens per advance may double up to this while the model recovers at once")
-    p.add_argument("--carry-weight", type=float,
+    p.add_argument("--carry-weight", type=float, default=0.0,
                    help="beyond the paper (after Bai et al. 2025), multKxK: weight of an auxiliary loss, a linear probe "
                         "that reads the value behind each CoT and output digit, carry included (0: off)")
     p.add_argument("--probe-examples", type=int, default=256,
