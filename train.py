@@ -340,6 +340,8 @@ def train(args):
         model, ckpt = read_checkpoint(run / "ckpt.pt")
         if ckpt["task"] != args.task:
             raise data.DataError(f"{run / 'ckpt.pt'} was trained on {ckpt['task']}, not {args.task}")
+        if args.carry_weight and not hasattr(model, "carry_probe"):       # its AdamW state has no probe
+            raise data.DataError(f"{run / 'ckpt.pt'} was trained without the carry probe: resume with --carry-weight 0")
         model.to(device)
         optimizer = new_optimizer(model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -419,8 +421,8 @@ def train(args):
             # Every process built the whole global batch (same order, same offsets); each trains on its rows.
             mine = np.array_split(np.arange(len(ids)), WORLD_SIZE)[RANK]
             share = float((labels[mine, 1:] != IGNORE).sum() / (labels[:, 1:] != IGNORE).sum())
-            carries, carry_share = None, 0.0                              # the carry probe's targets: they
-            steer = args.mode == "nocot" or state["count"] > 0            # shape the model once CoT goes
+            carries, carry_share = None, 0.0                              # the carry probe's targets
+            steer = args.mode == "nocot" or state["count"] > 0            # it watches until CoT is removed
             if args.carry_weight:
                 values = data.carry_targets(tokens, data.parse_task(args.task))
                 carry_share = float((~np.isnan(values[mine])).sum() / (~np.isnan(values)).sum())

@@ -183,6 +183,12 @@ def test_carry_probe_trains_is_saved_and_resumes(data_root, tmp_path):
     assert len([m for m in read(tmp_path) if "carry_mse" in m]) == 6
 
 
+def test_resume_with_the_carry_probe_needs_a_run_trained_with_it(short_run, data_root, capsys):
+    with pytest.raises(SystemExit, match="trained without the carry probe: resume with --carry-weight 0"):
+        train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(short_run), "--resume",
+                    "--carry-weight", "1", *LINEAR])
+
+
 @pytest.mark.parametrize("argv", [["--task", "twohop"], ["--task", "mult3x3", "--removal-side", "right"]])
 def test_carry_weight_is_for_multiplication_from_the_left(argv, capsys):
     with pytest.raises(SystemExit) as e:
