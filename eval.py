@@ -32,6 +32,22 @@ def exact_match(predicted_texts, reference_texts):
     return np.array([answer(p) == answer(r) for p, r in zip(predicted_texts, reference_texts)])
 
 
+def digit_accuracy(predicted_texts, reference_texts):
+    """Per position of the reference answer's words (multiplication: its digits, least significant first):
+    the share of examples whose predicted answer has the right word there. Shows which digit a model fails
+    on (at the no-CoT plateau: the middle ones)."""
+    def words(text):                                  # the answer after '####'; none without it
+        answer = data.extract_answer(text)
+        return answer.split()[1:] if answer.startswith("####") else []
+    pairs = [(words(p), words(r)) for p, r in zip(predicted_texts, reference_texts)]
+    width = max(1, max(len(r) for _, r in pairs))
+    right, counted = np.zeros(width), np.zeros(width)
+    for predicted, reference in pairs:
+        counted[:len(reference)] += 1
+        right[:len(reference)] += [i < len(predicted) and predicted[i] == word for i, word in enumerate(reference)]
+    return (right / np.maximum(counted, 1)).round(4).tolist()
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -65,7 +81,7 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
     longest_target = int((split.seps[:n, 2] - split.seps[:n, 0]).max())
     batches = [ids[i:i + batch_size] for length in np.unique(prompt_lengths)      # equal-length prompts
                for ids in [np.flatnonzero(prompt_lengths == length)] for i in range(0, len(ids), batch_size)]
-    correct, whole, generated, seconds, done, rates = 0, 0, 0, 0.0, 0, []
+    correct, whole, generated, seconds, done, rates, texts = 0, 0, 0, 0.0, 0, [], ([], [])
     for number, ids in enumerate(batches):
         prompts, positions, targets = prompts_and_targets(split, ids, n_remove, side, keep_position)
         prompts = torch.from_numpy(prompts).to(device)
@@ -83,6 +99,8 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
         predicted = [enc.decode([t for t in row if t != data.EOT]) for row in out]
         reference = [enc.decode([t for t in row if t != data.EOT]) for row in targets]
         correct += int(exact_match(predicted, reference).sum())
+        texts[0].extend(predicted)
+        texts[1].extend(reference)
         width = max(out.shape[1], max(len(t) for t in targets))      # generation pads finished rows with EOT
         produced, gold = np.full((2, len(ids), width), data.EOT)
         produced[:, :out.shape[1]] = out
@@ -93,8 +111,8 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
         if progress_every and (number + 1) % progress_every == 0:
             eta = seconds / done * (n - done)
             print(f"  {done}/{n} examples, accuracy so far {correct / done:.3f}, ETA {eta:.0f}s", flush=True)
-    return {"accuracy": correct / n, "target_accuracy": whole / n, "examples": n,
-            "tokens_per_example": generated / n, "examples_per_s": float(np.median(rates))}
+    return {"accuracy": correct / n, "target_accuracy": whole / n, "digit_accuracy": digit_accuracy(*texts),
+            "examples": n, "tokens_per_example": generated / n, "examples_per_s": float(np.median(rates))}
 
 
 def all_labels_right(model, logits, labels):
@@ -223,6 +241,8 @@ def table(rows):
         print(f"{r['checkpoint'][-40:]:40s} {r['split'][-10:]:>10s} {str(r['n_remove']):>8s} {r['accuracy']:9.3f} "
               f"{r['target_accuracy']:7.3f} {r['examples_per_s']:8.2f} {r['examples_per_s'] / fastest:5.2f}x "
               f"{r['tokens_per_example']:10.1f}")
+    for r in rows:
+        print(f"{r['checkpoint'][-40:]:40s} per answer word: {' '.join(f'{a:.3f}' for a in r['digit_accuracy'])}")
 
 
 # ----------------------------------------------------------------------------- figures

@@ -19,6 +19,7 @@ def test_exact_match_on_hand_built_predictions():
                  " 1 2 3 + 4 5 6 5 7 9 ",            # missing ####
                  ""]                                  # nothing
     assert evaluation.exact_match(predicted, [reference] * 6).tolist() == [True, True, False, False, False, False]
+    assert evaluation.digit_accuracy(predicted, [reference] * 6) == pytest.approx([4 / 6, 4 / 6, 3 / 6], abs=1e-4)
     assert data.extract_answer("x #### 1,400 ") == "#### 1400"          # reference: commas dropped
     assert data.extract_answer(" no answer ") == "no answer"
 
