@@ -111,23 +111,37 @@ def times_values(a, d, shift, width):
     return values
 
 
+def product_values(a, b):
+    """Column values of the product a * b (n, 2K), after Bai et al. 2025's running sum: value_i = sum over
+    p + q = i of a_p * b_q, plus the carry value_(i-1) // 10; digit_i = value_i % 10."""
+    k = a.shape[1]
+    sums = np.zeros((len(a), 2 * k), np.int64)
+    for p in range(k):
+        sums[:, p:p + k] += a[:, p:p + 1] * b                              # a_p * b_q lands in column p + q
+    return add_values(sums, np.zeros_like(sums))                          # pass the carries along the columns
+
+
 def multiplication_values(a, b):
     """
     The value behind every digit of every example in line order (n, slots) and the line with 'D' for each
     digit. A digit is its value % 10; a computed digit passes value // 10 on as the carry of the next column
-    (the operands' values are the digits themselves).
+    (the operands' values are the digits themselves). The answer's values are the product's column sums
+    (product_values), not the last CoT sum's: the same digits, and what a model answering without CoT
+    must hold before each one.
     """
     k = a.shape[1]
     fields, source, target = [a, b], ["D"] * k + ["*"] + ["D"] * k, []
     for j in range(k):
         partial = times_values(a, b[:, j], j, k + 1 + j)           # a * b_j * 10^j, width K+1+j
-        running = partial if j == 0 else add_values(np.pad(running % 10, ((0, 0), (0, 1))), partial % 10)
         fields.append(partial)
         target += (["+"] if j > 0 else []) + ["D"] * (k + 1 + j)
-        if 0 < j < k - 1:                                          # 2nd .. (K-1)-th: running sum
+        if j == 0:
+            running = partial
+        elif j < k - 1:                                            # 2nd .. (K-1)-th: running sum
+            running = add_values(np.pad(running % 10, ((0, 0), (0, 1))), partial % 10)
             fields.append(running)
             target += ["("] + ["D"] * (k + 1 + j) + [")"]
-    fields.append(running)                                         # the product, width 2K
+    fields.append(product_values(a, b))                            # the product, width 2K
     target += ["####"] + ["D"] * (2 * k)
     return np.concatenate(fields, axis=1), " ".join(source) + "||" + " ".join(target)
 

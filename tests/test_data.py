@@ -45,11 +45,12 @@ def test_digit_ids_are_the_tokenizers():
 
 def test_carry_targets_of_a_hand_worked_example():
     """58 * 78, '8 5 * 8 7||4 6 4 + 0 6 0 4 #### 4 2 5 4': 58 * 8 column by column is 8*8 = 64, 5*8 + 6 = 46,
-    then the carry 4; 58 * 70 is 0, 8*7 = 56, 5*7 + 5 = 40, 4; the sum 464 + 4060 is 4, 6+6 = 12, 4+0+1 = 5, 4."""
+    then the carry 4; 58 * 70 is 0, 8*7 = 56, 5*7 + 5 = 40, 4; the product's columns (Bai et al.'s running
+    sums) are 8*8 = 64, 5*8 + 8*7 + 6 = 102, 5*7 + 10 = 45, then the carry 4."""
     from schedule import remove_cot
     a, b = np.array([[8, 5]], np.uint8), np.array([[8, 7]], np.uint8)
     tokens = data.multiplication_tokens(a, b, data.tokenizer()).astype(np.int64)
-    expected = [64, 46, 4, 0, 56, 40, 4, 4, 12, 5, 4]
+    expected = [64, 46, 4, 0, 56, 40, 4, 64, 102, 45, 4]
     targets = data.carry_targets(tokens, 2)
     has_target = ~np.isnan(targets[0])
     assert targets[0][has_target].tolist() == expected
