@@ -7,9 +7,9 @@ needs it), and roll back an advance the model collapsed after; --carry-weight ad
 must read, before each digit, the value (carry included) behind it (after Bai et al. 2025).
 
     python train.py --task mult7x7 --delta 8              # the paper's recipe: GPT-2 small, lr 5e-5, batch 32
-    python train.py --task mult3x3 --model tiny           # a small model from scratch, finishes on a CPU
-    python train.py --task mult3x3 --model tiny --schedule adaptive    # the recovery-gated schedule
-    python train.py --task mult3x3 --model tiny --schedule adaptive --carry-weight 1    # and the carry probe
+    python train.py --task mult3x3 --model tiny           # a small model from scratch on a CPU: adaptive + carry probe
+    python train.py --task mult3x3 --model tiny --schedule linear      # the same model with the paper's s(t) alone
+    python train.py --task mult3x3 --model tiny --carry-weight 0       # the adaptive schedule without the probe
     python train.py --task mult4x4 --mode nocot           # the no-CoT baseline (or --mode explicit)
     torchrun --nproc_per_node 8 train.py --task mult7x7   # data parallel: the same run, batch 32 split 8 ways
 """
@@ -39,21 +39,24 @@ from schedule import (GateConfig, IGNORE, gate_measure, gate_step, new_gate, off
 PAPER = dict(init="gpt2", schedule="linear", delta=8, remove_by_epoch=math.inf, lr=5e-5, weight_decay=0.01,
              batch_size=32, epochs=200, train_size=None, smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0,
              keep_position=False, pretrain_epochs=0, dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None,
-             n_embd=None)
+             n_embd=None, carry_weight=0.0)
 TINY = dict(init="scratch", schedule="linear", delta=12, remove_by_epoch=6, lr=1e-3, weight_decay=0.01,
             batch_size=128, epochs=10, train_size=102400, smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4,
-            keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128)
-TINY_TASKS = {"mult4x4": dict(batch_size=64, epochs=30, remove_by_epoch=22)}   # per-task changes to the tiny preset
+            keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128,
+            carry_weight=0.0)
+TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0),           # per-task changes to the tiny preset
+              "mult4x4": dict(batch_size=64, epochs=30, remove_by_epoch=22)}
 RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))   # set by torchrun
 
 
 def preset(model, task, schedule=None):
     """The settings a preset fills in where the command line is silent. With the adaptive schedule the gate
-    decides when the explicit CoT is learned, so no fixed explicit epochs come first."""
+    decides when the explicit CoT is learned, so no fixed explicit epochs come first; the carry probe goes
+    with it (--schedule linear on the tiny preset is the paper's schedule alone)."""
     settings = PAPER if model == "paper" else {**TINY, **TINY_TASKS.get(task, {})}
     if (schedule or settings["schedule"]) == "adaptive":
-        settings = {**settings, "pretrain_epochs": 0}
-    return settings
+        return {**settings, "pretrain_epochs": 0}
+    return {**settings, "carry_weight": 0.0}
 
 
 class TrainingError(RuntimeError):
@@ -92,9 +95,10 @@ def parse_args(argv=None):
     p.add_argument("--gate-max-retries", type=int, default=gate.max_retries, help="adaptive: rollbacks per advance")
     p.add_argument("--max-chunk", type=int, default=gate.max_chunk,
                    help="adaptive: tokens per advance may double up to this while the model recovers at once")
-    p.add_argument("--carry-weight", type=float, default=0.0,
+    p.add_argument("--carry-weight", type=float,
                    help="beyond the paper (after Bai et al. 2025), multKxK: weight of an auxiliary loss, a linear probe "
-                        "that reads the value behind each CoT and output digit, carry included (0: off)")
+                        "that reads the value behind each CoT and output digit, carry included (0: off; the 3x3 tiny "
+                        "preset: 1)")
     p.add_argument("--probe-examples", type=int, default=256,
                    help="validation examples of the teacher-forced exact match logged at every advance (0: off)")
     p.add_argument("--smoothing-lambda", type=float, help="removal smoothing lambda; inf turns it off")
@@ -126,7 +130,7 @@ def parse_args(argv=None):
                    help="also write ckpt.pt every N steps (at the first optimizer-step boundary), for an exact "
                         "--resume from the middle of an epoch")
     args = p.parse_args(argv)
-    given_activation = args.activation is not None
+    given_activation, given_carry_weight = args.activation is not None, args.carry_weight is not None
     for key, value in preset(args.model, args.task, args.schedule).items():   # fill in what was not given
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -155,6 +159,8 @@ def parse_args(argv=None):
         p.error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE} processes")
     if args.gate_max_steps < args.gate_min_steps:
         p.error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
+    if not given_carry_weight and (args.mode != "stepwise" or args.removal_side != "left"):
+        args.carry_weight = 0.0                        # the preset's probe: stepwise removal from the left only
     if args.carry_weight < 0:
         p.error(f"--carry-weight must be >= 0, got {args.carry_weight}")
     if args.carry_weight and (not args.task.startswith("mult") or args.removal_side != "left"):

@@ -233,10 +233,16 @@ def test_presets_fill_only_what_was_not_given():
     assert train.parse_args(["--task", "mult3x3", "--model", "tiny"]).keep_position
     assert not train.parse_args(["--task", "mult3x3", "--model", "tiny", "--no-keep-position"]).keep_position
     assert not train.parse_args(["--task", "mult3x3"]).keep_position
-    tiny = train.parse_args(["--task", "mult3x3", "--model", "tiny"])
-    assert tiny.schedule == "linear" and tiny.pretrain_epochs == 2    # the measured 3x3 preset
-    adaptive = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--schedule", "adaptive"])
-    assert adaptive.pretrain_epochs == 0 and adaptive.remove_by_epoch == 6
+    tiny = train.parse_args(["--task", "mult3x3", "--model", "tiny"])               # the 3x3 CPU preset
+    assert tiny.schedule == "adaptive" and tiny.carry_weight == 1 and tiny.pretrain_epochs == 0
+    assert tiny.remove_by_epoch == 6
+    linear = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--schedule", "linear"])
+    assert linear.carry_weight == 0 and linear.pretrain_epochs == 2                   # the paper's schedule alone
+    for other in (["--mode", "nocot"], ["--removal-side", "right"]):               # where the preset's probe is off
+        assert train.parse_args(["--task", "mult3x3", "--model", "tiny", *other]).carry_weight == 0
+    assert train.parse_args(["--task", "mult3x3", "--model", "tiny", "--mode", "nocot", "--carry-weight", "1"]).carry_weight == 1
+    assert train.parse_args(["--task", "mult4x4", "--model", "tiny"]).carry_weight == 0
+    assert train.parse_args(["--task", "mult3x3"]).carry_weight == 0
     assert train.parse_args(["--task", "mult4x4", "--model", "tiny"]).batch_size == 64
     assert train.parse_args(["--task", "mult7x7"]).schedule == "linear"
 
