@@ -51,12 +51,11 @@ RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZ
 
 def preset(model, task, schedule=None):
     """The settings a preset fills in where the command line is silent. With the adaptive schedule the gate
-    decides when the explicit CoT is learned, so no fixed explicit epochs come first; the carry probe goes
-    with it (--schedule linear on the tiny preset is the paper's schedule alone)."""
+    decides when the explicit CoT is learned, so no fixed explicit epochs come first."""
     settings = PAPER if model == "paper" else {**TINY, **TINY_TASKS.get(task, {})}
     if (schedule or settings["schedule"]) == "adaptive":
-        return {**settings, "pretrain_epochs": 0}
-    return {**settings, "carry_weight": 0.0}
+        settings = {**settings, "pretrain_epochs": 0}
+    return settings
 
 
 class TrainingError(RuntimeError):
@@ -159,8 +158,8 @@ def parse_args(argv=None):
         p.error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE} processes")
     if args.gate_max_steps < args.gate_min_steps:
         p.error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
-    if not given_carry_weight and (args.mode != "stepwise" or args.removal_side != "left"):
-        args.carry_weight = 0.0                        # the preset's probe: stepwise removal from the left only
+    if not given_carry_weight and (args.schedule, args.mode, args.removal_side) != ("adaptive", "stepwise", "left"):
+        args.carry_weight = 0.0             # the preset's probe goes with the adaptive schedule, removing from the left
     if args.carry_weight < 0:
         p.error(f"--carry-weight must be >= 0, got {args.carry_weight}")
     if args.carry_weight and (not args.task.startswith("mult") or args.removal_side != "left"):
