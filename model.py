@@ -145,6 +145,15 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+def probe_targets(values):
+    """The carry probe's three targets for digit values v (data.carry_targets): v in units of ten (the carry it
+    passes on; Bai et al.'s running sum) and its last digit on a circle, (cos, sin)(2 pi v / 10) (the digit
+    itself, in the periodic form models of modular addition use; without it a 3x3 seed held c2's sum yet
+    named its digit on 0.17 of examples, results/README.md)."""
+    angle = 2 * math.pi * values / 10
+    return torch.stack([values / 10, torch.cos(angle), torch.sin(angle)], dim=-1)
+
+
 class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -157,7 +166,7 @@ class GPT(nn.Module):
         ))
         self.lm_head = Conv1D(config.n_embd, config.vocab_size, bias=False)   # tied: its transpose is wte
         if config.carry_probe_layer:                                  # a checkpoint trained with the probe
-            self.carry_probe = nn.Linear(config.n_embd, 1)
+            self.carry_probe = nn.Linear(config.n_embd, 3)
         if config.vocab_ids is not None:                              # compact vocabulary: GPT-2 id <-> row
             ids = torch.tensor(config.vocab_ids)
             index = torch.full((GPT2_VOCAB,), -1, dtype=torch.long)
@@ -174,11 +183,11 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def add_carry_probe(self):
-        """Beyond the paper (after Bai et al. 2025): a linear probe that reads the value behind the next digit
-        (digit + 10 x carry) from the residual stream after the second-to-last block, so that the last block
-        is left to turn it into the digit."""
+        """Beyond the paper (after Bai et al. 2025): a linear probe that reads, from the residual stream after
+        the second-to-last block, the value v behind the next digit (digit + 10 x carry) and that digit on a
+        circle, (cos, sin)(2 pi v / 10), so that the last block is left only to name the digit."""
         self.config.carry_probe_layer = max(1, self.config.n_layer - 1)
-        self.carry_probe = nn.Linear(self.config.n_embd, 1).to(self.lm_head.weight.device)
+        self.carry_probe = nn.Linear(self.config.n_embd, 3).to(self.lm_head.weight.device)
 
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
@@ -203,7 +212,7 @@ class GPT(nn.Module):
         last position only, which is all decoding needs). With labels (IGNORE = no loss): the logits of the
         positions that predict a label, (M, vocab), and their mean cross-entropy; the head is not run
         where there is nothing to predict. With carries as well ((B, T) digit values, NaN where there is none;
-        data.carry_targets), a third value: the carry probe's mean squared error, in units of ten; with
+        data.carry_targets), a third value: the carry probe's mean squared error over probe_targets; with
         steer=False the probe reads a detached stream, so that it learns to read the model without shaping it.
         """
         x = self.embed(idx, position_ids, cache)
@@ -212,7 +221,7 @@ class GPT(nn.Module):
             if carries is not None and layer == self.config.carry_probe_layer:
                 has_value = ~torch.isnan(carries)
                 read = x[has_value] if steer else x[has_value].detach()
-                probe_loss = F.mse_loss(self.carry_probe(read.float()).squeeze(-1), carries[has_value] / 10)
+                probe_loss = F.mse_loss(self.carry_probe(read.float()), probe_targets(carries[has_value]))
         if cache is not None:
             cache.length += idx.size(1)
             x = x[:, -1:]

@@ -4,7 +4,8 @@ tokens from the left as training goes, s(t) = Delta * t / T, each example removi
 o ~ P(o) (removal smoothing), and a fresh AdamW every time s(t) grows. Beyond the paper, --schedule
 adaptive lets schedule.gate_step advance the count only once the model has recovered (or a deadline
 needs it), and roll back an advance the model collapsed after; --carry-weight adds a linear probe that
-must read, before each digit, the value (carry included) behind it (after Bai et al. 2025).
+must read, before each digit, the value (carry included) behind it and that digit on a circle (after Bai
+et al. 2025).
 
     python train.py --task mult7x7 --delta 8              # the paper's recipe: GPT-2 small, lr 5e-5, batch 32
     python train.py --task mult3x3 --model tiny           # a small model from scratch on a CPU: adaptive + carry probe
@@ -96,7 +97,7 @@ def parse_args(argv=None):
                    help="adaptive: tokens per advance may double up to this while the model recovers at once")
     p.add_argument("--carry-weight", type=float,
                    help="beyond the paper (after Bai et al. 2025), multKxK: weight of an auxiliary loss, a linear probe "
-                        "that reads the value behind each CoT and output digit, carry included (0: off; the 3x3 tiny "
+                        "that reads the value behind each CoT and output digit, carry included, and the digit on a circle (0: off; the 3x3 tiny "
                         "preset: 1)")
     p.add_argument("--probe-examples", type=int, default=256,
                    help="validation examples of the teacher-forced exact match logged at every advance (0: off)")
@@ -475,7 +476,7 @@ def train(args):
                           "loss": round(batch_loss.item(), 4), "token_acc": round(token_acc, 4),
                           "tokens_per_s": round(window_tokens / (time.time() - window_start)),
                           "minutes": round(elapsed / 60, 2)}
-                if probe_loss:                                            # this process's rows, in units of ten
+                if probe_loss:                                            # this process's rows: model.probe_targets
                     record["carry_mse"] = round(probe_loss[0].item(), 4)
                 log(run, record, f"step {state['step']} epoch {epoch} removed {record['scheduled_to_remove']} "
                                  f"loss {record['loss']:.4f} token_acc {token_acc:.3f} "

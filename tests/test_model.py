@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import model as model_module
-from model import EOT, GPT, GPTConfig, CheckpointError, linear
+from model import EOT, GPT, GPTConfig, CheckpointError, linear, probe_targets
 
 transformers = pytest.importorskip("transformers")
 
@@ -94,8 +94,10 @@ def test_carry_probe_reads_the_stream_before_the_last_block_where_there_are_valu
     logits, loss, probe_loss = m(idx, labels, carries=carries)
     assert torch.equal(loss, m(idx, labels)[1])                         # the language-model loss is unchanged
     stream = m.residual_stream(idx)[2]                                  # after blocks 1 and 2 of 3
-    read = m.carry_probe(torch.stack([stream[0, 5], stream[1, 6]])).squeeze(-1)
-    assert torch.allclose(probe_loss, ((read - torch.tensor([2.7, 0.4])) ** 2).mean(), atol=1e-6)
+    read = m.carry_probe(torch.stack([stream[0, 5], stream[1, 6]]))
+    wanted = torch.tensor([[2.7, -0.309017, -0.951057],    # 27: 2.7 tens, digit 7 at 252 degrees
+                           [0.4, -0.809017, 0.587785]])    # 4: 0.4 tens, digit 4 at 144 degrees
+    assert torch.allclose(probe_loss, ((read - wanted) ** 2).mean(), atol=1e-5)
     probe_loss.backward()
     assert m.carry_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
     assert m.transformer.h[2].mlp.c_fc.weight.grad is None              # the last block is not read
@@ -105,6 +107,13 @@ def test_carry_probe_reads_the_stream_before_the_last_block_where_there_are_valu
     again = GPT(GPTConfig(**vars(m.config)))                            # a checkpoint's config brings the probe back
     again.load_state_dict(m.state_dict())
     assert torch.equal(again.carry_probe.weight, m.carry_probe.weight)
+
+
+def test_probe_targets_put_values_with_the_same_last_digit_on_the_same_point_of_the_circle():
+    targets = probe_targets(torch.tensor([0.0, 3.0, 13.0, 103.0, 5.0]))
+    assert torch.allclose(targets[:, 0], torch.tensor([0.0, 0.3, 1.3, 10.3, 0.5]))
+    assert torch.allclose(targets[1, 1:], targets[2, 1:], atol=1e-5) and torch.allclose(targets[1, 1:], targets[3, 1:], atol=1e-5)
+    assert torch.allclose(targets[0, 1:], torch.tensor([1.0, 0.0])) and torch.allclose(targets[4, 1:], torch.tensor([-1.0, 0.0]), atol=1e-6)
 
 
 def test_one_row_product_equals_plain_matmul():

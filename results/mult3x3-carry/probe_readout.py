@@ -1,7 +1,8 @@
 """
 Does a 3x3 model that fails an answer digit still hold that digit's value? For each answer digit of the first
 1,000 validation examples at zero CoT, under teacher forcing:
-  probe: the carry probe's reading (the column sum + carry, data.carry_targets) rounds to the right value
+  value: the carry probe's reading of the value (the column sum + carry, data.carry_targets) rounds to it
+  digit on the circle: the probe's angle, atan2(sin, cos), rounds to the digit (model.probe_targets)
   model: the model's argmax is the right digit
     python results/mult3x3-carry/probe_readout.py runs/mult3x3-carry-seed10/best.pt [more checkpoints]
 """
@@ -33,13 +34,16 @@ for path in sys.argv[1:]:
     hook = block.register_forward_hook(lambda module, inputs, output: stream.update(x=output))
     with torch.no_grad():
         logits = model(torch.tensor(tokens), position_ids=None if positions is None else torch.tensor(positions))
-        reading = model.carry_probe(stream["x"]).squeeze(-1).numpy() * 10       # the probe reads in units of ten
+        reading = model.carry_probe(stream["x"]).numpy()                          # v / 10, cos, sin of 2 pi v / 10
     hook.remove()
     predicted = model.to_id(logits.argmax(-1)).numpy()
     answer = ~np.isnan(values) & (np.arange(tokens.shape[1]) > seps[:, 1:2])    # positions predicting an answer digit
     gold_next = np.roll(tokens, -1, axis=1)[answer].reshape(len(ids), -1)
-    probe_right = np.abs(reading[answer] - values[answer]).reshape(len(ids), -1) < 0.5
+    value_right = np.abs(10 * reading[..., 0][answer] - values[answer]).reshape(len(ids), -1) < 0.5
+    angle_digit = np.round(np.arctan2(reading[..., 2], reading[..., 1]) / (2 * np.pi) * 10) % 10
+    circle_right = (angle_digit[answer] == values[answer] % 10).reshape(len(ids), -1)
     model_right = predicted[answer].reshape(len(ids), -1) == gold_next
     print(f"{path}: per answer digit, least significant first")
-    print("  probe reads the value:", " / ".join(f"{v:.3f}" for v in probe_right.mean(0)))
-    print("  model's digit        :", " / ".join(f"{v:.3f}" for v in model_right.mean(0)))
+    for name, right in [("probe reads the value", value_right), ("probe's digit on the circle", circle_right),
+                        ("model's digit", model_right)]:
+        print(f"  {name:28s}:", " / ".join(f"{v:.3f}" for v in right.mean(0)))
