@@ -187,7 +187,7 @@ def read_checkpoint(path):
         model = GPT(GPTConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
     except Exception as e:
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        reason = " ".join(line.strip() for line in str(e).strip().splitlines()[:2])[:300] or type(e).__name__
         raise CheckpointError(f"{path}: not a train.py checkpoint ({reason})") from None
     return model, ckpt
 

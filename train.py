@@ -97,8 +97,8 @@ def parse_args(argv=None):
                    help="adaptive: tokens per advance may double up to this while the model recovers at once")
     p.add_argument("--carry-weight", type=float,
                    help="beyond the paper (after Bai et al. 2025), multKxK: weight of an auxiliary loss, a linear probe "
-                        "that reads the value behind each CoT and output digit, carry included, and the digit on a circle (0: off; the 3x3 tiny "
-                        "preset: 1)")
+                        "that reads the value behind each CoT and output digit, carry included, and the digit on a "
+                        "circle (0: off; the 3x3 tiny preset: 1)")
     p.add_argument("--probe-examples", type=int, default=256,
                    help="validation examples of the teacher-forced exact match logged at every advance (0: off)")
     p.add_argument("--smoothing-lambda", type=float, help="removal smoothing lambda; inf turns it off")

@@ -125,6 +125,12 @@ def test_bad_inputs(checkpoint, mult3x3, tmp_path):
     cases.append((["--ckpt", str(tmp_path / "missing.pt")], "no such checkpoint"))
     (tmp_path / "junk.pt").write_bytes(b"\x00not a checkpoint" * 10)
     cases.append((["--ckpt", str(tmp_path / "junk.pt")], "not a train.py checkpoint"))
+    old_probe = torch.load(checkpoint, weights_only=True)              # the value-only probe of earlier runs
+    old_probe["model_config"]["carry_probe_layer"] = 1
+    n_embd = old_probe["model_config"]["n_embd"]
+    old_probe["model"].update({"carry_probe.weight": torch.zeros(1, n_embd), "carry_probe.bias": torch.zeros(1)})
+    torch.save(old_probe, tmp_path / "old_probe.pt")
+    cases.append((["--ckpt", str(tmp_path / "old_probe.pt")], "size mismatch for carry_probe.weight"))
     (tmp_path / "bad.txt").write_text("1 2 * 3 4||5 6 #### 7\n1 2 * 3 4 5 6\n")
     cases.append((["--ckpt", str(checkpoint), "--text", str(tmp_path / "bad.txt")], "bad.txt:2"))
     cases.append((["--ckpt", str(checkpoint), "--task", "mult4x4"], "trained on mult3x3, not on mult4x4"))
