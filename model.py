@@ -145,6 +145,9 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+PROBE_OUTPUTS = 3                    # what the carry probe reads: probe_targets' three columns
+
+
 def probe_targets(values):
     """The carry probe's three targets for digit values v (data.carry_targets): v in units of ten (the carry it
     passes on; Bai et al.'s running sum) and its last digit on a circle, (cos, sin)(2 pi v / 10) (the digit
@@ -166,7 +169,7 @@ class GPT(nn.Module):
         ))
         self.lm_head = Conv1D(config.n_embd, config.vocab_size, bias=False)   # tied: its transpose is wte
         if config.carry_probe_layer:                                  # a checkpoint trained with the probe
-            self.carry_probe = nn.Linear(config.n_embd, 3)
+            self.carry_probe = nn.Linear(config.n_embd, PROBE_OUTPUTS)
         if config.vocab_ids is not None:                              # compact vocabulary: GPT-2 id <-> row
             ids = torch.tensor(config.vocab_ids)
             index = torch.full((GPT2_VOCAB,), -1, dtype=torch.long)
@@ -187,7 +190,7 @@ class GPT(nn.Module):
         the second-to-last block, the value v behind the next digit (digit + 10 x carry) and that digit on a
         circle, (cos, sin)(2 pi v / 10), so that the last block is left only to name the digit."""
         self.config.carry_probe_layer = max(1, self.config.n_layer - 1)
-        self.carry_probe = nn.Linear(self.config.n_embd, 3).to(self.lm_head.weight.device)
+        self.carry_probe = nn.Linear(self.config.n_embd, PROBE_OUTPUTS).to(self.lm_head.weight.device)
 
     def num_params(self):
         return sum(p.numel() for p in self.parameters())

@@ -112,8 +112,10 @@ def test_carry_probe_reads_the_stream_before_the_last_block_where_there_are_valu
 def test_probe_targets_put_values_with_the_same_last_digit_on_the_same_point_of_the_circle():
     targets = probe_targets(torch.tensor([0.0, 3.0, 13.0, 103.0, 5.0]))
     assert torch.allclose(targets[:, 0], torch.tensor([0.0, 0.3, 1.3, 10.3, 0.5]))
-    assert torch.allclose(targets[1, 1:], targets[2, 1:], atol=1e-5) and torch.allclose(targets[1, 1:], targets[3, 1:], atol=1e-5)
-    assert torch.allclose(targets[0, 1:], torch.tensor([1.0, 0.0])) and torch.allclose(targets[4, 1:], torch.tensor([-1.0, 0.0]), atol=1e-6)
+    assert torch.allclose(targets[1, 1:], targets[2, 1:], atol=1e-5)           # 3, 13 and 103: digit 3
+    assert torch.allclose(targets[1, 1:], targets[3, 1:], atol=1e-5)
+    assert torch.allclose(targets[0, 1:], torch.tensor([1.0, 0.0]))            # digit 0 at 0 degrees
+    assert torch.allclose(targets[4, 1:], torch.tensor([-1.0, 0.0]), atol=1e-6)  # digit 5 at 180 degrees
 
 
 def test_one_row_product_equals_plain_matmul():
