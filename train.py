@@ -315,7 +315,7 @@ def follow_gate(state, gate, model, optimizer, rollback_point, args, run, cot_le
         event.update(back_to=scheduled(state["gate"]["count"]), retry=state["gate"]["retries"])
     else:
         state["gate"] = new
-    if action != "hold" or state["batch"] % args.log_every == 0:
+    if action != "hold" or (measure is not None and state["batch"] % args.log_every == 0):   # none once all is gone
         log(run, event)
     state["count"], state["batch_exact_match"] = state["gate"]["count"], None
     return optimizer, rollback_point

@@ -156,6 +156,7 @@ def test_end_to_end_internalizes_2x2(tmp_path):
     assert advances[0]["count"] == 0 and advances[0]["measure"] >= 0.9   # explicit CoT learned first
     assert advances[-1]["to"] == "all" and advances[-1]["step"] < 11 * 94   # half the run left at zero CoT
     assert all(m["steps_at_count"] >= 50 for m in advances)            # min_steps: the deadline cannot hurry it more
+    assert not [m for m in metrics if m.get("event") == "hold" and m["count"] == "all"]   # no gate left to hold
     assert len([m for m in metrics if m.get("event") == "probe"]) == 9     # a point per removed token
     evals = [m for m in metrics if "val_acc" in m]
     assert evals[-1]["cot_removed"] == 9                               # all 9 CoT tokens gone (8 + a space)
