@@ -54,7 +54,7 @@ class GateConfig:
 def new_gate(start_from=0):
     """The gate's state: plain numbers, so it goes into checkpoints as it is."""
     return {"count": start_from, "chunk": 1, "steps": 0, "average": 0.0, "low_steps": 0,
-            "hold_at_least": 0, "retries": 0, "attempt": 0, "advanced": False}
+            "hold_at_least": 0, "retries": 0, "attempt": 0, "advanced": False, "recovered": False}
 
 
 def gate_measure(gate, config):
@@ -86,13 +86,17 @@ def gate_step(gate, batch_exact_match, config, cot_length, remove_all_beyond=mat
     rollback: the measure stayed below `collapse` for `patience` steps after an advance, and that advance
               has been retried fewer than max_retries times; train.py restores the state from before the
               advance and continues from `retry_gently(...)`.
+    recovered: all CoT is gone and the measure has reached the threshold (after min_steps) for the first
+              time; nothing is left to advance or roll back, but train.py may start its lr decay then.
     """
     gate = dict(gate)
-    if math.isinf(gate["count"]):
-        return "hold", gate, None
     gate["steps"] += 1
     gate["average"] = config.beta * gate["average"] + (1 - config.beta) * batch_exact_match
     measure = gate_measure(gate, config)
+    if math.isinf(gate["count"]):
+        if not gate["recovered"] and measure >= config.threshold and gate["steps"] >= config.min_steps:
+            return "recovered", {**gate, "recovered": True}, measure
+        return "hold", gate, measure
     gate["low_steps"] = gate["low_steps"] + 1 if measure < config.collapse else 0
     if gate["advanced"] and gate["low_steps"] >= config.patience and gate["attempt"] < config.max_retries:
         return "rollback", gate, measure

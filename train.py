@@ -118,6 +118,10 @@ def parse_args(argv=None):
     p.add_argument("--max-grad-norm", type=float, default=1.0)
     p.add_argument("--reset-warmup", type=int, help="linear lr warm-up steps after each optimizer reset (0 = paper)")
     p.add_argument("--decay-epochs", type=int, help="lr decays linearly to 0 over the last N epochs (0 = paper: constant)")
+    p.add_argument("--decay-after-recovery", action="store_true",
+                   help="adaptive: the decay starts no sooner than the running train exact match at zero CoT reaches "
+                        "--gate-threshold, and no later than --min-decay-epochs before the end")
+    p.add_argument("--min-decay-epochs", type=float, default=1.0)
     p.add_argument("--train-size", type=int, help="use only the first N training examples")
     p.add_argument("--val-limit", type=int, help="validate on the first N examples only")
     p.add_argument("--seed", type=int, default=0)
@@ -157,6 +161,10 @@ def parse_args(argv=None):
                 f"{args.gate_threshold} and {args.gate_collapse}")
     if args.batch_size < WORLD_SIZE:
         p.error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE} processes")
+    if args.decay_after_recovery and (args.schedule != "adaptive" or not args.decay_epochs
+                                      or not 0 < args.min_decay_epochs <= args.decay_epochs):
+        p.error("--decay-after-recovery needs --schedule adaptive, --decay-epochs > 0 and "
+                "0 < --min-decay-epochs <= --decay-epochs")
     if args.gate_max_steps < args.gate_min_steps:
         p.error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
     if not given_carry_weight and (args.schedule, args.mode, args.removal_side) != ("adaptive", "stepwise", "left"):
@@ -266,12 +274,19 @@ def removal_counts(args, state, epoch, batch_size, rng):
 
 def learning_rate(args, state, batches_per_epoch):
     """The paper's constant lr, times (beyond the paper) a linear warm-up after each optimizer reset and a
-    linear decay to 0 over the last --decay-epochs epochs (all of them, in a run that is shorter)."""
+    linear decay to 0 over the last --decay-epochs epochs (all of them, in a run that is shorter).
+    With --decay-after-recovery the decay waits, at the full lr, for the step at which the model has recovered
+    at zero CoT (the gate's "recovered"), but leaves itself at least --min-decay-epochs."""
     warmup = min(1.0, (state["since_reset"] + 1) / args.reset_warmup) if args.reset_warmup else 1.0
-    steps_left = args.epochs * batches_per_epoch - state["step"]
-    decay_steps = min(args.decay_epochs, args.epochs) * batches_per_epoch
-    decay = min(1.0, steps_left / decay_steps) if args.decay_epochs else 1.0
-    return args.lr * warmup * decay
+    if not args.decay_epochs:
+        return args.lr * warmup
+    total = args.epochs * batches_per_epoch
+    decay_from = total - min(args.decay_epochs, args.epochs) * batches_per_epoch
+    if args.decay_after_recovery:
+        latest = total - round(args.min_decay_epochs * batches_per_epoch)
+        recovered_at = state["recovered_at"]
+        decay_from = latest if recovered_at is None else min(latest, max(decay_from, recovered_at))
+    return args.lr * warmup * min(1.0, (total - state["step"]) / (total - decay_from))
 
 
 def gate_config(args, batches_per_epoch):
@@ -303,11 +318,13 @@ def follow_gate(state, gate, model, optimizer, rollback_point, args, run, cot_le
     action, new, measure = gate_step(state["gate"], state["batch_exact_match"], gate, cot_length,
                                      args.remove_all_beyond, state["batch"])
     event = {"event": action, "step": state["batch"], "count": scheduled(state["gate"]["count"]),
-             "measure": None if measure is None else round(measure, 4), "steps_at_count": state["gate"]["steps"] + 1}
+             "measure": round(measure, 4), "steps_at_count": state["gate"]["steps"] + 1}
     if action == "advance":
         rollback_point = snapshot(model, optimizer, state)
         state["gate"] = new
         event["to"] = scheduled(new["count"])
+    elif action == "recovered":                                          # all CoT gone and recovered: the
+        state["gate"], state["recovered_at"] = new, state["step"]          # lr decay may begin (learning_rate)
     elif action == "rollback":
         optimizer = restore(rollback_point, model, args)
         state["gate"] = retry_gently(rollback_point["gate"], new, gate)
@@ -315,7 +332,7 @@ def follow_gate(state, gate, model, optimizer, rollback_point, args, run, cot_le
         event.update(back_to=scheduled(state["gate"]["count"]), retry=state["gate"]["retries"])
     else:
         state["gate"] = new
-    if action != "hold" or (measure is not None and state["batch"] % args.log_every == 0):   # none once all is gone
+    if action != "hold" or state["batch"] % args.log_every == 0:
         log(run, event)
     state["count"], state["batch_exact_match"] = state["gate"]["count"], None
     return optimizer, rollback_point
@@ -340,7 +357,7 @@ def train(args):
     run = Path(args.out)
     state = {"epoch": 0, "batch": 0, "step": 0, "count": args.remove_start_from, "all_removed_previous": False,
              "best_val": -math.inf, "since_reset": 0, "accumulated": 0, "gate": new_gate(args.remove_start_from),
-             "batch_exact_match": None, "next_batch": 0, "epoch_rng": None, "saved_at": 0}
+             "batch_exact_match": None, "next_batch": 0, "epoch_rng": None, "saved_at": 0, "recovered_at": None}
     rollback_point = None
     if args.resume:                                                       # model, optimizer, schedule, RNG
         model, ckpt = read_checkpoint(run / "ckpt.pt")
@@ -354,6 +371,7 @@ def train(args):
         for group in optimizer.param_groups:                              # weight decay from this command line, like lr
             group["weight_decay"] = args.weight_decay
         state = {**state, **ckpt["schedule"]}                            # older checkpoints lack newer keys
+        state["gate"] = {**new_gate(), **state["gate"]}
         rollback_point = ckpt.get("rollback_point")
         if not state["next_batch"]:                                       # saved at an epoch's end
             state["epoch"] += 1

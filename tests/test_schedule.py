@@ -140,6 +140,17 @@ def test_gate_removes_all_once_the_count_covers_the_cot():
     assert gate["count"] == math.inf
 
 
+def test_gate_reports_recovery_at_zero_cot_once():
+    _, gate = feed(new_gate(24), [1.0] * 5)                            # the last advance: all CoT gone
+    actions, gate = feed(gate, [0.5] * 20 + [1.0] * 60)
+    first = actions.index("recovered")
+    assert actions.count("recovered") == 1 and set(actions) == {"hold", "recovered"}
+    assert first > 20 and gate_measure(feed(new_gate(math.inf), [0.5] * 20 + [1.0] * (first - 20))[1], GATE) < 0.9
+    assert gate["recovered"] and gate["count"] == math.inf
+    actions, _ = feed(new_gate(math.inf), [1.0] * 4)                   # min_steps first
+    assert actions == ["hold"] * 4
+
+
 def test_gate_chunk_grows_while_the_model_recovers_at_once():
     config = GateConfig(**{**GATE.__dict__, "max_chunk": 4})
     gate, counts = new_gate(), []

@@ -156,7 +156,8 @@ def test_end_to_end_internalizes_2x2(tmp_path):
     assert advances[0]["count"] == 0 and advances[0]["measure"] >= 0.9   # explicit CoT learned first
     assert advances[-1]["to"] == "all" and advances[-1]["step"] < 11 * 94   # half the run left at zero CoT
     assert all(m["steps_at_count"] >= 50 for m in advances)            # min_steps: the deadline cannot hurry it more
-    assert not [m for m in metrics if m.get("event") == "hold" and m["count"] == "all"]   # no gate left to hold
+    holds_at_zero_cot = [m for m in metrics if m.get("event") == "hold" and m["count"] == "all"]
+    assert holds_at_zero_cot and all(0 <= m["measure"] <= 1 for m in holds_at_zero_cot)   # the measure goes on
     assert len([m for m in metrics if m.get("event") == "probe"]) == 9     # a point per removed token
     evals = [m for m in metrics if "val_acc" in m]
     assert evals[-1]["cot_removed"] == 9                               # all 9 CoT tokens gone (8 + a space)
@@ -211,6 +212,37 @@ def test_learning_rate_warmup_and_decay():
     assert train.learning_rate(short, {"step": 100, "since_reset": 0}, 100) == pytest.approx(0.5e-3)
     paper = train.parse_args(["--task", "mult3x3"])
     assert train.learning_rate(paper, {"step": 999, "since_reset": 0}, 100) == pytest.approx(5e-5)   # constant
+
+
+def test_decay_after_recovery_waits_for_the_gate():
+    args = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs", "4",
+                             "--reset-warmup", "0", "--lr", "1e-3", "--decay-after-recovery"])
+    lr = lambda step, recovered_at: train.learning_rate(args, {"step": step, "since_reset": 50,
+                                                               "recovered_at": recovered_at}, 100)
+    assert lr(800, None) == pytest.approx(1e-3)                       # not recovered: the full lr ...
+    assert lr(950, None) == pytest.approx(0.5e-3)                     # ... until the last --min-decay-epochs (1)
+    assert lr(800, 500) == pytest.approx(0.5e-3)                      # recovered early: the usual 4-epoch decay
+    assert lr(700, 700) == pytest.approx(1e-3)                        # recovered at 700: decays from there
+    assert lr(850, 700) == pytest.approx(0.5e-3)
+    assert lr(950, 940) == pytest.approx(0.5e-3)                      # too late: still the last epoch
+    linear = ["--task", "mult3x3", "--model", "tiny", "--schedule", "linear", "--decay-after-recovery"]
+    for argv in (linear, [*linear[:-3], "--decay-after-recovery", "--min-decay-epochs", "5"]):
+        with pytest.raises(SystemExit):
+            train.parse_args(argv)
+
+
+def test_the_gate_recovering_at_zero_cot_starts_the_decay(tmp_path):
+    args = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs", "4",
+                             "--reset-warmup", "0", "--decay-after-recovery", "--log-every", "1000"])
+    (tmp_path / "metrics.jsonl").write_text("")
+    config = train.GateConfig(min_steps=5)
+    state = {"gate": train.new_gate(math.inf), "batch": 700, "step": 700, "count": math.inf, "recovered_at": None}
+    for step in range(700, 720):                                      # all CoT gone, every example right
+        state.update(batch=step, step=step, batch_exact_match=1.0)
+        train.follow_gate(state, config, None, None, None, args, tmp_path, cot_length=25)
+    assert state["recovered_at"] == 704 and state["count"] == math.inf     # after min_steps, once
+    assert [m["event"] for m in read(tmp_path)] == ["recovered"]
+    assert train.learning_rate(args, {**state, "step": 852, "since_reset": 99}, 100) == pytest.approx(0.5e-3)
 
 
 def test_explicit_mode_keeps_the_best_epoch(data_root, tmp_path, monkeypatch):
