@@ -121,7 +121,8 @@ def parse_args(argv=None):
     p.add_argument("--decay-after-recovery", action="store_true",
                    help="adaptive: the decay starts no sooner than the running train exact match at zero CoT reaches "
                         "--gate-threshold, and no later than --min-decay-epochs before the end")
-    p.add_argument("--min-decay-epochs", type=float, default=1.0)
+    p.add_argument("--min-decay-epochs", type=float, default=1.0,
+                   help="with --decay-after-recovery: epochs the decay keeps, at least (at most --decay-epochs)")
     p.add_argument("--train-size", type=int, help="use only the first N training examples")
     p.add_argument("--val-limit", type=int, help="validate on the first N examples only")
     p.add_argument("--seed", type=int, default=0)
@@ -323,8 +324,8 @@ def follow_gate(state, gate, model, optimizer, rollback_point, args, run, cot_le
         rollback_point = snapshot(model, optimizer, state)
         state["gate"] = new
         event["to"] = scheduled(new["count"])
-    elif action == "recovered":                                          # all CoT gone and recovered: the
-        state["gate"], state["recovered_at"] = new, state["step"]          # lr decay may begin (learning_rate)
+    elif action == "recovered":                                          # learning_rate may start its decay
+        state["gate"], state["recovered_at"] = new, state["step"]
     elif action == "rollback":
         optimizer = restore(rollback_point, model, args)
         state["gate"] = retry_gently(rollback_point["gate"], new, gate)
