@@ -5,12 +5,14 @@ o ~ P(o) (removal smoothing), and a fresh AdamW every time s(t) grows. Beyond th
 adaptive lets schedule.gate_step advance the count only once the model has recovered (or a deadline
 needs it), and roll back an advance the model collapsed after; --carry-weight adds a linear probe that
 must read, before each digit, the value (carry included) behind it and that digit on a circle (after Bai
-et al. 2025).
+et al. 2025); --decay-after-recovery holds the lr at its peak until the model has recovered at zero CoT.
 
     python train.py --task mult7x7 --delta 8              # the paper's recipe: GPT-2 small, lr 5e-5, batch 32
-    python train.py --task mult3x3 --model tiny           # a small model from scratch on a CPU: adaptive + carry probe
+    python train.py --task mult3x3 --model tiny           # a small model from scratch on a CPU: adaptive + carry
+                                                          # probe + the lr decay after recovery
     python train.py --task mult3x3 --model tiny --schedule linear      # the same model with the paper's s(t) alone
     python train.py --task mult3x3 --model tiny --carry-weight 0       # the adaptive schedule without the probe
+    python train.py --task mult3x3 --model tiny --no-decay-after-recovery   # the lr decays over the last 4 epochs
     python train.py --task mult4x4 --mode nocot           # the no-CoT baseline (or --mode explicit)
     torchrun --nproc_per_node 8 train.py --task mult7x7   # data parallel: the same run, batch 32 split 8 ways
 """
@@ -40,12 +42,12 @@ from schedule import (GateConfig, IGNORE, gate_measure, gate_step, new_gate, off
 PAPER = dict(init="gpt2", schedule="linear", delta=8, remove_by_epoch=math.inf, lr=5e-5, weight_decay=0.01,
              batch_size=32, epochs=200, train_size=None, smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0,
              keep_position=False, pretrain_epochs=0, dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None,
-             n_embd=None, carry_weight=0.0)
+             n_embd=None, carry_weight=0.0, decay_after_recovery=False)
 TINY = dict(init="scratch", schedule="linear", delta=12, remove_by_epoch=6, lr=1e-3, weight_decay=0.01,
             batch_size=128, epochs=10, train_size=102400, smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4,
             keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128,
-            carry_weight=0.0)
-TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0),           # per-task changes to the tiny preset
+            carry_weight=0.0, decay_after_recovery=False)
+TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0, decay_after_recovery=True),   # per-task changes
               "mult4x4": dict(batch_size=64, epochs=30, remove_by_epoch=22)}
 RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))   # set by torchrun
 
@@ -118,9 +120,9 @@ def parse_args(argv=None):
     p.add_argument("--max-grad-norm", type=float, default=1.0)
     p.add_argument("--reset-warmup", type=int, help="linear lr warm-up steps after each optimizer reset (0 = paper)")
     p.add_argument("--decay-epochs", type=int, help="lr decays linearly to 0 over the last N epochs (0 = paper: constant)")
-    p.add_argument("--decay-after-recovery", action="store_true",
+    p.add_argument("--decay-after-recovery", action=argparse.BooleanOptionalAction,
                    help="adaptive: the decay starts no sooner than the running train exact match at zero CoT reaches "
-                        "--gate-threshold, and no later than --min-decay-epochs before the end")
+                        "--gate-threshold, and no later than --min-decay-epochs before the end (on in the 3x3 tiny preset)")
     p.add_argument("--min-decay-epochs", type=float, default=1.0,
                    help="with --decay-after-recovery: epochs the decay keeps, at least (at most --decay-epochs)")
     p.add_argument("--train-size", type=int, help="use only the first N training examples")
@@ -136,6 +138,7 @@ def parse_args(argv=None):
                         "--resume from the middle of an epoch")
     args = p.parse_args(argv)
     given_activation, given_carry_weight = args.activation is not None, args.carry_weight is not None
+    given_decay_after_recovery = args.decay_after_recovery is not None
     for key, value in preset(args.model, args.task, args.schedule).items():   # fill in what was not given
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -162,6 +165,8 @@ def parse_args(argv=None):
                 f"{args.gate_threshold} and {args.gate_collapse}")
     if args.batch_size < WORLD_SIZE:
         p.error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE} processes")
+    if not given_decay_after_recovery and (args.schedule != "adaptive" or args.mode != "stepwise" or not args.decay_epochs):
+        args.decay_after_recovery = False   # the preset's rule goes with an adaptive removal that has a decay to wait
     if args.decay_after_recovery and (args.schedule != "adaptive" or not args.decay_epochs
                                       or not 0 < args.min_decay_epochs <= args.decay_epochs):
         p.error("--decay-after-recovery needs --schedule adaptive, --decay-epochs > 0 and "

@@ -203,14 +203,15 @@ def test_carry_weight_is_for_multiplication_from_the_left(argv, capsys):
 
 def test_learning_rate_warmup_and_decay():
     args = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs", "4",
-                             "--reset-warmup", "20", "--lr", "1e-3"])
+                             "--reset-warmup", "20", "--lr", "1e-3", "--no-decay-after-recovery"])
     lr = lambda step, since_reset: train.learning_rate(args, {"step": step, "since_reset": since_reset}, 100)
     assert lr(5, 0) == pytest.approx(1e-3 / 20)                       # first step after a reset
     assert lr(5, 19) == pytest.approx(1e-3)                           # warm-up done
     assert lr(600, 50) == pytest.approx(1e-3)                         # decay starts 4 epochs before the end
     assert lr(800, 50) == pytest.approx(0.5e-3)                       # halfway through the decay
     assert lr(999, 50) == pytest.approx(1e-3 / 400)                   # last step: 1 of 400 decay steps left
-    short = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "2", "--reset-warmup", "0"])
+    short = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "2", "--reset-warmup", "0",
+                              "--no-decay-after-recovery"])
     assert train.learning_rate(short, {"step": 0, "since_reset": 0}, 100) == pytest.approx(1e-3)  # not 0.5e-3
     assert train.learning_rate(short, {"step": 100, "since_reset": 0}, 100) == pytest.approx(0.5e-3)
     paper = train.parse_args(["--task", "mult3x3"])
@@ -267,11 +268,17 @@ def test_presets_fill_only_what_was_not_given():
     assert not train.parse_args(["--task", "mult3x3"]).keep_position
     tiny = train.parse_args(["--task", "mult3x3", "--model", "tiny"])               # the 3x3 CPU preset
     assert tiny.schedule == "adaptive" and tiny.carry_weight == 1 and tiny.pretrain_epochs == 0
-    assert tiny.remove_by_epoch == 6
+    assert tiny.remove_by_epoch == 6 and tiny.decay_after_recovery
     linear = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--schedule", "linear"])
     assert linear.carry_weight == 0 and linear.pretrain_epochs == 2                   # the paper's schedule alone
+    assert not linear.decay_after_recovery
     for other in (["--mode", "nocot"], ["--removal-side", "right"]):               # where the preset's probe is off
         assert train.parse_args(["--task", "mult3x3", "--model", "tiny", *other]).carry_weight == 0
+    for other in (["--mode", "nocot"], ["--mode", "explicit"], ["--decay-epochs", "0"],
+                  ["--no-decay-after-recovery"]):                                 # where the decay does not wait
+        assert not train.parse_args(["--task", "mult3x3", "--model", "tiny", *other]).decay_after_recovery
+    assert not train.parse_args(["--task", "mult4x4", "--model", "tiny"]).decay_after_recovery
+    assert not train.parse_args(["--task", "mult3x3"]).decay_after_recovery
     assert train.parse_args(["--task", "mult3x3", "--model", "tiny", "--mode", "nocot", "--carry-weight", "1"]).carry_weight == 1
     assert train.parse_args(["--task", "mult4x4", "--model", "tiny"]).carry_weight == 0
     assert train.parse_args(["--task", "mult3x3"]).carry_weight == 0
