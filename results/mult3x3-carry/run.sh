@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The 3x3 CPU preset (adaptive schedule + carry probe + lr decay after recovery), one run per seed:
-#   bash results/mult3x3-carry/run.sh [SEED ...]     # default: seeds 0-10; each ~23-28 min on 2 CPU cores
+#   bash results/mult3x3-carry/run.sh [SEED ...]     # default: seeds 0-10; each ~21-26 min on 2 CPU cores (8,000 steps)
 # Its runs land in dar-seedN/. The carry-seedN/ runs are the preset before the decay waited for recovery:
 # the same command with --no-decay-after-recovery.
 set -euo pipefail
