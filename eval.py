@@ -115,16 +115,21 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
             "examples": n, "tokens_per_example": generated / n, "examples_per_s": float(np.median(rates))}
 
 
-def all_labels_right(model, logits, labels):
-    """Per row of a teacher-forced batch (logits as model(tokens, labels) returns them): is the argmax right
-    at every labelled position? Under greedy decoding that is exactly when the generated continuation equals
-    the gold one, so one forward pass gives exact match without generating (stricter than the answer-only
-    rule while CoT tokens are left: those must be right too)."""
+def labels_right(model, logits, labels):
+    """Per position of a teacher-forced batch (logits as model(tokens, labels) returns them): is the argmax
+    the gold next token? (B, L-1), True where there is no label."""
     targets = labels[:, 1:]
     has_label = targets != IGNORE
     wrong = torch.zeros_like(has_label)
     wrong[has_label] = model.to_id(logits.argmax(-1)) != targets[has_label]
-    return ~wrong.any(dim=1)
+    return ~wrong
+
+
+def all_labels_right(model, logits, labels):
+    """Per row: is the argmax right at every labelled position? Under greedy decoding that is exactly when the
+    generated continuation equals the gold one, so one forward pass gives exact match without generating
+    (stricter than the answer-only rule while CoT tokens are left: those must be right too)."""
+    return labels_right(model, logits, labels).all(dim=1)
 
 
 @torch.no_grad()

@@ -13,27 +13,30 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import data                                     # noqa: E402  (the repository's files, from any folder)
-from eval import load_checkpoint                # noqa: E402
+from eval import labels_right, load_checkpoint  # noqa: E402
+from model import CheckpointError               # noqa: E402
 from schedule import IGNORE, remove_cot         # noqa: E402
 
-if len(sys.argv) < 3:
-    sys.exit("usage: position_readout.py CHECKPOINT N_REMOVED [N_REMOVED ...]")
-model, info = load_checkpoint(sys.argv[1])
-split = data.load_split(Path(info["data"]) / info["task"], "val")
+try:
+    levels = [int(n) for n in sys.argv[2:]]
+    if not levels:
+        raise ValueError("no removal level given")
+    model, info = load_checkpoint(sys.argv[1])
+    split = data.load_split(Path(info["data"]) / info["task"], "val")
+except (IndexError, ValueError, CheckpointError, data.DataError) as e:
+    sys.exit(f"position_readout.py: error: {e} (usage: position_readout.py CHECKPOINT N_REMOVED [N_REMOVED ...])")
 enc = data.tokenizer()
 ids = np.arange(min(1000, len(split)))
-for n_remove in map(int, sys.argv[2:]):
+for n_remove in levels:
     tokens, lengths, seps = split.batch(ids)
     tokens, labels, positions, *_ = remove_cot(tokens, lengths, seps, np.full(len(ids), n_remove), "left",
                                                info["keep_position"])
+    labels = torch.from_numpy(labels)
     with torch.no_grad():
-        logits, _ = model(torch.from_numpy(tokens), torch.from_numpy(labels),
-                          None if positions is None else torch.from_numpy(positions))
-    targets = labels[:, 1:]                                            # position t predicts token t+1
-    has_label = targets != IGNORE
-    right = np.zeros(targets.shape, dtype=bool)
-    right[has_label] = model.to_id(logits.argmax(-1)).numpy() == targets[has_label]
-    columns = np.flatnonzero(has_label.all(axis=0))
+        logits, _ = model(torch.from_numpy(tokens), labels, None if positions is None else torch.from_numpy(positions))
+    right = labels_right(model, logits, labels).numpy()
+    targets = labels[:, 1:].numpy()                                    # position t predicts token t+1
+    columns = np.flatnonzero((targets != IGNORE).all(axis=0))
     print(f"{n_remove} removed: exact match {right[:, columns].all(axis=1).mean():.3f}")
     print("  " + " ".join(f"{enc.decode([int(targets[0, c])]).strip() or '_'}:{right[:, c].mean():.2f}"
                           for c in columns))
