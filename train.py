@@ -253,6 +253,13 @@ def log(run, record, echo=None):
         print(echo, flush=True)
 
 
+def cut_torn_line(path):
+    """A run killed in the middle of a log write leaves an unterminated last line: cut it before appending."""
+    text = path.read_bytes() if path.exists() else b""
+    if text and not text.endswith(b"\n"):
+        os.truncate(path, text.rfind(b"\n") + 1)
+
+
 def save(path, model, optimizer, state, args, meta, n_remove, rollback_point=None):
     """Everything eval.py and --resume need; plain tensors and containers, loadable with weights_only=True.
     Written by rank 0 (every process holds the same weights), atomically: a crash leaves the previous file."""
@@ -379,6 +386,8 @@ def train(args):
         state = {**state, **ckpt["schedule"]}                            # older checkpoints lack newer keys
         state["gate"] = {**new_gate(), **state["gate"]}
         rollback_point = ckpt.get("rollback_point")
+        if RANK == 0:
+            cut_torn_line(run / "metrics.jsonl")
         if not state["next_batch"]:                                       # saved at an epoch's end
             state["epoch"] += 1
         torch.set_rng_state(ckpt["rng"])

@@ -49,6 +49,8 @@ def test_checkpoint_contents(short_run):
 
 
 def test_resume_continues_the_run(short_run, data_root):
+    with open(short_run / "metrics.jsonl", "a") as f:                    # a kill in the middle of a log write
+        f.write('{"step": 201, "lo')
     train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(short_run), "--batch-size", "32",
                 "--epochs", "3", "--pretrain-epochs", "0", "--weight-decay", "0.05", "--resume", *LINEAR])
     metrics = read(short_run)

@@ -20,7 +20,9 @@ TINY = ["--model", "tiny", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", 
 
 
 def read(run):
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    """The log's complete lines: a line still being written (or torn by a kill) has no newline yet."""
+    text = (run / "metrics.jsonl").read_text()
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
 
 
 def losses(run):
