@@ -1,5 +1,6 @@
-"""Adaptive vs linear schedule on 2x2, same 2,068 steps; the README's 2x2 row.
-    python results/mult2x2-schedules/run.py 0 1 2 3 4      # seeds; appends to runs/2x2-summary.jsonl"""
+"""Adaptive vs linear schedule on 2x2, and no-CoT training, same 2,068 steps; the README's 2x2 row.
+    python results/mult2x2-schedules/run.py 0 1 2 3 4        # seeds; appends to runs/2x2-summary.jsonl
+    python results/mult2x2-schedules/run.py nocot 0 1 2 3 4  # only the variants named"""
 import sys, json, time
 sys.path.insert(0, ".")
 import data, train, eval as evaluation
@@ -11,9 +12,12 @@ common = ["--task", "mult2x2", "--data", str(root), "--model", "tiny", "--n-laye
           "--n-embd", "128", "--batch-size", "64", "--lr", "1e-3", "--epochs", "22", "--decay-epochs", "10",
           "--log-every", "500"]
 variants = {"adaptive": ["--schedule", "adaptive", "--remove-by-epoch", "8"],
-            "linear": ["--schedule", "linear", "--pretrain-epochs", "3", "--delta", "8"]}
-for seed in [int(s) for s in sys.argv[1:]]:
-    for name, flags in variants.items():
+            "linear": ["--schedule", "linear", "--pretrain-epochs", "3", "--delta", "8"],
+            "nocot": ["--mode", "nocot"]}
+chosen = [a for a in sys.argv[1:] if a in variants] or list(variants)
+for seed in [int(s) for s in sys.argv[1:] if s.isdigit()]:
+    for name in chosen:
+        flags = variants[name]
         out = Path(f"runs/2x2-{name}-seed{seed}")
         t = time.time()
         train.main([*common, *flags, "--seed", str(seed), "--out", str(out)])
