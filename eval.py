@@ -125,18 +125,13 @@ def labels_right(model, logits, labels):
     return ~wrong
 
 
-def all_labels_right(model, logits, labels):
-    """Per row: is the argmax right at every labelled position? Under greedy decoding that is exactly when the
-    generated continuation equals the gold one, so one forward pass gives exact match without generating
-    (stricter than the answer-only rule while CoT tokens are left: those must be right too)."""
-    return labels_right(model, logits, labels).all(dim=1)
-
-
 @torch.no_grad()
 def teacher_forced_accuracy(model, split, n_remove, side="left", keep_position=False, limit=256, batch_size=256,
                             device="cpu"):
     """Cheap validation exact match at a removal level: one teacher-forced pass over the first `limit`
-    examples, no generation (what the training run logs at every advance, a point per removed token)."""
+    examples, no generation (what the training run logs at every removed token, Fig. 3's points). A row whose
+    argmax is right at every labelled position is exactly a row greedy decoding gets right, so no generation
+    is needed (stricter than the answer-only rule while CoT tokens are left: those must be right too)."""
     was_training = model.training
     model.eval()
     n = min(limit, len(split))
@@ -149,7 +144,7 @@ def teacher_forced_accuracy(model, split, n_remove, side="left", keep_position=F
         tokens, labels = torch.from_numpy(tokens).to(device), torch.from_numpy(labels).to(device)
         positions = None if positions is None else torch.from_numpy(positions).to(device)
         logits, _ = model(tokens, labels, positions)
-        right += int(all_labels_right(model, logits, labels).sum())
+        right += int(labels_right(model, logits, labels).all(dim=1).sum())
     model.train(was_training)
     return right / n
 
@@ -277,10 +272,10 @@ def plot(runs, out):
     for run in runs:
         metrics = read_metrics(run)
         evals = [m for m in metrics if "val_acc" in m]
-        probes = [m for m in metrics if m.get("event") == "probe"]      # a point per removed token, when logged
+        per_token = [m for m in metrics if m.get("event") == "fig3_point"]   # a point per removed token, if logged
         points = [(m["cot_removed"], m["val_acc"]) for m in evals]
-        if probes:                                                     # then the final epoch's point
-            points = [(m["cot_removed"], m["probe_acc"]) for m in probes] + points[-1:]
+        if per_token:                                                  # then the final epoch's point
+            points = [(m["cot_removed"], m["teacher_forced_acc"]) for m in per_token] + points[-1:]
         left.plot(*zip(*points), marker="o", markersize=3, label=Path(run).name)
         right.plot([m["val_examples_per_s"] for m in evals], [m["val_acc"] for m in evals], marker="o",
                    label=Path(run).name)
@@ -294,15 +289,16 @@ def plot(runs, out):
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
+    return fig
 
 
 def curves(runs, out):
-    """Two-hop runs: test_id and test_ood exact match against optimizer steps (one line per run), and a
+    """Two-hop runs: test_id and test_ood exact match against batches trained (one line per run), and a
     table of each run's last epoch."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
-    print(f"{'run':28s} {'steps':>6s} {'test_id':>8s} {'test_ood':>9s} {'atomic_ood':>11s} "
-          f"{'first step test_ood >= 0.5':>27s}")
+    print(f"{'run':28s} {'batches':>7s} {'test_id':>8s} {'test_ood':>9s} {'atomic_ood':>11s} "
+          f"{'first batch test_ood >= 0.5':>28s}")
     for run in runs:
         evals = [m for m in read_metrics(run) if "test_ood_acc" in m]
         if not evals:
@@ -312,16 +308,17 @@ def curves(runs, out):
             ax.plot(steps, [m[key] for m in evals], label=Path(run).name)
         last = evals[-1]
         half = next((m["step"] for m in evals if m["test_ood_acc"] >= 0.5), None)
-        print(f"{Path(run).name:28s} {last['step']:6d} {last['test_id_acc']:8.3f} {last['test_ood_acc']:9.3f} "
-              f"{last['atomic_ood_acc']:11.3f} {str(half or '-'):>27s}")
+        print(f"{Path(run).name:28s} {last['step']:7d} {last['test_id_acc']:8.3f} {last['test_ood_acc']:9.3f} "
+              f"{last['atomic_ood_acc']:11.3f} {str(half or '-'):>28s}")
     for ax, title in zip(axes, ("test_id (both hops ID)", "test_ood (both hops OOD)", "atomic_ood (OOD facts alone)")):
-        ax.set(xlabel="optimizer steps", title=title)
+        ax.set(xlabel="batches trained (optimizer steps x --accumulate)", title=title)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("exact match (answer)")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
+    return fig
 
 
 def lens_table(rows):
@@ -347,9 +344,10 @@ def plot_lens(rows, out):
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
+    return fig
 
 
-def removal_level(text):
+def parse_n_remove(text):
     """--n-remove: a count of CoT tokens >= 0, or 'all'."""
     if text == "all":
         return math.inf
@@ -384,7 +382,7 @@ def main(argv=None):
     parser.add_argument("--text", help="evaluate on a reference-format text file instead")
     parser.add_argument("--task", help="the task (needed for checkpoints that do not name one)")
     parser.add_argument("--data", help="data root (default: the one the checkpoint was trained on, else data/)")
-    parser.add_argument("--n-remove", type=removal_level,
+    parser.add_argument("--n-remove", type=parse_n_remove,
                         help="CoT tokens removed from the prompt side: a number or 'all' (default: the level a "
                              "train.py checkpoint was saved at; 'all' for GPT-2 / state_dict.bin folders, e.g. 320 "
                              "for the paper's partly internalized 11x11 model)")

@@ -1,7 +1,8 @@
 """
 GPT-2 in one file, in the shape of nanoGPT, with its own loader for the official weights and the paper's
 released checkpoints (no transformers library), an optional compact vocabulary for small models
-trained from scratch, and greedy decoding with a key/value cache.
+trained from scratch, and greedy decoding with a key/value cache. It imports nothing from this project
+(torch and numpy only): copy it alone.
 
 Module names and weight layouts equal Hugging Face's GPT2LMHeadModel ('transformer.h.0.attn.c_attn.weight',
 stored (in, out) like GPT-2's own Conv1D), so a checkpoint maps onto this model by name. One exception: the
@@ -21,10 +22,9 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from data import EOT                 # <|endoftext|>: the separator of input, CoT and output
-from schedule import IGNORE          # the label of positions without a loss
-
 GPT2_VOCAB = 50257
+EOT = 50256                          # GPT-2's <|endoftext|>: the separator of input, CoT and output
+IGNORE = -100                        # the label of positions without a loss (F.cross_entropy's ignore_index)
 ACTIVATIONS = {"gelu_tanh": "tanh", "gelu": "none"}   # name -> F.gelu's `approximate`
 PRESETS = {                          # n_layer, n_head, n_embd of OpenAI's four GPT-2 sizes
     "gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024),

@@ -1,6 +1,6 @@
 """
 The Stepwise Internalization schedule (Deng, Choi & Shieber 2024, Sec. 3), as the paper's code discretizes it,
-and an adaptive one beside it.
+and an adaptive one beside it. It imports nothing from this project (numpy only): copy it alone.
 
 Pure functions: how many CoT tokens are scheduled for removal at a batch (the paper's linear s(t)), the
 random removal offset of every example (removal smoothing), when the optimizer is reset, the adaptive
@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data import EOT     # <|endoftext|>: the separator, also the padding id (as the reference pads)
-
-IGNORE = -100            # label of positions without a loss (cross-entropy's ignore index)
+EOT = 50256              # GPT-2's <|endoftext|>: the separator, also the padding id (as the reference pads)
+IGNORE = -100            # label of positions without a loss (F.cross_entropy's default ignore_index)
 
 
 def steps_per_token(batches_per_epoch, delta):
@@ -23,26 +22,26 @@ def steps_per_token(batches_per_epoch, delta):
     return int(round(batches_per_epoch / delta))
 
 
-def scheduled_count(batch, batches_per_epoch, delta, start_from=0, remove_all_beyond=math.inf):
-    """Paper: s(t) = Delta * t / T. Reference: the count grows by one every round(T/Delta) batches, i.e.
+def scheduled_to_remove(batch, batches_per_epoch, delta, start_from=0, remove_all_beyond=math.inf):
+    """Paper: s(t) = Delta * t / T. Reference: s grows by one every round(T/Delta) batches, i.e.
     s(b) = start + b // round(T/Delta) for the 0-based batch counter b counted from the end of the
     pretraining epochs (one token per batch when round(T/Delta) is 0). Beyond `remove_all_beyond`: inf
     (remove all)."""
     every = steps_per_token(batches_per_epoch, delta)
-    count = start_from + (batch // every if every > 0 else batch + 1)
-    return math.inf if count >= remove_all_beyond else count
+    to_remove = start_from + (batch // every if every > 0 else batch + 1)
+    return math.inf if to_remove >= remove_all_beyond else to_remove
 
 
 # ----------------------------------------------------------------------------- the adaptive schedule
 # Beyond the paper, which suggests it: s(t) "could be based on a loss threshold" (Sec. 3), "adaptive Delta
-# schedules based on loss values" (Sec. 6.2). The count advances only once the model has recovered at the
-# current count; a model that collapses after an advance is rolled back and retries more gently.
+# schedules based on loss values" (Sec. 6.2). s(t) advances only once the model has recovered at the
+# current s(t); a model that collapses after an advance is rolled back and retries more gently.
 
 @dataclass
 class GateConfig:
     threshold: float = 0.9     # advance once the measure (running train exact match) is at least this ...
-    min_steps: int = 50        # ... and the count has been held this many steps
-    max_steps: int = 1000      # advance anyway after this many steps at one count, or sooner when needed
+    min_steps: int = 50        # ... and s(t) has been held this many steps
+    max_steps: int = 1000      # advance anyway after this many steps at one s(t), or sooner when needed
     deadline: float = math.inf #   to have all CoT removed by this batch (with the steps left shared evenly)
     collapse: float = 0.05     # a measure below this for `patience` steps in a row is a collapse:
     patience: int = 300        #   roll back to the state before the last advance
@@ -51,68 +50,74 @@ class GateConfig:
     beta: float = 0.95         # the measure is a bias-corrected moving average with this decay
 
 
-def new_gate(start_from=0):
-    """The gate's state: plain numbers, so it goes into checkpoints as it is."""
-    return {"count": start_from, "chunk": 1, "steps": 0, "average": 0.0, "low_steps": 0,
+def new_gate_state(to_remove=0):
+    """The gate's state at a new s(t) = to_remove: plain numbers, so it goes into checkpoints as it is."""
+    return {"to_remove": to_remove, "chunk": 1, "steps": 0, "average": 0.0, "low_steps": 0,
             "hold_at_least": 0, "retries": 0, "attempt": 0, "advanced": False, "recovered": False}
 
 
-def gate_measure(gate, config):
-    """Bias-corrected moving average of the batch exact match since the count last changed (as Adam
-    corrects its moments), so that it starts from the first batch's value rather than from 0."""
-    return gate["average"] / (1 - config.beta ** gate["steps"]) if gate["steps"] else 0.0
+def gate_measure(gate_state, config):
+    """Bias-corrected moving average of the batch exact match since s(t) last changed (as Adam corrects
+    its moments), so that it starts from the first batch's value rather than from 0."""
+    steps = gate_state["steps"]
+    return gate_state["average"] / (1 - config.beta ** steps) if steps else 0.0
 
 
-def steps_allowed(gate, config, cot_length, batch):
-    """How long the gate may hold this count: max_steps, or, once removal has begun, the batches left until
+def steps_allowed(gate_state, config, longest_cot, batch):
+    """How long the gate may hold this s(t): max_steps, or, once removal has begun, the batches left until
     the deadline shared evenly among the advances still to come (at least min_steps). The explicit CoT
     before the first advance is learned at its own pace."""
-    if not gate["advanced"]:
+    if not gate_state["advanced"]:
         return config.max_steps
-    advances_left = math.ceil(max(1, cot_length - gate["count"]) / gate["chunk"])
-    left = config.deadline - (batch - gate["steps"])                   # from when this count began
+    advances_left = math.ceil(max(1, longest_cot - gate_state["to_remove"]) / gate_state["chunk"])
+    left = config.deadline - (batch - gate_state["steps"])             # from when this s(t) began
     return int(max(config.min_steps, min(config.max_steps, left // advances_left)))
 
 
-def gate_step(gate, batch_exact_match, config, cot_length, remove_all_beyond=math.inf, batch=0):
+def gate_step(gate_state, batch_exact_match, config, longest_cot, remove_all_beyond=math.inf, batch=0):
     """
-    One training batch's decision: ("hold" | "advance" | "rollback", the gate's new state, the measure).
+    One training batch's decision: ("hold" | "advance" | "rollback" | "recovered", the gate's new state,
+    the measure). `batch` counts the batches of the schedule so far, for the deadline.
 
-    advance:  measure >= threshold after at least min_steps at this count (or the longer hold a retry
-              asks for), or `steps_allowed` (or that longer hold) reached; `batch` counts the batches of
-              the schedule so far, for the deadline. The count grows by `chunk` tokens, and to inf (remove all)
-              once it covers the longest CoT or reaches remove_all_beyond. The chunk doubles (up to
-              max_chunk) when the model recovered within 2 * min_steps, else falls back to 1.
+    advance:  measure >= threshold after at least min_steps at this s(t) (or the longer hold a retry
+              asks for), or `steps_allowed` (or that longer hold) reached. s(t) grows by `chunk` tokens, and
+              to inf (remove all) once it covers the longest CoT, reaches remove_all_beyond, or the explicit
+              CoT was learned only after the deadline (then nothing is left to pace). The chunk doubles (up
+              to max_chunk) when the model recovered within 2 * min_steps, else falls back to 1.
     rollback: the measure stayed below `collapse` for `patience` steps after an advance, and that advance
               has been retried fewer than max_retries times; train.py restores the state from before the
               advance and continues from `retry_gently(...)`.
     recovered: all CoT is gone and the measure has reached the threshold (after min_steps) for the first
               time; nothing is left to advance or roll back, but train.py may start its lr decay then.
     """
-    gate = dict(gate)
-    gate["steps"] += 1
-    gate["average"] = config.beta * gate["average"] + (1 - config.beta) * batch_exact_match
-    measure = gate_measure(gate, config)
-    if math.isinf(gate["count"]):
-        if not gate["recovered"] and measure >= config.threshold and gate["steps"] >= config.min_steps:
-            return "recovered", {**gate, "recovered": True}, measure
-        return "hold", gate, measure
-    gate["low_steps"] = gate["low_steps"] + 1 if measure < config.collapse else 0
-    if gate["advanced"] and gate["low_steps"] >= config.patience and gate["attempt"] < config.max_retries:
-        return "rollback", gate, measure
-    recovered = measure >= config.threshold and gate["steps"] >= max(config.min_steps, gate["hold_at_least"])
-    if not recovered and gate["steps"] < max(steps_allowed(gate, config, cot_length, batch), gate["hold_at_least"]):
-        return "hold", gate, measure
-    quick = recovered and gate["steps"] <= 2 * config.min_steps
-    count = gate["count"] + gate["chunk"]
-    if count >= cot_length or count >= remove_all_beyond:
-        count = math.inf
-    return "advance", {**new_gate(count), "chunk": min(2 * gate["chunk"], config.max_chunk) if quick else 1,
-                       "attempt": gate["retries"], "advanced": True}, measure
+    gate_state = dict(gate_state)
+    gate_state["steps"] += 1
+    gate_state["average"] = config.beta * gate_state["average"] + (1 - config.beta) * batch_exact_match
+    measure = gate_measure(gate_state, config)
+    steps = gate_state["steps"]
+    if math.isinf(gate_state["to_remove"]):
+        if not gate_state["recovered"] and measure >= config.threshold and steps >= config.min_steps:
+            return "recovered", {**gate_state, "recovered": True}, measure
+        return "hold", gate_state, measure
+    gate_state["low_steps"] = gate_state["low_steps"] + 1 if measure < config.collapse else 0
+    if gate_state["advanced"] and gate_state["low_steps"] >= config.patience and gate_state["attempt"] < config.max_retries:
+        return "rollback", gate_state, measure
+    hold_at_least = gate_state["hold_at_least"]
+    recovered = measure >= config.threshold and steps >= max(config.min_steps, hold_at_least)
+    if not recovered and steps < max(steps_allowed(gate_state, config, longest_cot, batch), hold_at_least):
+        return "hold", gate_state, measure
+    quick = recovered and steps <= 2 * config.min_steps
+    to_remove = gate_state["to_remove"] + gate_state["chunk"]
+    explicit_phase_overran = not gate_state["advanced"] and batch >= config.deadline
+    if to_remove >= longest_cot or to_remove >= remove_all_beyond or explicit_phase_overran:
+        to_remove = math.inf
+    chunk = min(2 * gate_state["chunk"], config.max_chunk) if quick else 1
+    return "advance", {**new_gate_state(to_remove), "chunk": chunk, "attempt": gate_state["retries"],
+                       "advanced": True}, measure
 
 
 def retry_gently(gate_before_advance, failed_gate, config):
-    """After a rollback: back at the previous count with the gate as it was, now holding min_steps *
+    """After a rollback: back at the previous s(t) with the gate as it was, now holding min_steps *
     2^retries more steps before it advances again, one token at a time."""
     retries = failed_gate["attempt"] + 1
     return {**gate_before_advance, "chunk": 1, "retries": retries, "low_steps": 0,
@@ -141,10 +146,10 @@ def sample_offsets(lam, batch_size, rng):
     return rng.choice(len(p), size=batch_size, p=p)
 
 
-def should_reset(count, previous_count, all_removed_in_previous_batch, reset_enabled=True):
-    """Reference: a fresh AdamW whenever the scheduled count grows, unless every example of the previous
-    batch already had all of its CoT removed (then nothing new is being removed)."""
-    return reset_enabled and count > previous_count and not all_removed_in_previous_batch
+def should_reset(to_remove, previous, all_removed_in_previous_batch, reset_enabled=True):
+    """Reference: a fresh AdamW whenever s(t) grows, unless every example of the previous batch already
+    had all of its CoT removed (then nothing new is being removed)."""
+    return reset_enabled and to_remove > previous and not all_removed_in_previous_batch
 
 
 def remove_cot(tokens, lengths, seps, n_remove, side="left", keep_position=False):

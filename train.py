@@ -1,18 +1,20 @@
 """
-Stepwise Internalization training (Deng, Choi & Shieber 2024): start from explicit CoT and remove CoT
-tokens from the left as training goes, s(t) = Delta * t / T, each example removing s(t) + o tokens with
-o ~ P(o) (removal smoothing), and a fresh AdamW every time s(t) grows. Beyond the paper, --schedule
-adaptive lets schedule.gate_step advance the count only once the model has recovered (or a deadline
-needs it), and roll back an advance the model collapsed after; --carry-weight adds a linear probe that
-must read, before each digit, the value (carry included) behind it and that digit on a circle (after Bai
-et al. 2025); --decay-after-recovery holds the lr at its peak until the model has recovered at zero CoT.
+Stepwise Internalization training (Deng, Choi & Shieber 2024). Training starts as explicit CoT; as it goes,
+the first s(t) = Delta * t / T CoT tokens are removed from every example (T batches per epoch, Delta tokens
+per epoch), each example removing s(t) + o tokens with a random offset o ~ P(o) proportional to
+exp(-lambda o) (removal smoothing), and AdamW starts fresh every time s(t) grows. Once all CoT is gone the
+model answers directly: implicit CoT. `train()` below is that loop, in the paper's order.
 
-    python train.py --task mult7x7 --delta 8              # the paper's recipe: GPT-2 small, lr 5e-5, batch 32
-    python train.py --task mult3x3 --model tiny           # a small model from scratch on a CPU: adaptive + carry
-                                                          # probe + the lr decay after recovery
+Beyond the paper, each a marked line in the loop that calls a helper further down: --schedule adaptive
+(s(t) advances once the model has recovered, or a deadline needs it, and an advance the model collapsed
+after is rolled back); --carry-weight (a linear probe that must read, before each digit, the value behind it,
+carry included: after Bai et al. 2025); --decay-after-recovery (the lr decay waits for recovery at zero CoT);
+the Fig. 3 point (teacher-forced validation exact match at every removed token); step checkpoints.
+
+    python train.py --task mult3x3 --model tiny           # the CPU preset: 3 layers x 128, adaptive + carry probe
     python train.py --task mult3x3 --model tiny --schedule linear      # the same model with the paper's s(t) alone
-    python train.py --task mult3x3 --model tiny --carry-weight 0       # the adaptive schedule without the probe
-    python train.py --task mult3x3 --model tiny --no-decay-after-recovery   # the lr decays over the last 4 epochs
+    python train.py --task mult7x7 --delta 8              # the paper's recipe: GPT-2 small, lr 5e-5, batch 32
+    python train.py --task mult7x7 --delta 8 --plan       # what that run costs, before starting it
     python train.py --task mult4x4 --mode nocot           # the no-CoT baseline (or --mode explicit)
     torchrun --nproc_per_node 8 train.py --task mult7x7   # data parallel: the same run, batch 32 split 8 ways
 """
@@ -23,9 +25,10 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -33,12 +36,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 import data
-from eval import (all_labels_right, evaluate, load_checkpoint, measure_speed, read_checkpoint,
-                  teacher_forced_accuracy)
+from eval import evaluate, labels_right, load_checkpoint, measure_speed, read_checkpoint, teacher_forced_accuracy
 from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError
-from schedule import (GateConfig, IGNORE, gate_measure, gate_step, new_gate, offset_distribution, remove_cot,
-                      retry_gently, sample_offsets, scheduled_count, should_reset)
+from schedule import (GateConfig, IGNORE, gate_step, new_gate_state, offset_distribution, remove_cot, retry_gently,
+                      sample_offsets, scheduled_to_remove, should_reset)
 
+# Settings a preset fills in where the command line is silent (see `fill_in_preset`).
 PAPER = dict(init="gpt2", schedule="linear", delta=8, remove_by_epoch=math.inf, lr=5e-5, weight_decay=0.01,
              batch_size=32, epochs=200, train_size=None, smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0,
              keep_position=False, pretrain_epochs=0, dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None,
@@ -52,18 +55,629 @@ TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0, decay_after
 RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))   # set by torchrun
 
 
-def preset(model, task, schedule=None):
-    """The settings a preset fills in where the command line is silent. With the adaptive schedule the gate
-    decides when the explicit CoT is learned, so no fixed explicit epochs come first."""
-    settings = PAPER if model == "paper" else {**TINY, **TINY_TASKS.get(task, {})}
-    if (schedule or settings["schedule"]) == "adaptive":
-        settings = {**settings, "pretrain_epochs": 0}
-    return settings
+@dataclass
+class RunState:
+    """What the loop carries from batch to batch; saved whole in ckpt.pt, so --resume continues exactly."""
+    epoch: int = 0
+    batch_in_epoch: int = 0          # position in this epoch's order (T once the epoch is done)
+    step: int = 0                    # batches trained so far: the clock of every log record
+    schedule_batch: int = 0          # t of s(t): batches since removal began (explicit epochs do not count)
+    to_remove: float = 0             # s(t): CoT tokens scheduled for removal (inf: all)
+    all_removed_previous: bool = False   # reference: every example of the previous batch had lost all its CoT
+    best_val: float = -math.inf      # best validation exact match so far (reference: restarts, see below)
+    since_reset: int = 0             # optimizer steps since the last fresh AdamW (its lr warm-up)
+    accumulated: int = 0             # batches whose gradients wait for the next optimizer step
+    gate: dict = None                # beyond the paper: the adaptive gate's state (schedule.new_gate_state)
+    last_exact_match: float = None   # beyond: the previous batch's exact match, which the gate judges
+    recovered_at: int = None         # beyond: the batch at which the gate saw recovery at zero CoT (lr decay)
+    epoch_rng: dict = None           # beyond: the epoch's RNG at the last step checkpoint
+    saved_at: int = 0                # beyond: the step of the last step checkpoint
+
+
+def train(args):
+    seed_this_process(args)
+    device = start_processes(args)
+    task = load_task(args)
+    model, optimizer, state, rollback_point = start_or_resume(args, task, device)
+    forward = training_forward(model, args, device)                      # torch.compile, DDP
+    T, run = task.batches_per_epoch, Path(args.out)
+    gate_config = make_gate_config(args, T)
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
+    meter = Meter(state.step, args.epochs * T)
+    print_start(args, task, model, device)
+    for epoch in range(state.epoch, args.epochs):
+        state.epoch = epoch
+        rng = np.random.default_rng([args.seed, epoch])                  # data order and offsets, shared by all processes
+        order = rng.permutation(task.n_train)
+        first = resume_position(state, rng, T)                           # beyond: mid-epoch step checkpoint
+        model.train()
+        for i in range(first, T):
+            state.batch_in_epoch = i
+            ids = order[i * args.batch_size:(i + 1) * args.batch_size]
+            previous = state.to_remove
+            # 1. s(t) = Delta * t / T, CoT tokens scheduled for removal (Sec. 3), discretized as the reference does
+            if args.mode == "stepwise" and epoch >= args.pretrain_epochs:
+                if args.schedule == "linear":
+                    state.to_remove = scheduled_to_remove(state.schedule_batch, T, args.delta,
+                                                          args.remove_start_from, args.remove_all_beyond)
+                elif state.last_exact_match is not None:                 # beyond: the adaptive gate sets s(t)
+                    optimizer, rollback_point = follow_gate(state, gate_config, model, optimizer, rollback_point,
+                                                            args, run, task)
+                state.schedule_batch += 1
+            if state.to_remove > previous:
+                log_fig3_point(model, task, previous, args, run, state, device)   # beyond: Fig. 3, a point per token
+            # 2. a fresh AdamW whenever s(t) grows
+            if should_reset(state.to_remove, previous, state.all_removed_previous, not args.no_reset_optimizer):
+                optimizer = reset_optimizer(model, args, state, run)
+            # 3. each example loses s(t) + o CoT tokens, o ~ P(o) = (1 - e^-lambda) e^(-lambda o)
+            tokens, lengths, seps = task.train.batch(ids)
+            n_remove = removal_counts(args, state, epoch, len(ids), rng)
+            tokens, labels, positions, _, _, reaches_end = remove_cot(tokens, lengths, seps, n_remove,
+                                                                      args.removal_side, args.keep_position)
+            note_all_removed(args, state, reaches_end)                   # reference: the reset rule and "best"
+            if 0 < args.max_len_train < tokens.shape[1]:                 # reference: skip batches longer than this
+                continue
+            # 4. forward and backward (loss on everything after the first separator); a step every --accumulate
+            batch = this_process_batch(tokens, labels, positions, args, state, device)   # carry targets: beyond
+            with autocast:
+                logits, loss, *carry_loss = forward(batch.tokens, batch.labels, batch.positions,
+                                                    carries=batch.carries, steer=batch.steer)
+            batch_loss = check_finite(global_sum(loss.detach() * batch.share), state, run)
+            total = loss * batch.share * WORLD_SIZE                      # DDP averages the processes' gradients
+            if carry_loss:                                               # beyond: the carry probe's loss
+                total = total + args.carry_weight * carry_loss[0] * batch.carry_share * WORLD_SIZE
+            (total / args.accumulate).backward()
+            state.accumulated += 1
+            if state.accumulated == args.accumulate:
+                optimizer_step(model, optimizer, args, state, T)
+            state.step += 1
+            meter.count(tokens.size)
+            watch_batch(model, logits, batch, len(ids), batch_loss, carry_loss, args, state, meter, run)  # beyond
+            if save_due(args, state, i, T):                              # beyond: a step checkpoint
+                save_step_checkpoint(run, model, optimizer, state, rng, args, task.meta, rollback_point)
+        state.batch_in_epoch = T
+        if RANK == 0:                                                    # the others wait for its validation
+            end_of_epoch(model, optimizer, state, args, task, run, meter, device, rollback_point)
+        if WORLD_SIZE > 1:
+            dist.barrier()
+    report_unfinished_removal(args, state, task)
+
+
+# ----------------------------------------------------------------------------- the paper's pieces
+
+def removal_counts(args, state, epoch, batch_size, rng):
+    """How many CoT tokens each example of this batch loses: s(t) + o, by mode."""
+    if args.mode == "explicit":
+        return np.zeros(batch_size)
+    if args.mode == "nocot":
+        return np.full(batch_size, math.inf)
+    if epoch < args.pretrain_epochs:                                      # reference: fill_(remove_start_from)
+        return np.full(batch_size, args.remove_start_from)
+    return state.to_remove + sample_offsets(args.smoothing_lambda, batch_size, rng)
+
+
+def new_optimizer(model, args):
+    """The reference's AdamW: lr, torch's other defaults (weight decay 0.01)."""
+    return torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+
+
+def reset_optimizer(model, args, state, run):
+    """A fresh AdamW; the reference drops the gradients of a partial accumulation window."""
+    model.zero_grad(set_to_none=True)
+    state.since_reset, state.accumulated = 0, 0
+    log(run, {"event": "optimizer_reset", "step": state.step, "scheduled_to_remove": scheduled(state.to_remove)})
+    return new_optimizer(model, args)
+
+
+def note_all_removed(args, state, reaches_end):
+    """Reference: its removal code runs only when s(t) > 0 or smoothing is on; then "all CoT removed in this
+    batch" means every removed span reaches the second separator (the reset rule reads it), and the best
+    validation accuracy restarts while some example still has CoT."""
+    removal_ran = args.mode == "nocot" or (args.mode == "stepwise" and (
+        state.to_remove > 0 or math.isfinite(args.smoothing_lambda)))
+    state.all_removed_previous = removal_ran and bool(reaches_end.all())
+    if removal_ran and not reaches_end.all():
+        state.best_val = -math.inf
+
+
+def optimizer_step(model, optimizer, args, state, batches_per_epoch):
+    """Clip, step at this batch's lr, and clear the gradients."""
+    state.accumulated = 0
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(args, state, batches_per_epoch)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    state.since_reset += 1
+
+
+def learning_rate(args, state, batches_per_epoch):
+    """The paper's constant lr, times (beyond the paper) a linear warm-up after each optimizer reset and a
+    linear decay to 0 over the last --decay-epochs epochs (all of them, in a run that is shorter), counted in
+    batches seen (skipped ones too, so that it ends at 0). With --decay-after-recovery the decay waits, at
+    the full lr, for the batch at which the model has recovered at zero CoT (the gate's "recovered"), but
+    leaves itself at least --min-decay-epochs."""
+    warmup = min(1.0, (state.since_reset + 1) / args.reset_warmup) if args.reset_warmup else 1.0
+    if not args.decay_epochs:
+        return args.lr * warmup
+    seen = state.epoch * batches_per_epoch + state.batch_in_epoch
+    total = args.epochs * batches_per_epoch
+    decay_from = total - min(args.decay_epochs, args.epochs) * batches_per_epoch
+    if args.decay_after_recovery:
+        latest = total - round(args.min_decay_epochs * batches_per_epoch)
+        decay_from = latest if state.recovered_at is None else min(latest, max(decay_from, state.recovered_at))
+    return args.lr * warmup * min(1.0, (total - seen) / max(1, total - decay_from))
+
+
+# ----------------------------------------------------------------------------- batch plumbing
+
+def this_process_batch(tokens, labels, positions, args, state, device):
+    """Every process built the whole global batch (same order, same offsets); each trains on its rows, its
+    share of the batch's labels weighting its loss. With the carry probe: the rows' carry targets."""
+    mine = np.array_split(np.arange(len(tokens)), WORLD_SIZE)[RANK]
+    share = float((labels[mine, 1:] != IGNORE).sum() / (labels[:, 1:] != IGNORE).sum())
+    carries, carry_share = None, 0.0
+    if args.carry_weight:
+        values = data.carry_targets(tokens, data.parse_task(args.task))
+        carry_share = float((~np.isnan(values[mine])).sum() / (~np.isnan(values)).sum())
+        carries = to_device(values[mine], device)
+    return SimpleNamespace(tokens=to_device(tokens[mine], device), labels=to_device(labels[mine], device),
+                           positions=None if positions is None else to_device(positions[mine], device),
+                           share=share, carries=carries, carry_share=carry_share,
+                           steer=args.mode == "nocot" or state.to_remove > 0)   # the probe watches until CoT goes
+
+
+def to_device(array, device):
+    """numpy -> device; on a GPU through pinned memory, so the copy overlaps with the work queued before it."""
+    tensor = torch.from_numpy(array)
+    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
+
+
+def check_finite(batch_loss, state, run):
+    if not torch.isfinite(batch_loss):                                    # nothing is saved from here on
+        raise TrainingError(f"step {state.step} (epoch {state.epoch}): the loss is {batch_loss.item()}; "
+                            f"stopped, {run / 'ckpt.pt'} holds the last good checkpoint")
+    return batch_loss
 
 
 class TrainingError(RuntimeError):
     """The run cannot go on (a non-finite loss); the message says where."""
 
+
+# ----------------------------------------------------------------------------- beyond the paper
+
+def make_gate_config(args, batches_per_epoch):
+    deadline = (args.remove_by_epoch - args.pretrain_epochs) * batches_per_epoch   # counted from removal's start
+    return GateConfig(threshold=args.gate_threshold, min_steps=args.gate_min_steps, max_steps=args.gate_max_steps,
+                      deadline=deadline, collapse=args.gate_collapse, patience=args.gate_patience,
+                      max_retries=args.gate_max_retries, max_chunk=args.max_chunk)
+
+
+def follow_gate(state, gate_config, model, optimizer, rollback_point, args, run, task):
+    """The adaptive schedule at the top of a batch: schedule.gate_step decides from the previous batch's
+    exact match, this acts on it (advance: keep a rollback point; rollback: restore it and retry gently)
+    and logs it. Sets s(t); returns the optimizer and the rollback point, either of which may be new."""
+    action, new, measure = gate_step(state.gate, state.last_exact_match, gate_config, task.longest_train_cot,
+                                     args.remove_all_beyond, state.schedule_batch)
+    event = {"event": action, "step": state.step, "schedule_batch": state.schedule_batch,
+             "scheduled_to_remove": scheduled(state.gate["to_remove"]), "measure": round(measure, 4),
+             "steps_held": state.gate["steps"] + 1}
+    if action == "advance":
+        rollback_point = snapshot(model, optimizer, state)
+        state.gate = new
+        event["to"] = scheduled(new["to_remove"])
+    elif action == "recovered":                                          # learning_rate may start its decay
+        state.gate = new
+        state.recovered_at = state.epoch * task.batches_per_epoch + state.batch_in_epoch   # learning_rate's clock
+    elif action == "rollback":
+        optimizer = restore(rollback_point, model, args)
+        state.gate = retry_gently(rollback_point["gate"], new, gate_config)
+        state.since_reset, state.accumulated = rollback_point["since_reset"], 0   # a partial window is dropped
+        event.update(back_to=scheduled(state.gate["to_remove"]), retry=state.gate["retries"])
+    else:
+        state.gate = new
+    if action != "hold" or state.schedule_batch % args.log_every == 0:
+        log(run, event)
+    state.to_remove, state.last_exact_match = state.gate["to_remove"], None
+    return optimizer, rollback_point
+
+
+def snapshot(model, optimizer, state):
+    """The state an adaptive advance can be rolled back to, in memory (and in ckpt.pt, for --resume)."""
+    return {"model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "optimizer": copy.deepcopy(optimizer.state_dict()), "gate": dict(state.gate),
+            "since_reset": state.since_reset}
+
+
+def restore(point, model, args):
+    """Model and AdamW exactly as they were before the advance, no gradients pending; returns the optimizer."""
+    model.load_state_dict(point["model"])
+    model.zero_grad(set_to_none=True)
+    optimizer = new_optimizer(model, args)
+    optimizer.load_state_dict(copy.deepcopy(point["optimizer"]))
+    return optimizer
+
+
+def log_fig3_point(model, task, previous, args, run, state, device):
+    """Fig. 3: the validation exact match (teacher-forced, no generation) at the s(t) just left behind."""
+    if previous >= task.longest_val_cot or not args.fig3_examples or RANK:
+        return
+    accuracy = teacher_forced_accuracy(model, task.val, previous, args.removal_side, args.keep_position,
+                                       args.fig3_examples, device=device)
+    log(run, {"event": "fig3_point", "step": state.step, "cot_removed": int(previous),
+              "teacher_forced_acc": accuracy})
+
+
+def watch_batch(model, logits, batch, batch_size, batch_loss, carry_loss, args, state, meter, run):
+    """What the run learns from a trained batch beyond its loss: the gate's measure (its exact match, the one
+    host sync per batch a decision needs) and, every --log-every steps, a log line (token accuracy)."""
+    logging = state.step % args.log_every == 0
+    if args.schedule != "adaptive" and not logging:
+        return
+    right = labels_right(model, logits.detach(), batch.labels)          # per position; True where no label
+    if args.schedule == "adaptive":
+        state.last_exact_match = global_sum(right.all(dim=1).sum()).item() / batch_size
+    if not logging:
+        return
+    has_label = batch.labels[:, 1:] != IGNORE
+    counts = global_sum(torch.stack([(right & has_label).sum(), has_label.sum()]))
+    record = {"step": state.step, "epoch": state.epoch, "scheduled_to_remove": scheduled(n_remove_at_eval(args, state)),
+              "loss": round(batch_loss.item(), 4), "token_acc": round((counts[0] / counts[1]).item(), 4),
+              "tokens_per_s": meter.tokens_per_s(), "minutes": meter.minutes()}
+    if carry_loss:                                                       # this process's rows: model.probe_targets
+        record["carry_mse"] = round(carry_loss[0].item(), 4)
+    log(run, record, f"step {record['step']} epoch {state.epoch} removed {record['scheduled_to_remove']} "
+                     f"loss {record['loss']:.4f} token_acc {record['token_acc']:.3f} "
+                     + (f"carry_mse {record['carry_mse']:.3f} " if carry_loss else "") +
+                     f"{record['tokens_per_s']} tok/s ETA {meter.eta_minutes(state.step):.1f} min")
+
+
+class Meter:
+    """Wall clock of the run: tokens/s since the last log line, minutes, and the time left."""
+
+    def __init__(self, first_step, total_steps):
+        self.started = self.window_start = time.time()
+        self.first_step, self.total_steps, self.window_tokens = first_step, total_steps, 0
+
+    def count(self, tokens):
+        self.window_tokens += tokens
+
+    def tokens_per_s(self):
+        rate = self.window_tokens / (time.time() - self.window_start)
+        self.window_start, self.window_tokens = time.time(), 0
+        return round(rate)
+
+    def minutes(self):
+        return round((time.time() - self.started) / 60, 2)
+
+    def eta_minutes(self, step):
+        return (time.time() - self.started) / max(1, step - self.first_step) * (self.total_steps - step) / 60
+
+
+def report_unfinished_removal(args, state, task):
+    """A stepwise run that ends with CoT still in place has not internalized: say so in one line."""
+    left = cot_left(args, state, task)
+    if left and RANK == 0:
+        print(f"train.py: the run ended with {left} of {task.longest_val_cot} CoT tokens still in place "
+              f"(s(t) = {scheduled(state.to_remove)}): more epochs, a larger --delta or an earlier --remove-by-epoch",
+              flush=True)
+
+
+def cot_left(args, state, task):
+    return int(max(0, task.longest_val_cot - state.to_remove)) if args.mode == "stepwise" else 0
+
+
+# ----------------------------------------------------------------------------- run files
+
+def load_task(args):
+    """The task's splits (generated first if it is multKxK and missing), and the numbers the loop needs."""
+    data.tokenizer()                                                      # fail now, not at the first evaluation
+    folder = rank_zero_first(data.prepare, args.task, args.data) if args.task.startswith("mult") else \
+        Path(args.data) / args.task
+    meta = data.load_meta(folder)
+    train_split, val_split = data.load_split(folder, "train"), data.load_split(folder, "val")
+    n_train = len(train_split) if args.train_size is None else min(args.train_size, len(train_split))
+    if 0 < n_train % args.batch_size < WORLD_SIZE:
+        raise data.DataError(f"the last batch of an epoch has {n_train % args.batch_size} examples, fewer than the "
+                             f"{WORLD_SIZE} processes: change --batch-size or --train-size")
+    return SimpleNamespace(
+        meta=meta, train=train_split, val=val_split, n_train=n_train,
+        batches_per_epoch=math.ceil(n_train / args.batch_size),                                 # T
+        reported={name: data.load_split(folder, name) for name in meta.get("report_splits", [])},   # two-hop: ID, OOD
+        longest_example=max(s["longest_example"] for s in meta["splits"].values()),
+        longest_val_cot=int((val_split.seps[:, 1] - val_split.seps[:, 0] - 1).max()),
+        longest_train_cot=int((train_split.seps[:n_train, 1] - train_split.seps[:n_train, 0] - 1).max()))
+
+
+def start_or_resume(args, task, device):
+    """A new model and AdamW, or (--resume) everything ckpt.pt holds: model, optimizer, RunState, RNG."""
+    run = Path(args.out)
+    if not args.resume:
+        model = rank_zero_first(build_model, args, task.meta, task.longest_example).to(device)
+        if args.carry_weight and not hasattr(model, "carry_probe"):
+            model.add_carry_probe()
+        freeze_unused_probe(model, args)
+        if RANK == 0:
+            run.mkdir(parents=True, exist_ok=True)
+            (run / "metrics.jsonl").write_text("")
+            (run / "args.json").write_text(json.dumps(vars(args), indent=1))
+        state = RunState(to_remove=args.remove_start_from, gate=new_gate_state(args.remove_start_from))
+        return model, new_optimizer(model, args), state, None
+    model, ckpt = read_checkpoint(run / "ckpt.pt")
+    if ckpt["task"] != args.task:
+        raise data.DataError(f"{run / 'ckpt.pt'} was trained on {ckpt['task']}, not {args.task}")
+    if args.carry_weight and not hasattr(model, "carry_probe"):           # its AdamW state has no probe
+        raise data.DataError(f"{run / 'ckpt.pt'} was trained without the carry probe: resume with --carry-weight 0")
+    model.to(device)
+    freeze_unused_probe(model, args)
+    optimizer = new_optimizer(model, args)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    for group in optimizer.param_groups:                                  # weight decay from this command line, like lr
+        group["weight_decay"] = args.weight_decay
+    state = run_state_from(ckpt["schedule"], run / "ckpt.pt")
+    if RANK == 0:
+        cut_torn_line(run / "metrics.jsonl")
+    if state.batch_in_epoch >= task.batches_per_epoch:                     # saved at an epoch's end
+        state.epoch += 1
+    set_rng_state(ckpt, device, args, state)
+    return model, optimizer, state, ckpt.get("rollback_point")
+
+
+def build_model(args, meta, longest):
+    """GPT-2 weights (full vocabulary), a train.py checkpoint, or a scratch model over the dataset's compact
+    vocabulary; in every case with positions for the longest example."""
+    if args.init == "scratch":
+        config = GPTConfig(block_size=longest, n_layer=args.n_layer or 3, n_head=args.n_head or 4,
+                           n_embd=args.n_embd or 128, dropout=args.dropout, activation=args.activation,
+                           vocab_ids=meta["vocab_ids"])
+        return GPT(config)
+    if args.init.endswith(".pt"):
+        model = load_checkpoint(args.init)[0]
+        unknown = sorted(set(meta["vocab_ids"]) - set(model.config.vocab_ids or range(model.config.vocab_size)))
+        if unknown:
+            raise data.DataError(f"--init {args.init}: its vocabulary lacks {len(unknown)} token ids of {args.task} "
+                                 f"(e.g. {unknown[0]} = {data.tokenizer().decode([unknown[0]])!r})")
+    else:
+        model = GPT.from_pretrained(args.init, dropout=args.dropout)      # HF GPT-2 trains with dropout 0.1
+    model.extend_positions(longest)
+    return model
+
+
+def freeze_unused_probe(model, args):
+    """A carry probe that --carry-weight 0 does not train gets no gradient: freeze it, so that DDP, which
+    expects a gradient for every trainable parameter, does not stop."""
+    if hasattr(model, "carry_probe"):
+        model.carry_probe.requires_grad_(bool(args.carry_weight))
+
+
+def training_forward(model, args, device):
+    forward = torch.compile(model) if args.compile else model            # the training pass; eval uses model
+    if WORLD_SIZE > 1:                                                    # gradients averaged over processes
+        forward = DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
+    return forward
+
+
+def resume_position(state, rng, batches_per_epoch):
+    """The batch this epoch starts at: 0, or after a step checkpoint's batch, with the epoch's RNG as it was."""
+    if not 0 < state.batch_in_epoch < batches_per_epoch:
+        return 0
+    rng.bit_generator.state = state.epoch_rng
+    return state.batch_in_epoch
+
+
+def save_due(args, state, i, batches_per_epoch):
+    """A step checkpoint every --save-every steps, at an optimizer-step boundary, not at an epoch's end."""
+    return (args.save_every and state.step - state.saved_at >= args.save_every and not state.accumulated
+            and i < batches_per_epoch - 1)
+
+
+def save_step_checkpoint(run, model, optimizer, state, rng, args, meta, rollback_point):
+    state.batch_in_epoch, state.epoch_rng, state.saved_at = state.batch_in_epoch + 1, rng.bit_generator.state, state.step
+    save(run / "ckpt.pt", model, optimizer, state, args, meta, n_remove_at_eval(args, state), rollback_point)
+
+
+def n_remove_at_eval(args, state):
+    """CoT tokens removed at evaluation (offsets off): s(t) in stepwise mode, none or all in the baselines."""
+    return state.to_remove if args.mode == "stepwise" else 0 if args.mode == "explicit" else math.inf
+
+
+def scheduled(to_remove):
+    return "all" if math.isinf(to_remove) else int(to_remove)
+
+
+def end_of_epoch(model, optimizer, state, args, task, run, meter, device, rollback_point):
+    """Validation exact match at the current removal level (offsets off), and of the task's reported splits
+    (two-hop: test_id, test_ood; answer only and the whole target); checkpoint, best checkpoint."""
+    level = (n_remove_at_eval(args, state), args.removal_side, args.keep_position)
+    result = evaluate(model, task.val, *level, batch_size=250, limit=args.val_limit, device=device)
+    speed = measure_speed(model, task.val, *level, device)
+    record = {"epoch": state.epoch, "step": state.step, "scheduled_to_remove": scheduled(level[0]),
+              "cot_removed": int(min(level[0], task.longest_val_cot)), "val_acc": result["accuracy"],
+              "val_examples_per_s": round(speed, 2), "tokens_per_example": result["tokens_per_example"],
+              "minutes": meter.minutes()}
+    for name, split in task.reported.items():
+        other = evaluate(model, split, *level, batch_size=250, limit=args.val_limit, device=device)
+        record.update({f"{name}_acc": other["accuracy"], f"{name}_target_acc": other["target_accuracy"]})
+    if state.epoch == args.epochs - 1 and cot_left(args, state, task):
+        record["cot_left"] = cot_left(args, state, task)                 # the run ends before all CoT is gone
+    others = "".join(f", {name} {record[f'{name}_acc']:.3f}" for name in task.reported)
+    log(run, record, f"epoch {state.epoch}: val exact match {result['accuracy']:.3f}{others} with "
+                     f"{record['cot_removed']}/{task.longest_val_cot} CoT tokens removed, {speed:.1f} examples/s")
+    if result["accuracy"] > state.best_val:
+        state.best_val = result["accuracy"]
+        save(run / "best.pt", model, optimizer, state, args, task.meta, level[0])
+    save(run / "ckpt.pt", model, optimizer, state, args, task.meta, level[0], rollback_point)
+
+
+def log(run, record, echo=None):
+    if RANK:                                                              # rank 0 logs for all
+        return
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if echo:
+        print(echo, flush=True)
+
+
+def cut_torn_line(path):
+    """A run killed in the middle of a log write leaves an unterminated last line: cut it before appending."""
+    text = path.read_bytes() if path.exists() else b""
+    if text and not text.endswith(b"\n"):
+        os.truncate(path, text.rfind(b"\n") + 1)
+
+
+def save(path, model, optimizer, state, args, meta, n_remove, rollback_point=None):
+    """Everything eval.py and --resume need; plain tensors and containers, loadable with weights_only=True.
+    Written by rank 0 (every process holds the same weights), atomically: a crash leaves the previous file."""
+    if RANK:
+        return
+    ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": asdict(state), **rng_state(next(model.parameters()).device), "task": args.task,
+            "n_remove": float(n_remove), "removal_side": args.removal_side, "keep_position": args.keep_position,
+            "vocab_ids": meta["vocab_ids"], "args": dict(vars(args)), "rollback_point": rollback_point}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+
+
+def run_state_from(saved, path):
+    names = {f.name for f in fields(RunState)}
+    if set(saved) != names:
+        raise CheckpointError(f"{path}: its run state has keys {sorted(set(saved) ^ names)} that this train.py "
+                              f"does not match (written by another version): start a new run")
+    return RunState(**saved)
+
+
+def rng_state(device):
+    """The RNGs dropout draws from: the CPU's, and the GPU's when training on one."""
+    state = {"rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(ckpt, device, args, state):
+    """Rank 0 continues the saved RNG streams exactly; the other processes draw their own dropout masks."""
+    if RANK:
+        torch.manual_seed(args.seed + RANK + 1000003 * state.step)
+        return
+    torch.set_rng_state(ckpt["rng"])
+    if device.type == "cuda" and "cuda_rng" in ckpt:
+        torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
+
+
+# ----------------------------------------------------------------------------- processes
+
+def seed_this_process(args):
+    """Model init and dropout draw from torch's generator: seeded by rank, so that processes with equal shards
+    draw their own dropout masks (as nanoGPT does); data order and offsets come from the shared numpy RNG."""
+    torch.manual_seed(args.seed + RANK)
+
+
+def start_processes(args):
+    """Under torchrun, one process per device joins the group (NCCL on GPUs, gloo on CPUs). Returns this
+    process's device."""
+    if WORLD_SIZE == 1:
+        return torch.device(args.device)
+    cuda = args.device.startswith("cuda")
+    device = torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if cuda else args.device)
+    if cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(hours=1))   # rank 0 validates alone
+    return device
+
+
+def rank_zero_first(make, *args):
+    """Rank 0 makes what may be written to disk (generated data, downloaded weights); then the others read it."""
+    if RANK == 0:
+        result = make(*args)
+    if WORLD_SIZE > 1:
+        dist.barrier()
+    return result if RANK == 0 else make(*args)
+
+
+def global_sum(value):
+    """A tensor summed over all processes (the tensor itself in one process)."""
+    if WORLD_SIZE > 1:
+        value = value.clone()
+        dist.all_reduce(value)
+    return value
+
+
+def print_start(args, task, model, device):
+    if RANK == 0:
+        print(f"{args.task}: {task.n_train} examples, T={task.batches_per_epoch} batches/epoch, CoT "
+              f"{task.longest_val_cot} tokens, model {model.num_params() / 1e6:.2f}M parameters on {device} x "
+              f"{WORLD_SIZE} ({args.dtype}), {args.schedule} schedule", flush=True)
+
+
+# ----------------------------------------------------------------------------- the plan of a run
+
+def plan(args):
+    """--plan: what the run will cost, without training it."""
+    task = load_task(args)
+    T = task.batches_per_epoch
+    config = plan_model_config(args, task)
+    model = GPT(config)
+    n_params = model.num_params()
+    mean_length = float(np.mean(task.train.seps[:task.n_train, 2] - task.train.starts[:task.n_train] + 1))
+    tokens_per_step = args.batch_size * args.accumulate * mean_length     # explicit CoT: the most a step sees
+    flops_per_token = 6 * n_params + 12 * config.n_layer * config.n_embd * mean_length   # PaLM's estimate
+    steps = args.epochs * T // args.accumulate
+    print(f"task {args.task}: {task.n_train:,} training examples, longest CoT {task.longest_train_cot} tokens, "
+          f"{mean_length:.1f} tokens an example (explicit CoT)")
+    print(f"T = {T} batches/epoch of {args.batch_size}; {args.epochs} epochs = {args.epochs * T:,} batches, "
+          f"{steps:,} optimizer steps, {args.epochs * task.n_train:,} examples")
+    if args.mode == "stepwise" and args.schedule == "linear":
+        every = max(1, int(round(T / args.delta)))
+        done = args.pretrain_epochs + (task.longest_train_cot - args.remove_start_from) / args.delta
+        print(f"linear s(t): a token more every {every} batches (Delta = {args.delta:g}); all CoT gone at epoch "
+              f"{done:.1f} of {args.epochs}" + ("" if done <= args.epochs else " -- after the run ends"))
+    elif args.mode == "stepwise":
+        print(f"adaptive s(t): the gate holds each token {args.gate_min_steps}-{args.gate_max_steps} steps, "
+              f"all CoT gone by epoch {args.remove_by_epoch:g}")
+    print(f"model: {config.n_layer} layers x {config.n_embd} ({n_params / 1e6:.2f}M parameters), "
+          f"{flops_per_token * tokens_per_step / 1e12:.3f} TFLOPs a step, "
+          f"{flops_per_token * tokens_per_step * steps / 1e15:.2f} PFLOPs in all")
+    rate = args.plan_tokens_per_s or timed_tokens_per_s(model, task, args)
+    hours = tokens_per_step * steps / rate / 3600
+    print(f"at {rate:,.0f} training tokens/s: {hours:.2f} hours ({hours * 60:.0f} minutes), "
+          f"evaluation not counted")
+
+
+def plan_model_config(args, task):
+    """The model's shape without loading weights (GPT-2 sizes from model.PRESETS)."""
+    if args.init == "scratch":
+        return GPTConfig(block_size=task.longest_example, n_layer=args.n_layer or 3, n_head=args.n_head or 4,
+                         n_embd=args.n_embd or 128, activation=args.activation, vocab_ids=task.meta["vocab_ids"])
+    if args.init.endswith(".pt"):
+        return GPTConfig(**read_checkpoint(args.init)[1]["model_config"])
+    if args.init not in PRESETS:
+        raise data.DataError(f"--plan knows the sizes of {list(PRESETS)}, not of {args.init}")
+    n_layer, n_head, n_embd = PRESETS[args.init]
+    return GPTConfig(block_size=max(1024, task.longest_example), n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+
+
+def timed_tokens_per_s(model, task, args, steps=3):
+    """Training tokens/s on this machine: a few forward, backward and AdamW steps on explicit-CoT batches."""
+    device = torch.device(args.device)
+    model.to(device).train()
+    optimizer = new_optimizer(model, args)
+    tokens, lengths, seps = task.train.batch(np.arange(min(args.batch_size, task.n_train)))
+    _, labels, *_ = remove_cot(tokens, lengths, seps, np.zeros(len(tokens)))
+    tokens, labels = to_device(tokens, device), to_device(labels, device)
+    seconds = []
+    for _ in range(steps + 1):                                           # the first one warms up
+        started = time.time()
+        model(tokens, labels)[1].backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.time() - started)
+    return tokens.numel() / float(np.median(seconds[1:]))
+
+
+# ----------------------------------------------------------------------------- command line
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,13 +695,17 @@ def parse_args(argv=None):
     p.add_argument("--out", help="run folder (default runs/TASK-MODEL-MODE)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its ckpt.pt, with this command line's settings")
+    p.add_argument("--plan", action="store_true", help="print what the run costs (steps, examples, FLOPs, time), "
+                                                       "then stop")
+    p.add_argument("--plan-tokens-per-s", type=float, help="--plan: the training speed to assume (default: a few "
+                                                           "timed steps on --device)")
     p.add_argument("--schedule", choices=["linear", "adaptive"],
                    help="linear: the paper's s(t) = Delta t / T; adaptive: advance once the model has recovered")
     p.add_argument("--delta", type=float, help="CoT tokens removed per epoch (reference: --remove_per_epoch; paper: 8)")
     gate = GateConfig()
     p.add_argument("--gate-threshold", type=float, default=gate.threshold,
                    help="adaptive: advance once the running train exact match is at least this")
-    p.add_argument("--gate-min-steps", type=int, default=gate.min_steps, help="adaptive: steps at a count, at least")
+    p.add_argument("--gate-min-steps", type=int, default=gate.min_steps, help="adaptive: steps at one s(t), at least")
     p.add_argument("--gate-max-steps", type=int, default=gate.max_steps, help="adaptive: advance anyway after this")
     p.add_argument("--remove-by-epoch", type=float,
                    help="adaptive: advance at least fast enough to have all CoT removed by the end of this epoch")
@@ -101,8 +719,9 @@ def parse_args(argv=None):
                    help="beyond the paper (after Bai et al. 2025), multKxK: weight of an auxiliary loss, a linear probe "
                         "that reads the value behind each CoT and output digit, carry included, and the digit on a "
                         "circle (0: off; the 3x3 tiny preset: 1)")
-    p.add_argument("--probe-examples", type=int, default=256,
-                   help="validation examples of the teacher-forced exact match logged at every advance (0: off)")
+    p.add_argument("--fig3-examples", type=int, default=256,
+                   help="validation examples of the teacher-forced exact match logged at every removed token, "
+                        "Fig. 3's points (0: off)")
     p.add_argument("--smoothing-lambda", type=float, help="removal smoothing lambda; inf turns it off")
     p.add_argument("--no-reset-optimizer", action="store_true")
     p.add_argument("--removal-side", choices=["left", "right"], default="left")
@@ -137,428 +756,74 @@ def parse_args(argv=None):
                    help="also write ckpt.pt every N steps (at the first optimizer-step boundary), for an exact "
                         "--resume from the middle of an epoch")
     args = p.parse_args(argv)
-    given_activation, given_carry_weight = args.activation is not None, args.carry_weight is not None
-    given_decay_after_recovery = args.decay_after_recovery is not None
-    for key, value in preset(args.model, args.task, args.schedule).items():   # fill in what was not given
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    if args.out is None:
-        args.out = f"runs/{args.task}-{args.model}-{args.mode}"
-    if args.delta <= 0:
-        p.error(f"--delta must be > 0, got {args.delta}")
-    try:
-        offset_distribution(args.smoothing_lambda)
-    except ValueError as e:
-        p.error(f"--smoothing-lambda: {e}")
-    for key in ("batch_size", "epochs", "accumulate"):
-        if getattr(args, key) <= 0:
-            p.error(f"--{key.replace('_', '-')} must be > 0")
-    for key in ("reset_warmup", "decay_epochs", "pretrain_epochs", "gate_max_retries", "probe_examples",
-                "save_every"):
-        if getattr(args, key) < 0:
-            p.error(f"--{key.replace('_', '-')} must be >= 0")
-    for key in ("gate_min_steps", "gate_patience", "max_chunk"):
-        if getattr(args, key) < 1:
-            p.error(f"--{key.replace('_', '-')} must be >= 1")
-    if not 0 < args.gate_threshold <= 1 or not 0 <= args.gate_collapse < args.gate_threshold:
-        p.error(f"--gate-threshold must be in (0, 1] and --gate-collapse in [0, threshold), got "
-                f"{args.gate_threshold} and {args.gate_collapse}")
-    if args.batch_size < WORLD_SIZE:
-        p.error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE} processes")
-    if not given_decay_after_recovery and (args.schedule != "adaptive" or args.mode != "stepwise" or not args.decay_epochs):
-        args.decay_after_recovery = False   # the preset's rule goes with an adaptive removal that has a decay to wait
-    if args.decay_after_recovery and (args.schedule != "adaptive" or not args.decay_epochs
-                                      or not 0 < args.min_decay_epochs <= args.decay_epochs):
-        p.error("--decay-after-recovery needs --schedule adaptive, --decay-epochs > 0 and "
-                "0 < --min-decay-epochs <= --decay-epochs")
-    if args.gate_max_steps < args.gate_min_steps:
-        p.error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
-    if not given_carry_weight and (args.schedule, args.mode, args.removal_side) != ("adaptive", "stepwise", "left"):
-        args.carry_weight = 0.0             # the preset's probe goes with the adaptive schedule, removing from the left
-    if args.carry_weight < 0:
-        p.error(f"--carry-weight must be >= 0, got {args.carry_weight}")
-    if args.carry_weight and (not args.task.startswith("mult") or args.removal_side != "left"):
-        p.error(f"--carry-weight is for multKxK tasks with CoT removed from the left, not {args.task} "
-                f"from the {args.removal_side}")
-    if args.init not in list(PRESETS) + ["scratch"] and not Path(args.init).exists():
-        p.error(f"--init {args.init}: not a GPT-2 name, 'scratch', or an existing checkpoint path")
-    if args.init != "scratch":                                             # weights bring their own activation
-        if args.activation != "gelu_tanh" and given_activation:
-            p.error(f"--activation {args.activation}: only a scratch model can change GPT-2's gelu_tanh")
-        args.activation = "gelu_tanh"
+    fill_in_preset(args)
+    check_filled(args, p.error)
     return args
 
 
-def start_processes(args):
-    """Under torchrun, one process per device joins the group (NCCL on GPUs, gloo on CPUs). Returns this
-    process's device."""
-    if WORLD_SIZE == 1:
-        return torch.device(args.device)
-    cuda = args.device.startswith("cuda")
-    device = torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if cuda else args.device)
-    if cuda:
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(hours=1))   # rank 0 validates alone
-    return device
+def fill_in_preset(args):
+    """Every setting left None is decided here, by the preset and the other flags: the preset's value, except
+    where that value goes only with other settings (the gate learns the explicit CoT at its own pace; the
+    carry probe goes with adaptive removal from the left; the decay waits for recovery only where it can)."""
+    preset = PAPER if args.model == "paper" else {**TINY, **TINY_TASKS.get(args.task, {})}
+    fill = lambda key, value: getattr(args, key) is None and setattr(args, key, value)
+    for key in ("schedule", "init", "decay_epochs"):
+        fill(key, preset[key])
+    adaptive, stepwise = args.schedule == "adaptive", args.mode == "stepwise"
+    fill("pretrain_epochs", 0 if adaptive else preset["pretrain_epochs"])
+    fill("carry_weight", preset["carry_weight"] if adaptive and stepwise and args.removal_side == "left" else 0.0)
+    fill("decay_after_recovery", preset["decay_after_recovery"] and adaptive and stepwise and args.decay_epochs > 0)
+    fill("activation", preset["activation"] if args.init == "scratch" else "gelu_tanh")   # weights bring theirs
+    fill("out", f"runs/{args.task}-{args.model}-{args.mode}")
+    for key, value in preset.items():
+        fill(key, value)
 
 
-def rank_zero_first(make, *args):
-    """Rank 0 makes what may be written to disk (generated data, downloaded weights); then the others read it."""
-    if RANK == 0:
-        result = make(*args)
-    if WORLD_SIZE > 1:
-        dist.barrier()
-    return result if RANK == 0 else make(*args)
-
-
-def global_sum(value):
-    """A tensor summed over all processes (the tensor itself in one process)."""
-    if WORLD_SIZE > 1:
-        value = value.clone()
-        dist.all_reduce(value)
-    return value
-
-
-def to_device(array, device):
-    """numpy -> device; on a GPU through pinned memory, so the copy overlaps with the work queued before it."""
-    tensor = torch.from_numpy(array)
-    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
-
-
-def build_model(args, meta, longest):
-    """GPT-2 weights (full vocabulary), a checkpoint, or a scratch model over the dataset's compact vocabulary."""
-    if args.init == "scratch":
-        config = GPTConfig(block_size=longest, n_layer=args.n_layer or 3, n_head=args.n_head or 4,
-                           n_embd=args.n_embd or 128, dropout=args.dropout, activation=args.activation,
-                           vocab_ids=meta["vocab_ids"])
-        return GPT(config)
-    if args.init.endswith(".pt"):
-        return load_checkpoint(args.init)[0]
-    model = GPT.from_pretrained(args.init, dropout=args.dropout)          # HF GPT-2 trains with dropout 0.1
-    model.extend_positions(longest)
-    return model
-
-
-def new_optimizer(model, args):
-    """The reference's AdamW: lr, torch's other defaults (weight decay 0.01)."""
-    return torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-
-
-def log(run, record, echo=None):
-    if RANK:                                                              # rank 0 logs for all
-        return
-    with open(run / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-    if echo:
-        print(echo, flush=True)
-
-
-def cut_torn_line(path):
-    """A run killed in the middle of a log write leaves an unterminated last line: cut it before appending."""
-    text = path.read_bytes() if path.exists() else b""
-    if text and not text.endswith(b"\n"):
-        os.truncate(path, text.rfind(b"\n") + 1)
-
-
-def save(path, model, optimizer, state, args, meta, n_remove, rollback_point=None):
-    """Everything eval.py and --resume need; plain tensors and containers, loadable with weights_only=True.
-    Written by rank 0 (every process holds the same weights), atomically: a crash leaves the previous file."""
-    if RANK:
-        return
-    ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "schedule": dict(state), "rng": torch.get_rng_state(), "task": args.task, "n_remove": float(n_remove),
-            "removal_side": args.removal_side, "keep_position": args.keep_position, "vocab_ids": meta["vocab_ids"],
-            "args": dict(vars(args)), "rollback_point": rollback_point}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
-
-
-def removal_counts(args, state, epoch, batch_size, rng):
-    """How many CoT tokens each example of this batch loses: s(t) + o, by mode."""
-    if args.mode == "explicit":
-        return np.zeros(batch_size)
-    if args.mode == "nocot":
-        return np.full(batch_size, math.inf)
-    if epoch < args.pretrain_epochs:                                      # reference: fill_(remove_start_from)
-        return np.full(batch_size, args.remove_start_from)
-    return state["count"] + sample_offsets(args.smoothing_lambda, batch_size, rng)
-
-
-def learning_rate(args, state, batches_per_epoch):
-    """The paper's constant lr, times (beyond the paper) a linear warm-up after each optimizer reset and a
-    linear decay to 0 over the last --decay-epochs epochs (all of them, in a run that is shorter).
-    With --decay-after-recovery the decay waits, at the full lr, for the step at which the model has recovered
-    at zero CoT (the gate's "recovered"), but leaves itself at least --min-decay-epochs."""
-    warmup = min(1.0, (state["since_reset"] + 1) / args.reset_warmup) if args.reset_warmup else 1.0
-    if not args.decay_epochs:
-        return args.lr * warmup
-    total = args.epochs * batches_per_epoch
-    decay_from = total - min(args.decay_epochs, args.epochs) * batches_per_epoch
-    if args.decay_after_recovery:
-        latest = total - round(args.min_decay_epochs * batches_per_epoch)
-        recovered_at = state["recovered_at"]
-        decay_from = latest if recovered_at is None else min(latest, max(decay_from, recovered_at))
-    return args.lr * warmup * min(1.0, (total - state["step"]) / (total - decay_from))
-
-
-def gate_config(args, batches_per_epoch):
-    deadline = (args.remove_by_epoch - args.pretrain_epochs) * batches_per_epoch   # counted from removal's start
-    return GateConfig(threshold=args.gate_threshold, min_steps=args.gate_min_steps, max_steps=args.gate_max_steps,
-                      deadline=deadline, collapse=args.gate_collapse, patience=args.gate_patience,
-                      max_retries=args.gate_max_retries, max_chunk=args.max_chunk)
-
-
-def snapshot(model, optimizer, state):
-    """The state an adaptive advance can be rolled back to, in memory (and in ckpt.pt, for --resume)."""
-    return {"model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-            "optimizer": copy.deepcopy(optimizer.state_dict()), "gate": dict(state["gate"]),
-            "since_reset": state["since_reset"]}
-
-
-def restore(point, model, args):
-    """Model and AdamW exactly as they were before the advance; returns the optimizer."""
-    model.load_state_dict(point["model"])
-    optimizer = new_optimizer(model, args)
-    optimizer.load_state_dict(copy.deepcopy(point["optimizer"]))
-    return optimizer
-
-
-def follow_gate(state, gate, model, optimizer, rollback_point, args, run, cot_length):
-    """The adaptive schedule at the top of a batch: schedule.gate_step decides from the previous batch's
-    exact match, this acts on it (advance: keep a rollback point; rollback: restore it and retry gently)
-    and logs it. Returns the optimizer and the rollback point, either of which may be new."""
-    action, new, measure = gate_step(state["gate"], state["batch_exact_match"], gate, cot_length,
-                                     args.remove_all_beyond, state["batch"])
-    event = {"event": action, "step": state["batch"], "count": scheduled(state["gate"]["count"]),
-             "measure": round(measure, 4), "steps_at_count": state["gate"]["steps"] + 1}
-    if action == "advance":
-        rollback_point = snapshot(model, optimizer, state)
-        state["gate"] = new
-        event["to"] = scheduled(new["count"])
-    elif action == "recovered":                                          # learning_rate may start its decay
-        state["gate"], state["recovered_at"] = new, state["step"]
-    elif action == "rollback":
-        optimizer = restore(rollback_point, model, args)
-        state["gate"] = retry_gently(rollback_point["gate"], new, gate)
-        state["since_reset"] = rollback_point["since_reset"]
-        event.update(back_to=scheduled(state["gate"]["count"]), retry=state["gate"]["retries"])
-    else:
-        state["gate"] = new
-    if action != "hold" or state["batch"] % args.log_every == 0:
-        log(run, event)
-    state["count"], state["batch_exact_match"] = state["gate"]["count"], None
-    return optimizer, rollback_point
-
-
-def train(args):
-    torch.manual_seed(args.seed)
-    device = start_processes(args)
-    if device.type == "cuda":                                         # TF32 matmuls where the GPU has them
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    data.tokenizer()                                                  # fail now, not at the first evaluation
-    folder = rank_zero_first(data.prepare, args.task, args.data) if args.task.startswith("mult") else \
-        Path(args.data) / args.task
-    meta = data.load_meta(folder)
-    train_split, val_split = data.load_split(folder, "train"), data.load_split(folder, "val")
-    reported = {name: data.load_split(folder, name) for name in meta.get("report_splits", [])}   # two-hop: ID, OOD
-    n_train = len(train_split) if args.train_size is None else min(args.train_size, len(train_split))
-    if 0 < n_train % args.batch_size < WORLD_SIZE:
-        raise data.DataError(f"the last batch of an epoch has {n_train % args.batch_size} examples, fewer than the "
-                             f"{WORLD_SIZE} processes: change --batch-size or --train-size")
-    longest = max(s["longest_example"] for s in meta["splits"].values())
-    run = Path(args.out)
-    state = {"epoch": 0, "batch": 0, "step": 0, "count": args.remove_start_from, "all_removed_previous": False,
-             "best_val": -math.inf, "since_reset": 0, "accumulated": 0, "gate": new_gate(args.remove_start_from),
-             "batch_exact_match": None, "next_batch": 0, "epoch_rng": None, "saved_at": 0, "recovered_at": None}
-    rollback_point = None
-    if args.resume:                                                       # model, optimizer, schedule, RNG
-        model, ckpt = read_checkpoint(run / "ckpt.pt")
-        if ckpt["task"] != args.task:
-            raise data.DataError(f"{run / 'ckpt.pt'} was trained on {ckpt['task']}, not {args.task}")
-        if args.carry_weight and not hasattr(model, "carry_probe"):       # its AdamW state has no probe
-            raise data.DataError(f"{run / 'ckpt.pt'} was trained without the carry probe: resume with --carry-weight 0")
-        model.to(device)
-        optimizer = new_optimizer(model, args)
-        optimizer.load_state_dict(ckpt["optimizer"])
-        for group in optimizer.param_groups:                              # weight decay from this command line, like lr
-            group["weight_decay"] = args.weight_decay
-        state = {**state, **ckpt["schedule"]}                            # older checkpoints lack newer keys
-        state["gate"] = {**new_gate(), **state["gate"]}
-        rollback_point = ckpt.get("rollback_point")
-        if RANK == 0:
-            cut_torn_line(run / "metrics.jsonl")
-        if not state["next_batch"]:                                       # saved at an epoch's end
-            state["epoch"] += 1
-        torch.set_rng_state(ckpt["rng"])
-    else:
-        model = rank_zero_first(build_model, args, meta, longest).to(device)
-        if args.carry_weight and not hasattr(model, "carry_probe"):
-            model.add_carry_probe()
-        optimizer = new_optimizer(model, args)
-        if RANK == 0:
-            run.mkdir(parents=True, exist_ok=True)
-            (run / "metrics.jsonl").write_text("")
-            (run / "args.json").write_text(json.dumps(vars(args), indent=1))
-    forward = torch.compile(model) if args.compile else model            # the training pass; eval uses model
-    if WORLD_SIZE > 1:                                                    # gradients averaged over processes
-        forward = DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
-    batches_per_epoch = math.ceil(n_train / args.batch_size)              # T
-    cot_length = int((val_split.seps[:, 1] - val_split.seps[:, 0] - 1).max())
-    longest_train_cot = int((train_split.seps[:n_train, 1] - train_split.seps[:n_train, 0] - 1).max())
-    gate = gate_config(args, batches_per_epoch)
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
-    if RANK == 0:
-        print(f"{args.task}: {n_train} examples, T={batches_per_epoch} batches/epoch, CoT {cot_length} tokens, model "
-              f"{model.num_params() / 1e6:.2f}M parameters on {device} x {WORLD_SIZE} ({args.dtype}), "
-              f"{args.schedule} schedule", flush=True)
-    started, first_step = time.time(), state["step"]
-    window_start, window_tokens = started, 0
-    for epoch in range(state["epoch"], args.epochs):
-        state["epoch"] = epoch
-        rng = np.random.default_rng([args.seed, epoch])                   # data order and offsets of this epoch
-        order = rng.permutation(n_train)
-        first_batch, state["next_batch"] = state["next_batch"], 0
-        if first_batch:                                                   # resumed from a step checkpoint
-            rng.bit_generator.state = state["epoch_rng"]
-        model.train()
-        for i in range(first_batch, batches_per_epoch):
-            ids = order[i * args.batch_size:(i + 1) * args.batch_size]
-            previous = state["count"]
-            if args.mode == "stepwise" and epoch >= args.pretrain_epochs:
-                if args.schedule == "linear":
-                    state["count"] = scheduled_count(state["batch"], batches_per_epoch, args.delta,
-                                                     args.remove_start_from, args.remove_all_beyond)
-                elif state["batch_exact_match"] is not None:              # the gate judges the previous batch
-                    optimizer, rollback_point = follow_gate(state, gate, model, optimizer, rollback_point, args,
-                                                            run, longest_train_cot)
-                state["batch"] += 1
-            if state["count"] > previous and previous < cot_length and args.probe_examples and RANK == 0:  # Fig. 3
-                accuracy = teacher_forced_accuracy(model, val_split, previous, args.removal_side,
-                                                   args.keep_position, args.probe_examples, device=device)
-                log(run, {"event": "probe", "step": state["batch"] - 1, "cot_removed": int(min(previous, cot_length)),
-                          "probe_acc": accuracy})
-            if should_reset(state["count"], previous, state["all_removed_previous"], not args.no_reset_optimizer):
-                optimizer.zero_grad(set_to_none=True)                     # reference: a partial window is dropped
-                optimizer = new_optimizer(model, args)
-                state["since_reset"], state["accumulated"] = 0, 0
-                log(run, {"event": "optimizer_reset", "step": state["batch"] - 1, "scheduled_to_remove": state["count"]})
-            tokens, lengths, seps = train_split.batch(ids)
-            tokens, labels, positions, _, _, reaches_end = remove_cot(
-                tokens, lengths, seps, removal_counts(args, state, epoch, len(ids), rng),
-                args.removal_side, args.keep_position)
-            # Reference: its removal code runs only when s > 0 or smoothing is on; then "all CoT removed in this
-            # batch" means every removed span reaches the second separator, and "best" restarts if not.
-            removal_ran = args.mode == "nocot" or (args.mode == "stepwise" and (
-                state["count"] > 0 or math.isfinite(args.smoothing_lambda)))
-            state["all_removed_previous"] = removal_ran and bool(reaches_end.all())
-            if removal_ran and not reaches_end.all():
-                state["best_val"] = -math.inf
-            if 0 < args.max_len_train < tokens.shape[1]:
-                continue
-            window_tokens += tokens.size
-            # Every process built the whole global batch (same order, same offsets); each trains on its rows.
-            mine = np.array_split(np.arange(len(ids)), WORLD_SIZE)[RANK]
-            share = float((labels[mine, 1:] != IGNORE).sum() / (labels[:, 1:] != IGNORE).sum())
-            carries, carry_share = None, 0.0                              # the carry probe's targets
-            steer = args.mode == "nocot" or state["count"] > 0            # it watches until CoT is removed
-            if args.carry_weight:
-                values = data.carry_targets(tokens, data.parse_task(args.task))
-                carry_share = float((~np.isnan(values[mine])).sum() / (~np.isnan(values)).sum())
-                carries = to_device(values[mine], device)
-            tokens, labels = to_device(tokens[mine], device), to_device(labels[mine], device)
-            positions = None if positions is None else to_device(positions[mine], device)
-            with autocast:
-                logits, loss, *probe_loss = forward(tokens, labels, positions, carries=carries, steer=steer)
-            batch_loss = global_sum(loss.detach() * share)               # the global batch's mean loss
-            if not torch.isfinite(batch_loss):                            # nothing is saved from here on
-                raise TrainingError(f"step {state['step']} (epoch {epoch}): the loss is {batch_loss.item()}; "
-                                    f"stopped, {run / 'ckpt.pt'} holds the last good checkpoint")
-            total = loss * share * WORLD_SIZE                             # DDP averages the processes' gradients
-            if probe_loss:
-                total = total + args.carry_weight * probe_loss[0] * carry_share * WORLD_SIZE
-            (total / args.accumulate).backward()
-            state["accumulated"] += 1                                     # batches trained on, skipped ones not
-            if state["accumulated"] == args.accumulate:
-                state["accumulated"] = 0
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(args, state, batches_per_epoch)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                state["since_reset"] += 1
-            if args.schedule == "adaptive":                               # the gate's measure of recovery
-                right = global_sum(all_labels_right(model, logits.detach(), labels).sum())
-                state["batch_exact_match"] = right.item() / len(ids)
-            state["step"] += 1
-            due = args.save_every and state["step"] - state["saved_at"] >= args.save_every
-            if due and not state["accumulated"] and i < batches_per_epoch - 1:     # a step checkpoint
-                state.update(next_batch=i + 1, epoch_rng=rng.bit_generator.state, saved_at=state["step"])
-                save(run / "ckpt.pt", model, optimizer, state, args, meta, removal_level(args, state), rollback_point)
-                state["next_batch"] = 0
-            if state["step"] % args.log_every == 0:
-                targets = labels[:, 1:][labels[:, 1:] != IGNORE]
-                right = global_sum(torch.stack([(model.to_id(logits.argmax(-1)) == targets).sum(),
-                                                torch.tensor(len(targets), device=device)]))
-                token_acc = (right[0] / right[1]).item()
-                elapsed = time.time() - started
-                total_steps = args.epochs * batches_per_epoch
-                eta = elapsed / (state["step"] - first_step) * (total_steps - state["step"])
-                record = {"step": state["step"], "epoch": epoch,
-                          "scheduled_to_remove": scheduled(removal_level(args, state)),
-                          "loss": round(batch_loss.item(), 4), "token_acc": round(token_acc, 4),
-                          "tokens_per_s": round(window_tokens / (time.time() - window_start)),
-                          "minutes": round(elapsed / 60, 2)}
-                if probe_loss:                                            # this process's rows: model.probe_targets
-                    record["carry_mse"] = round(probe_loss[0].item(), 4)
-                log(run, record, f"step {state['step']} epoch {epoch} removed {record['scheduled_to_remove']} "
-                                 f"loss {record['loss']:.4f} token_acc {token_acc:.3f} "
-                                 + (f"carry_mse {record['carry_mse']:.3f} " if probe_loss else "") +
-                                 f"{record['tokens_per_s']} tok/s ETA {eta / 60:.1f} min")
-                window_start, window_tokens = time.time(), 0
-        if RANK == 0:                                                     # the others wait for its validation
-            end_of_epoch(model, optimizer, state, args, meta, {"val": val_split, **reported}, cot_length, run,
-                         started, device, rollback_point)
-        if WORLD_SIZE > 1:
-            dist.barrier()
-
-
-def removal_level(args, state):
-    """CoT tokens removed at evaluation (offsets off): s(t) in stepwise mode, none or all in the baselines."""
-    return state["count"] if args.mode == "stepwise" else 0 if args.mode == "explicit" else math.inf
-
-
-def scheduled(count):
-    return "all" if math.isinf(count) else int(count)
-
-
-def end_of_epoch(model, optimizer, state, args, meta, splits, cot_length, run, started, device, rollback_point):
-    """Validation exact match at the current removal level (offsets off), and of the task's reported splits
-    (two-hop: test_id, test_ood; answer only and the whole target); checkpoint, best checkpoint."""
-    level = (removal_level(args, state), args.removal_side, args.keep_position)
-    result = evaluate(model, splits["val"], *level, batch_size=250, limit=args.val_limit, device=device)
-    speed = measure_speed(model, splits["val"], *level, device)
-    record = {"epoch": state["epoch"], "step": state["step"], "scheduled_to_remove": scheduled(level[0]),
-              "cot_removed": int(min(level[0], cot_length)), "val_acc": result["accuracy"],
-              "val_examples_per_s": round(speed, 2), "tokens_per_example": result["tokens_per_example"],
-              "minutes": round((time.time() - started) / 60, 2)}
-    reported = [name for name in splits if name != "val"]
-    for name in reported:
-        other = evaluate(model, splits[name], *level, batch_size=250, limit=args.val_limit, device=device)
-        record.update({f"{name}_acc": other["accuracy"], f"{name}_target_acc": other["target_accuracy"]})
-    others = "".join(f", {name} {record[f'{name}_acc']:.3f}" for name in reported)
-    log(run, record, f"epoch {state['epoch']}: val exact match {result['accuracy']:.3f}{others} with "
-                     f"{record['cot_removed']}/{cot_length} CoT tokens removed, {speed:.1f} examples/s")
-    if result["accuracy"] > state["best_val"]:
-        state["best_val"] = result["accuracy"]
-        save(run / "best.pt", model, optimizer, state, args, meta, level[0])
-    save(run / "ckpt.pt", model, optimizer, state, args, meta, level[0], rollback_point)
+def check_filled(args, error):
+    """Checks of the settings the run will use, once the preset has filled them in."""
+    if args.init not in ("scratch", *PRESETS) and not Path(args.init).exists():
+        error(f"--init {args.init}: not a GPT-2 name, 'scratch', or an existing checkpoint path")
+    if args.init != "scratch" and args.activation != "gelu_tanh":      # the preset gives those gelu_tanh
+        error(f"--activation {args.activation}: only a scratch model can change GPT-2's gelu_tanh")
+    if args.delta <= 0:
+        error(f"--delta must be > 0, got {args.delta}")
+    try:
+        offset_distribution(args.smoothing_lambda)
+    except ValueError as e:
+        error(f"--smoothing-lambda: {e}")
+    for key in ("batch_size", "epochs", "accumulate"):
+        if getattr(args, key) <= 0:
+            error(f"--{key.replace('_', '-')} must be > 0")
+    for key in ("reset_warmup", "decay_epochs", "pretrain_epochs", "gate_max_retries", "fig3_examples", "save_every"):
+        if getattr(args, key) < 0:
+            error(f"--{key.replace('_', '-')} must be >= 0")
+    for key in ("gate_min_steps", "gate_patience", "max_chunk"):
+        if getattr(args, key) < 1:
+            error(f"--{key.replace('_', '-')} must be >= 1")
+    if args.plan_tokens_per_s is not None and args.plan_tokens_per_s <= 0:
+        error(f"--plan-tokens-per-s must be > 0, got {args.plan_tokens_per_s}")
+    if not 0 < args.gate_threshold <= 1 or not 0 <= args.gate_collapse < args.gate_threshold:
+        error(f"--gate-threshold must be in (0, 1] and --gate-collapse in [0, threshold), got "
+              f"{args.gate_threshold} and {args.gate_collapse}")
+    if args.batch_size < WORLD_SIZE:
+        error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE} processes")
+    if args.decay_after_recovery and (args.schedule != "adaptive" or not args.decay_epochs
+                                      or not 0 < args.min_decay_epochs <= args.decay_epochs):
+        error("--decay-after-recovery needs --schedule adaptive, --decay-epochs > 0 and "
+              "0 < --min-decay-epochs <= --decay-epochs")
+    if args.gate_max_steps < args.gate_min_steps:
+        error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
+    if args.carry_weight < 0:
+        error(f"--carry-weight must be >= 0, got {args.carry_weight}")
+    if args.carry_weight and (not args.task.startswith("mult") or args.removal_side != "left"):
+        error(f"--carry-weight is for multKxK tasks with CoT removed from the left, not {args.task} "
+              f"from the {args.removal_side}")
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        train(args)
+        plan(args) if args.plan else train(args)
     except (data.DataError, CheckpointError, TrainingError, OSError) as e:
         sys.exit(f"train.py: error: {e}")
     finally:

@@ -67,7 +67,7 @@ def checkpoint(mult3x3, tmp_path_factory):
     model = GPT(GPTConfig(block_size=64, n_layer=1, n_head=2, n_embd=16, vocab_ids=meta["vocab_ids"]))
     args = argparse.Namespace(task="mult3x3", removal_side="left", keep_position=False, data=str(mult3x3.parent))
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    train.save(path, model, torch.optim.AdamW(model.parameters()), {"count": 30}, args, meta, float("inf"))
+    train.save(path, model, torch.optim.AdamW(model.parameters()), train.RunState(to_remove=30), args, meta, float("inf"))
     return path
 
 
@@ -152,7 +152,8 @@ def test_figures(tmp_path, monkeypatch):
         (run / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in lines))
     probed = tmp_path / "probed"                                      # a point per removed token
     probed.mkdir()
-    lines = [{"event": "probe", "step": 10 * n, "cot_removed": n, "probe_acc": 1 - n / 10} for n in range(3)] + [
+    lines = [{"event": "fig3_point", "step": 10 * n, "cot_removed": n, "teacher_forced_acc": 1 - n / 10}
+             for n in range(3)] + [
         {"epoch": 0, "cot_removed": 3, "val_acc": 0.6, "val_examples_per_s": 10.0}]
     (probed / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in lines))
     import matplotlib.axes
@@ -161,8 +162,8 @@ def test_figures(tmp_path, monkeypatch):
     out = tmp_path / "fig.png"
     evaluation.main(["--plot", str(tmp_path / "full"), str(tmp_path / "no-reset"), str(probed), "--out", str(out)])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert list(drawn[0][0]) == [0, 8, 16, 24]                         # per epoch without probes
-    assert list(drawn[4][0]) == [0, 1, 2, 3] and list(drawn[4][1]) == [1.0, 0.9, 0.8, 0.6]   # probes, then the end
+    assert list(drawn[0][0]) == [0, 8, 16, 24]                         # per epoch without per-token points
+    assert list(drawn[4][0]) == [0, 1, 2, 3] and list(drawn[4][1]) == [1.0, 0.9, 0.8, 0.6]   # per token, then the end
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", real_plot)
     import builtins
     real_import = builtins.__import__
@@ -204,7 +205,11 @@ def test_logit_lens_last_layer_is_the_models_own_prediction(two_hop):
     entities = model.to_index(torch.tensor(meta["entity_ids"]))
     top = model.to_id(entities[logits[:, entities].argmax(-1)]).numpy()
     assert result["separator"][-1] == pytest.approx(np.mean(top == tokens[:, 5]))
-    assert all(0 <= v <= 1 for v in result["last_input"] + result["separator"])
+    # Layer 0 at the separator is the embedding of <eos> at position 4, the same in every row: one entity is
+    # its top-1 everywhere, so the rate is the share of bridges that are that entity.
+    stream = model.embed(torch.from_numpy(tokens[:1, :5]))[0, 4]
+    fixed = model.to_id(entities[model.lm_head(model.transformer.ln_f(stream))[entities].argmax()]).item()
+    assert result["separator"][0] == pytest.approx(np.mean(tokens[:, 5] == fixed))
 
 
 def test_lens_command_writes_table_and_json(two_hop, tmp_path, capsys):
@@ -213,7 +218,7 @@ def test_lens_command_writes_table_and_json(two_hop, tmp_path, capsys):
     folder, meta = two_hop
     model = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_ids=meta["vocab_ids"]))
     args = argparse.Namespace(task="twohop", removal_side="left", keep_position=False, data=str(folder.parent))
-    train.save(tmp_path / "best.pt", model, torch.optim.AdamW(model.parameters()), {}, args, meta, 0.0)
+    train.save(tmp_path / "best.pt", model, torch.optim.AdamW(model.parameters()), train.RunState(), args, meta, 0.0)
     evaluation.main(["--ckpt", str(tmp_path / "best.pt"), "--lens", "--json", str(tmp_path / "lens.json")])
     rows = json.loads((tmp_path / "lens.json").read_text())
     assert [r["split"] for r in rows] == ["test_id", "test_ood"] and len(rows[0]["separator"]) == 2
@@ -229,8 +234,11 @@ def test_two_hop_curves(tmp_path, capsys):
     records = [{"step": 10 * e, "val_acc": 0.0, "test_id_acc": e / 4, "test_ood_acc": e / 8, "atomic_ood_acc": 1.0}
                for e in range(1, 9)]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    evaluation.main(["--curves", str(run), "--out", str(tmp_path / "curves.png")])
-    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    fig = evaluation.main(["--curves", str(run), "--out", str(tmp_path / "curves.png")])
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [len(ax.lines) for ax in fig.axes] == [1, 1, 1]                           # test_id, test_ood, atomic_ood
+    assert list(fig.axes[1].lines[0].get_ydata()) == [e / 8 for e in range(1, 9)]
+    assert all(ax.get_xlabel().startswith("batches trained") for ax in fig.axes)     # not optimizer steps
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("twohop-cot"))
     assert row.split() == ["twohop-cot", "80", "2.000", "1.000", "1.000", "40"]      # test_ood >= 0.5 at step 40
     (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "val_acc": 0.5}) + "\n")

@@ -3,9 +3,12 @@ import json
 import os
 import random
 import shutil
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +16,31 @@ import torch
 import model as model_module
 from model import EOT, GPT, GPTConfig, CheckpointError, linear, probe_targets
 
-transformers = pytest.importorskip("transformers")
+from conftest import gpt2_tensors, write_safetensors
+
+try:                                 # only the parity checks against GPT2LMHeadModel need transformers
+    import transformers
+except ImportError:
+    transformers = None
+parity = pytest.mark.skipif(transformers is None, reason="the parity checks need transformers")
+
+
+@pytest.fixture(scope="module")
+def gpt2_folder(tmp_path_factory):
+    """A random small GPT-2 folder in Hugging Face's layout, written without transformers: st/ holds
+    model.safetensors, bin/ pytorch_model.bin, each with config.json. Returns the model that wrote it, its
+    tensors by Hugging Face's names, and the folder."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=64, n_layer=2, n_head=4, n_embd=32)).eval()
+    tensors = gpt2_tensors(model)
+    folder = tmp_path_factory.mktemp("gpt2")
+    config = json.dumps({"n_layer": 2, "n_head": 4, "n_embd": 32, "n_positions": 64, "vocab_size": 50257})
+    for kind in ("st", "bin"):
+        (folder / kind).mkdir()
+        (folder / kind / "config.json").write_text(config)
+    write_safetensors(folder / "st" / "model.safetensors", tensors)
+    torch.save(tensors, folder / "bin" / "pytorch_model.bin")
+    return model, tensors, folder
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +58,7 @@ def hf_folder(tmp_path_factory):
     return hf, folder
 
 
+@parity
 @pytest.mark.parametrize("kind", ["st", "bin"])
 def test_logits_equal_transformers(hf_folder, kind):
     hf, folder = hf_folder
@@ -43,6 +71,7 @@ def test_logits_equal_transformers(hf_folder, kind):
     assert (logits - reference).abs().max().item() < 1e-4
 
 
+@parity
 def test_released_state_dict_layout(hf_folder, tmp_path):
     """The paper's checkpoints: state_dict.bin with keys prefixed 'base_model.' (its config.json is not
     GPT-2's; a GPT-2 width implies n_head, this odd test width needs it given)."""
@@ -55,6 +84,7 @@ def test_released_state_dict_layout(hf_folder, tmp_path):
         assert (ours(idx) - hf(idx).logits).abs().max().item() < 1e-4
 
 
+@parity
 def test_position_ids_and_extension(hf_folder):
     hf, folder = hf_folder
     ours = GPT.from_pretrained(folder / "st")
@@ -208,8 +238,8 @@ def corruptions(valid):
     return cases
 
 
-def test_corrupted_safetensors_each_give_a_clear_error(hf_folder, tmp_path):
-    _, folder = hf_folder
+def test_corrupted_safetensors_each_give_a_clear_error(gpt2_folder, tmp_path):
+    _, _, folder = gpt2_folder
     valid = (folder / "st" / "model.safetensors").read_bytes()
     cases = corruptions(valid)
     assert len(cases) > 250
@@ -221,8 +251,8 @@ def test_corrupted_safetensors_each_give_a_clear_error(hf_folder, tmp_path):
         assert "model.safetensors" in str(e.value), i
 
 
-def test_truncated_and_hostile_pickles(hf_folder, tmp_path):
-    _, folder = hf_folder
+def test_truncated_and_hostile_pickles(gpt2_folder, tmp_path):
+    _, _, folder = gpt2_folder
     valid = (folder / "bin" / "pytorch_model.bin").read_bytes()
     for cut in random.Random(1).sample(range(len(valid)), 60):
         (tmp_path / "pytorch_model.bin").write_bytes(valid[:cut])
@@ -238,22 +268,22 @@ def test_truncated_and_hostile_pickles(hf_folder, tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
-def test_missing_tensor_and_wrong_shape(hf_folder, tmp_path):
-    hf, folder = hf_folder
-    state = dict(hf.state_dict())
+def test_missing_tensor_and_wrong_shape(gpt2_folder, tmp_path):
+    _, tensors, folder = gpt2_folder
+    state = dict(tensors)
     config = (folder / "st" / "config.json").read_text()
     (tmp_path / "config.json").write_text(config)
     del state["transformer.h.1.mlp.c_fc.weight"]
     torch.save(state, tmp_path / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match="missing tensors"):
         GPT.from_pretrained(tmp_path)
-    state = dict(hf.state_dict())
+    state = dict(tensors)
     state["transformer.h.0.attn.c_attn.weight"] = torch.zeros(32, 95)
     torch.save(state, tmp_path / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match="has shape"):
         GPT.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(config.replace('"n_layer": 2', '"n_layer": 3'))
-    torch.save(dict(hf.state_dict()), tmp_path / "pytorch_model.bin")
+    torch.save(dict(tensors), tmp_path / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match="n_layer"):
         GPT.from_pretrained(tmp_path)
 
@@ -291,16 +321,16 @@ def file_server(tmp_path):
     server.shutdown()
 
 
-def test_download_from_a_local_mirror_once(hf_folder, file_server, tmp_path, monkeypatch, capsys):
+def test_download_from_a_local_mirror_once(gpt2_folder, file_server, tmp_path, monkeypatch, capsys):
     """The paper command's first step on a fresh machine: GPT-2 fetched once into the cache, with a progress line."""
-    hf, folder = hf_folder
+    written, _, folder = gpt2_folder
     url, root, asked = file_server
     shutil.copytree(folder / "st", root / "openai-community" / "gpt2" / "resolve" / "main")
     monkeypatch.setenv("ICOT_HUB", url)
     monkeypatch.setenv("ICOT_CACHE", str(tmp_path / "cache"))
     model = GPT.from_pretrained("gpt2")
     assert sorted(p.name for p in (tmp_path / "cache" / "gpt2").iterdir()) == ["config.json", "model.safetensors"]
-    assert torch.equal(model.transformer.h[1].mlp.c_fc.weight, hf.transformer.h[1].mlp.c_fc.weight)
+    assert torch.equal(model.transformer.h[1].mlp.c_fc.weight, written.transformer.h[1].mlp.c_fc.weight)
     assert f"downloading {url}/openai-community/gpt2/resolve/main/model.safetensors" in capsys.readouterr().err
     GPT.from_pretrained("gpt2")
     assert len(asked) == 2                                            # the second load read the cache only
@@ -317,9 +347,9 @@ def test_generation_never_runs_past_the_position_table():
     assert out.shape == (1, 4 + 5)                                    # positions 7..11, the last row
 
 
-def test_unused_mask_buffers_of_any_dtype_are_skipped(hf_folder, tmp_path):
+def test_unused_mask_buffers_of_any_dtype_are_skipped(gpt2_folder, tmp_path):
     """Some exports store each layer's causal mask `attn.bias` as U8 or BOOL: not loaded, so not checked."""
-    hf, folder = hf_folder
+    written, _, folder = gpt2_folder
     valid = (folder / "st" / "model.safetensors").read_bytes()
     n = int.from_bytes(valid[:8], "little")
     header, payload = json.loads(valid[8:8 + n]), valid[8 + n:]
@@ -331,13 +361,47 @@ def test_unused_mask_buffers_of_any_dtype_are_skipped(hf_folder, tmp_path):
     ours = GPT.from_pretrained(tmp_path)
     idx = torch.randint(0, 50257, (2, 10), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        assert (ours(idx) - hf(idx).logits).abs().max().item() < 1e-4
+        assert (ours(idx) - written(idx)).abs().max().item() < 1e-4
 
 
 @pytest.mark.parametrize("text", ['{"n_layer": 2,', "[2, 4]", "\xff"])
-def test_malformed_config_json_is_one_clear_error(hf_folder, tmp_path, text):
-    _, folder = hf_folder
+def test_malformed_config_json_is_one_clear_error(gpt2_folder, tmp_path, text):
+    _, _, folder = gpt2_folder
     (tmp_path / "model.safetensors").write_bytes((folder / "st" / "model.safetensors").read_bytes())
     (tmp_path / "config.json").write_text(text, encoding="latin-1")
     with pytest.raises(CheckpointError, match="config.json: not"):
         GPT.from_pretrained(tmp_path)
+
+
+COPIED_ALONE = """
+import json, sys
+import torch
+from model import EOT, GPT, GPTConfig, IGNORE
+torch.manual_seed(0)
+small = GPT(GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=16, vocab_ids=[11, 12, 13]))
+idx = torch.tensor([[11, 12, EOT, 13, EOT, 12, EOT]])
+labels = torch.tensor([[IGNORE, IGNORE, IGNORE, 13, EOT, 12, EOT]])
+logits, loss = small(idx, labels)
+loss.backward()
+generated = small.eval().generate(idx[:, :3], 8)
+loaded = GPT.from_pretrained(sys.argv[1])
+print(json.dumps({"labelled": logits.shape[0], "loss": loss.item(), "generated": generated.tolist(),
+                  "logits": loaded(torch.tensor([[1, 2, 3, 4]]))[0, -1, :5].tolist()}))
+"""
+
+
+def test_model_py_works_copied_alone_into_another_repo(gpt2_folder, tmp_path):
+    """model.py is copied alone into an empty folder: a fresh Python builds a GPT, trains a step's forward and
+    backward with labels, decodes greedily with the cache, and loads a safetensors GPT-2 folder."""
+    written, _, folder = gpt2_folder
+    shutil.copy(Path(model_module.__file__), tmp_path / "model.py")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", COPIED_ALONE, str(folder / "st")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["labelled"] == 4 and 0 < result["loss"] < 10                        # 4 positions after the separator
+    assert len(result["generated"][0]) <= 3 + 8 and result["generated"][0][:3] == [11, 12, EOT]
+    with torch.no_grad():
+        expected = written(torch.tensor([[1, 2, 3, 4]]))[0, -1, :5]
+    assert torch.allclose(torch.tensor(result["logits"]), expected, atol=1e-5)

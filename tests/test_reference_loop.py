@@ -95,7 +95,7 @@ def run_ours(monkeypatch, argv):
         return optimizer
 
     def save(path, model, optimizer, state, *rest):
-        saves.append((path.name, state["epoch"]))
+        saves.append((path.name, state.epoch))
 
     monkeypatch.setattr(train, "remove_cot", remove)
     monkeypatch.setattr(train, "sample_offsets", offsets)
@@ -139,7 +139,7 @@ SETTINGS = [random_settings(random.Random(seed)) for seed in range(32)] + [(s, 4
 @pytest.mark.parametrize("s, T", SETTINGS)
 def test_bookkeeping_matches_the_reference(s, T, data_root, tmp_path, monkeypatch):
     argv = ["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path / "run"), "--model", "tiny",
-            "--schedule", "linear", "--n-layer", "1", "--n-head", "1", "--n-embd", "8", "--probe-examples", "0",
+            "--schedule", "linear", "--n-layer", "1", "--n-head", "1", "--n-embd", "8", "--fig3-examples", "0",
             "--train-size", str(s["train_size"]), "--batch-size", str(s["batch_size"]), "--epochs", str(s["epochs"]),
             "--delta", str(s["delta"]), "--pretrain-epochs", str(s["pretrain"]),
             "--remove-start-from", str(s["start_from"]), "--remove-all-beyond", str(s["beyond"]),

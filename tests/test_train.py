@@ -1,5 +1,6 @@
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -25,7 +26,7 @@ def read(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_resets_exactly_where_scheduled(short_run):
+def test_resets_exactly_where_scheduled(short_run, data_root):
     metrics = read(short_run)
     resets = [m["step"] for m in metrics if m.get("event") == "optimizer_reset"]
     # 2x2 CoT has 9 tokens (8 digits and '+', then the space before the separator). From batch 108 on the
@@ -35,13 +36,16 @@ def test_resets_exactly_where_scheduled(short_run):
     assert {"step", "epoch", "scheduled_to_remove", "loss"} <= set(logged[0])
     assert logged[-1]["scheduled_to_remove"] == 16                     # batch 199 // 12
     evals = [m for m in metrics if "val_acc" in m]
-    assert [m["epoch"] for m in evals] == [0, 1] and 0 <= evals[-1]["val_acc"] <= 1
+    assert [m["epoch"] for m in evals] == [0, 1]
+    model, info = evaluation.load_checkpoint(short_run / "ckpt.pt")       # the record is the saved model's
+    val = data.load_split(data_root / "mult2x2", "val")
+    assert evals[-1]["val_acc"] == evaluation.evaluate(model, val, info["n_remove"], batch_size=250)["accuracy"]
 
 
 def test_checkpoint_contents(short_run):
     ckpt = torch.load(short_run / "ckpt.pt", weights_only=True)
     assert ckpt["task"] == "mult2x2" and ckpt["n_remove"] == 16 and ckpt["removal_side"] == "left"
-    assert ckpt["schedule"]["batch"] == 200 and ckpt["schedule"]["epoch"] == 1
+    assert ckpt["schedule"]["schedule_batch"] == 200 and ckpt["schedule"]["epoch"] == 1
     assert ckpt["model_config"]["vocab_ids"] == ckpt["vocab_ids"] and "state" in ckpt["optimizer"]
     assert isinstance(ckpt["rng"], torch.Tensor)
     assert torch.load(short_run / "best.pt", weights_only=True)["n_remove"] == 16
@@ -56,7 +60,7 @@ def test_resume_continues_the_run(short_run, data_root):
     metrics = read(short_run)
     assert [m["epoch"] for m in metrics if "val_acc" in m] == [0, 1, 2]
     ckpt = torch.load(short_run / "ckpt.pt", weights_only=True)
-    assert ckpt["schedule"]["batch"] == 300
+    assert ckpt["schedule"]["schedule_batch"] == 300
     assert ckpt["optimizer"]["param_groups"][0]["weight_decay"] == 0.05   # no reset since the resume
     with pytest.raises(SystemExit, match="trained on mult2x2, not mult3x3"):
         train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(short_run), "--resume", *TINY])
@@ -93,7 +97,7 @@ def test_rollback_restores_model_and_optimizer_bit_for_bit(data_root):
         optimizer.zero_grad()
 
     step()
-    state = {"gate": train.new_gate(), "since_reset": 7}
+    state = train.RunState(gate=train.new_gate_state(), since_reset=7)
     point = train.snapshot(model, optimizer, state)
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     moments = {k: v.clone() for k, v in optimizer.state_dict()["state"][0].items()}
@@ -106,7 +110,7 @@ def test_rollback_restores_model_and_optimizer_bit_for_bit(data_root):
     for name, value in optimizer.state_dict()["state"][0].items():
         assert torch.equal(value, moments[name]), name
     step()                                                            # the restored optimizer still trains
-    assert point["since_reset"] == 7 and point["gate"] == train.new_gate()
+    assert point["since_reset"] == 7 and point["gate"] == train.new_gate_state()
 
 
 def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_root, tmp_path):
@@ -121,7 +125,7 @@ def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_roo
     events = [(m["event"], m["step"]) for m in read(tmp_path / "whole") if m.get("event") in ("advance", "rollback")]
     resumed_at = next(i for i, (_, step) in enumerate(events) if step >= 20)           # T = 20 batches
     assert events[resumed_at - 1][0] == "advance" and events[resumed_at][0] == "rollback"  # to a saved snapshot
-    assert whole["schedule"] == split["schedule"] and whole["schedule"]["gate"]["count"] > 0
+    assert whole["schedule"] == split["schedule"] and whole["schedule"]["gate"]["to_remove"] > 0
     for name, weights in whole["model"].items():
         assert torch.equal(weights, split["model"][name]), name
     gate_events = [[m for m in read(tmp_path / run) if "event" in m] for run in ("whole", "split")]
@@ -134,7 +138,7 @@ def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_roo
                                   ["--dtype", "float16"], ["--gate-threshold", "1.5"],
                                   ["--gate-collapse", "0.95"], ["--gate-min-steps", "0"],
                                   ["--gate-max-steps", "10", "--gate-min-steps", "20"], ["--max-chunk", "0"],
-                                  ["--probe-examples", "-1"], ["--save-every", "-1"], ["--carry-weight", "-1"],
+                                  ["--fig3-examples", "-1"], ["--save-every", "-1"], ["--carry-weight", "-1"],
                                   ["--decay-after-recovery"],                     # the paper preset: linear
                                   ["--model", "tiny", "--decay-after-recovery", "--min-decay-epochs", "5"],
                                   ["--model", "tiny", "--decay-after-recovery", "--min-decay-epochs", "0"]])
@@ -159,12 +163,13 @@ def test_end_to_end_internalizes_2x2(tmp_path):
                 "--log-every", "500"])
     metrics = read(out)
     advances = [m for m in metrics if m.get("event") == "advance"]
-    assert advances[0]["count"] == 0 and advances[0]["measure"] >= 0.9   # explicit CoT learned first
+    assert advances[0]["scheduled_to_remove"] == 0 and advances[0]["measure"] >= 0.9   # explicit CoT learned first
     assert advances[-1]["to"] == "all" and advances[-1]["step"] < 11 * 94   # half the run left at zero CoT
-    assert all(m["steps_at_count"] >= 50 for m in advances)            # min_steps: the deadline cannot hurry it more
-    holds_at_zero_cot = [m for m in metrics if m.get("event") == "hold" and m["count"] == "all"]
-    assert holds_at_zero_cot and all(0 <= m["measure"] <= 1 for m in holds_at_zero_cot)   # the measure goes on
-    assert len([m for m in metrics if m.get("event") == "probe"]) == 9     # a point per removed token
+    assert all(m["steps_held"] >= 50 for m in advances)            # min_steps: the deadline cannot hurry it more
+    holds_at_zero_cot = [m for m in metrics if m.get("event") == "hold" and m["scheduled_to_remove"] == "all"]
+    assert len(holds_at_zero_cot) >= 2                                 # the measure goes on at zero CoT ...
+    assert holds_at_zero_cot[-1]["measure"] > holds_at_zero_cot[0]["measure"]   # ... and the model still learns
+    assert len([m for m in metrics if m.get("event") == "fig3_point"]) == 9     # a point per removed token
     evals = [m for m in metrics if "val_acc" in m]
     assert evals[-1]["cot_removed"] == 9                               # all 9 CoT tokens gone (8 + a space)
     model, info = evaluation.load_checkpoint(out / "best.pt")
@@ -207,7 +212,7 @@ def test_carry_weight_is_for_multiplication_from_the_left(argv, capsys):
 def test_learning_rate_warmup_and_decay():
     args = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs", "4",
                              "--reset-warmup", "20", "--lr", "1e-3", "--no-decay-after-recovery"])
-    lr = lambda step, since_reset: train.learning_rate(args, {"step": step, "since_reset": since_reset}, 100)
+    lr = lambda seen, since_reset: train.learning_rate(args, at(seen, since_reset), 100)
     assert lr(5, 0) == pytest.approx(1e-3 / 20)                       # first step after a reset
     assert lr(5, 19) == pytest.approx(1e-3)                           # warm-up done
     assert lr(600, 50) == pytest.approx(1e-3)                         # decay starts 4 epochs before the end
@@ -215,17 +220,22 @@ def test_learning_rate_warmup_and_decay():
     assert lr(999, 50) == pytest.approx(1e-3 / 400)                   # last step: 1 of 400 decay steps left
     short = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "2", "--reset-warmup", "0",
                               "--no-decay-after-recovery"])
-    assert train.learning_rate(short, {"step": 0, "since_reset": 0}, 100) == pytest.approx(1e-3)  # not 0.5e-3
-    assert train.learning_rate(short, {"step": 100, "since_reset": 0}, 100) == pytest.approx(0.5e-3)
+    assert train.learning_rate(short, at(0, 0), 100) == pytest.approx(1e-3)  # not 0.5e-3
+    assert train.learning_rate(short, at(100, 0), 100) == pytest.approx(0.5e-3)
     paper = train.parse_args(["--task", "mult3x3"])
-    assert train.learning_rate(paper, {"step": 999, "since_reset": 0}, 100) == pytest.approx(5e-5)   # constant
+    assert train.learning_rate(paper, at(999, 0), 100) == pytest.approx(5e-5)   # constant
+
+
+def at(seen, since_reset, recovered_at=None):
+    """A run state `seen` batches into the run (epoch 1 of T = 100 batches starts at 100)."""
+    return train.RunState(epoch=seen // 100, batch_in_epoch=seen % 100, since_reset=since_reset,
+                          recovered_at=recovered_at)
 
 
 def test_decay_after_recovery_waits_for_the_gate():
     args = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs", "4",
                              "--reset-warmup", "0", "--lr", "1e-3", "--decay-after-recovery"])
-    lr = lambda step, recovered_at: train.learning_rate(args, {"step": step, "since_reset": 50,
-                                                               "recovered_at": recovered_at}, 100)
+    lr = lambda seen, recovered_at: train.learning_rate(args, at(seen, 50, recovered_at), 100)
     assert lr(800, None) == pytest.approx(1e-3)                       # not recovered: the full lr ...
     assert lr(950, None) == pytest.approx(0.5e-3)                     # ... until the last --min-decay-epochs (1)
     assert lr(800, 500) == pytest.approx(0.5e-3)                      # recovered early: the usual 4-epoch decay
@@ -239,13 +249,14 @@ def test_the_gate_recovering_at_zero_cot_starts_the_decay(tmp_path):
                              "--reset-warmup", "0", "--decay-after-recovery", "--log-every", "1000"])
     (tmp_path / "metrics.jsonl").write_text("")
     config = train.GateConfig(min_steps=5)
-    state = {"gate": train.new_gate(math.inf), "batch": 700, "step": 700, "count": math.inf, "recovered_at": None}
+    state = train.RunState(gate=train.new_gate_state(math.inf), to_remove=math.inf, epoch=7)
+    task = SimpleNamespace(longest_train_cot=25, batches_per_epoch=100)
     for step in range(700, 720):                                      # all CoT gone, every example right
-        state.update(batch=step, step=step, batch_exact_match=1.0)
-        train.follow_gate(state, config, None, None, None, args, tmp_path, cot_length=25)
-    assert state["recovered_at"] == 704 and state["count"] == math.inf     # after min_steps, once
+        state.batch_in_epoch, state.schedule_batch, state.step, state.last_exact_match = step - 700, step, step, 1.0
+        train.follow_gate(state, config, None, None, None, args, tmp_path, task)
+    assert state.recovered_at == 704 and state.to_remove == math.inf     # after min_steps, once
     assert [m["event"] for m in read(tmp_path)] == ["recovered"]
-    assert train.learning_rate(args, {**state, "step": 852, "since_reset": 99}, 100) == pytest.approx(0.5e-3)
+    assert train.learning_rate(args, at(852, 99, state.recovered_at), 100) == pytest.approx(0.5e-3)
 
 
 def test_explicit_mode_keeps_the_best_epoch(data_root, tmp_path, monkeypatch):
@@ -312,14 +323,14 @@ def test_resume_from_a_step_checkpoint_mid_epoch_is_exact(schedule, data_root, t
     real_lr = train.learning_rate
 
     def crash_at_step_26(args, state, batches_per_epoch):                # epoch 1, after the checkpoint at 21
-        if state["step"] == 26:
+        if state.step == 26:
             raise Crash
         return real_lr(args, state, batches_per_epoch)
     monkeypatch.setattr(train, "learning_rate", crash_at_step_26)
     with pytest.raises(Crash):
         train.main([*common, "--out", str(tmp_path / "killed")])
     saved = torch.load(tmp_path / "killed" / "ckpt.pt", weights_only=True)["schedule"]
-    assert (saved["epoch"], saved["next_batch"], saved["step"]) == (1, 1, 21)   # T = 20: mid-epoch
+    assert (saved["epoch"], saved["batch_in_epoch"], saved["step"]) == (1, 1, 21)   # T = 20: mid-epoch
     monkeypatch.setattr(train, "learning_rate", real_lr)
     train.main([*common, "--out", str(tmp_path / "killed"), "--resume"])
     whole, resumed = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True) for run in ("whole", "killed"))
@@ -333,7 +344,7 @@ def test_resume_from_a_step_checkpoint_mid_epoch_is_exact(schedule, data_root, t
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(data_root, tmp_path, monkeypatch):
     real_lr = train.learning_rate
     monkeypatch.setattr(train, "learning_rate",
-                        lambda args, state, t: math.nan if state["step"] == 12 else real_lr(args, state, t))
+                        lambda args, state, t: math.nan if state.step == 12 else real_lr(args, state, t))
     with pytest.raises(SystemExit) as e:
         train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
                     "--epochs", "2", "--save-every", "5", *LINEAR])
@@ -385,3 +396,123 @@ def test_compile_trains_like_eager(data_root, tmp_path):
     compiled, eager = losses(tmp_path / "compiled"), losses(tmp_path / "eager")
     assert len(compiled) == 10 and compiled.keys() == eager.keys()
     assert all(abs(compiled[s] - eager[s]) < 1e-3 for s in compiled)
+
+
+# ----------------------------------------------------------------------------- found in review (issue 33)
+
+def test_a_checkpoint_holds_the_gpus_rng_too(monkeypatch):
+    """Dropout on a GPU draws from the CUDA generator: --resume must restore it as well as the CPU's."""
+    saved, restored = torch.tensor([7, 8], dtype=torch.uint8), []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: saved)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=None: restored.append(state))
+    gpu = torch.device("cuda", 0)
+    ckpt = train.rng_state(gpu)
+    assert torch.equal(ckpt["cuda_rng"], saved) and isinstance(ckpt["rng"], torch.Tensor)
+    args = SimpleNamespace(seed=0)
+    train.set_rng_state(ckpt, gpu, args, train.RunState())
+    assert len(restored) == 1 and torch.equal(restored[0], saved)
+    assert "cuda_rng" not in train.rng_state(torch.device("cpu"))
+
+
+def test_each_process_draws_its_own_dropout_masks(monkeypatch):
+    """Under torchrun every process seeds its own generator (seed + rank), so equal shards do not share
+    dropout masks; rank 0 draws what a one-process run draws."""
+    draws = {}
+    for rank in (0, 1):
+        monkeypatch.setattr(train, "RANK", rank)
+        train.seed_this_process(SimpleNamespace(seed=3))
+        draws[rank] = torch.rand(8)
+    torch.manual_seed(3)
+    assert torch.equal(draws[0], torch.rand(8)) and not torch.equal(draws[0], draws[1])
+
+
+def test_a_rollback_drops_the_gradients_of_a_partial_window(data_root, tmp_path):
+    args = train.parse_args(["--task", "mult3x3", *TINY, "--schedule", "adaptive", "--accumulate", "2"])
+    model = train.build_model(args, data.load_meta(data_root / "mult3x3"), 60)
+    optimizer = train.new_optimizer(model, args)
+    state = train.RunState(gate=train.new_gate_state(), since_reset=4)
+    point = train.snapshot(model, optimizer, state)
+    gate = {**train.new_gate_state(1), "advanced": True, "low_steps": 5, "steps": 5}
+    state = train.RunState(gate=gate, to_remove=1, accumulated=1, last_exact_match=0.0)
+    sum(p.sum() for p in model.parameters()).backward()                 # a window's first batch, collapsed
+    (tmp_path / "metrics.jsonl").write_text("")
+    config = train.GateConfig(collapse=0.5, patience=6)
+    task = SimpleNamespace(longest_train_cot=25, batches_per_epoch=100)
+    train.follow_gate(state, config, model, optimizer, point, args, tmp_path, task)
+    assert [m["event"] for m in read(tmp_path)] == ["rollback"] and state.to_remove == 0
+    assert state.accumulated == 0 and state.since_reset == 4
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_init_from_a_checkpoint_extends_positions_and_checks_the_vocabulary(data_root, tmp_path, capsys):
+    """--init RUN/ckpt.pt onto a longer task: the position table grows; onto a task with tokens the checkpoint
+    never saw: one clear error."""
+    common = ["--batch-size", "64", "--epochs", "1", "--val-limit", "5", *LINEAR]
+    train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path / "two"), "--train-size", "640",
+                *common])
+    data.generate_multiplication("mult4x4", data_root / "mult4x4", {"train": 128, "val": 5, "test": 5}, seed=0)
+    with pytest.raises(SystemExit) as e:                                   # 4x4's CoT has ( and ), 2x2's has not
+        train.main(["--task", "mult4x4", "--data", str(data_root), "--out", str(tmp_path / "four"),
+                    "--init", str(tmp_path / "two" / "ckpt.pt"), *common])
+    assert "its vocabulary lacks" in str(e.value.code) and "\n" not in str(e.value.code)
+    train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path / "three"), *common])
+    train.main(["--task", "mult4x4", "--data", str(data_root), "--out", str(tmp_path / "four"),
+                "--init", str(tmp_path / "three" / "ckpt.pt"), *common])
+    longest = data.load_meta(data_root / "mult4x4")["splits"]["train"]["longest_example"]
+    assert torch.load(tmp_path / "four" / "ckpt.pt", weights_only=True)["model_config"]["block_size"] >= longest
+
+
+def test_the_lr_decay_counts_skipped_batches_and_never_divides_by_zero():
+    args = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs", "4",
+                             "--reset-warmup", "0", "--lr", "1e-3", "--no-decay-after-recovery"])
+    last = train.RunState(step=500, epoch=9, batch_in_epoch=99)          # half the batches were skipped
+    assert train.learning_rate(args, last, 100) == pytest.approx(1e-3 / 400)   # it still ends at the last batch
+    tiny_min = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs", "4",
+                                 "--reset-warmup", "0", "--lr", "1e-3", "--min-decay-epochs", "0.001"])
+    assert round(0.001 * 100) == 0                                       # no batch left for the decay
+    assert train.learning_rate(tiny_min, train.RunState(epoch=9, batch_in_epoch=99), 100) == pytest.approx(1e-3)
+
+
+def test_a_run_that_ends_with_cot_in_place_says_so(data_root, tmp_path, capsys):
+    train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
+                "--epochs", "1", "--delta", "2", "--pretrain-epochs", "0", "--val-limit", "5", *LINEAR])
+    last = [m for m in read(tmp_path) if "val_acc" in m][-1]
+    assert last["scheduled_to_remove"] == 1 and last["cot_left"] == 8        # T = 100: a token every 50 batches
+    lines = [line for line in capsys.readouterr().out.splitlines() if "still in place" in line]
+    assert lines == ["train.py: the run ended with 8 of 9 CoT tokens still in place (s(t) = 1): more epochs, a larger "
+                     "--delta or an earlier --remove-by-epoch"]
+
+
+def test_one_per_position_check_per_batch_feeds_the_gate_and_the_log(data_root, tmp_path, monkeypatch):
+    """The gate's exact match and the logged token accuracy come from one eval.labels_right per batch."""
+    calls, real = [], train.labels_right
+    monkeypatch.setattr(train, "labels_right", lambda *a: (calls.append(1), real(*a))[1])
+    train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
+                "--epochs", "1", "--schedule", "adaptive", "--val-limit", "5", "--fig3-examples", "0", *TINY,
+                "--log-every", "1"])
+    assert len(calls) == 20                                                 # T = 20 batches, each logged
+
+
+@pytest.mark.parametrize("argv", [["--mode", "explicit"], ["--mode", "nocot"],
+                                  ["--schedule", "linear", "--pretrain-epochs", "1", "--delta", "8"],
+                                  ["--schedule", "adaptive", "--gate-min-steps", "2", "--gate-max-steps", "4"],
+                                  ["--schedule", "linear", "--pretrain-epochs", "1", "--max-len-train", "40"]])
+def test_every_record_of_a_log_is_on_one_non_decreasing_clock(argv, data_root, tmp_path):
+    """"step" is batches trained in every record: loss lines, epochs, resets, the gate, Fig. 3's points."""
+    train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
+                "--epochs", "3", "--val-limit", "5", *TINY, "--log-every", "5", *argv])
+    steps = [m["step"] for m in read(tmp_path)]
+    assert steps == sorted(steps) and len(steps) > 6
+    events = [m for m in read(tmp_path) if "event" in m]
+    if "--pretrain-epochs" in argv and "--max-len-train" not in argv:   # removal begins after epoch 0's 20 batches
+        assert events and all(m["step"] >= 20 for m in events)
+
+
+def test_plan_prints_the_runs_size_without_training(data_root, tmp_path, capsys):
+    train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path / "run"), "--model", "tiny",
+                "--schedule", "linear", "--train-size", "640", "--batch-size", "64", "--delta", "5", "--plan",
+                "--plan-tokens-per-s", "1000"])
+    out = capsys.readouterr().out
+    assert "T = 10 batches/epoch of 64; 10 epochs = 100 batches, 100 optimizer steps, 6,400 examples" in out
+    assert "a token more every 2 batches (Delta = 5); all CoT gone at epoch 7.0 of 10" in out   # 2 + 25 / 5
+    assert "at 1,000 training tokens/s" in out and not (tmp_path / "run").exists()

@@ -16,7 +16,7 @@ import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--model", "tiny", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--log-every", "1",
-        "--probe-examples", "0"]
+        "--fig3-examples", "0"]
 
 
 def read(run):
@@ -62,7 +62,7 @@ def test_two_processes_follow_the_one_process_run(schedule, data_root, tmp_path)
     assert_close(losses(one), losses(two))
     assert resets(one) == resets(two) and len(resets(one)) >= 5
     saved = [torch.load(run / "ckpt.pt", weights_only=True) for run in (one, two)]
-    assert saved[0]["schedule"]["count"] == saved[1]["schedule"]["count"] > 0
+    assert saved[0]["schedule"]["to_remove"] == saved[1]["schedule"]["to_remove"] > 0
 
     swapped = {run: tmp_path / f"{run.name}-resumed" for run in (one, two)}
     for run, copy in swapped.items():
@@ -113,3 +113,16 @@ def test_sigkill_then_resume_ends_bit_for_bit_like_an_uninterrupted_run(mode, sc
         assert torch.equal(weights, ends[1]["model"][name]), f"{name} differs after a kill at step {step}"
     assert ends[0]["schedule"] == ends[1]["schedule"]
     assert losses(whole) == losses(killed)
+
+
+def test_two_processes_train_a_model_whose_carry_probe_is_off(data_root, tmp_path):
+    """A checkpoint trained with the carry probe, trained on under torchrun with --carry-weight 0: the probe
+    gets no gradient, which DDP would stop on; it is frozen, and everything else trains."""
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "1", "--device", "cpu",
+              "--val-limit", "5", "--schedule", "linear", *TINY]
+    train.main([*common, "--out", str(tmp_path / "probe"), "--mode", "nocot", "--carry-weight", "1"])
+    torchrun([*common, "--out", str(tmp_path / "two"), "--init", str(tmp_path / "probe" / "ckpt.pt"),
+              "--carry-weight", "0"])
+    before, after = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True)["model"] for run in ("probe", "two"))
+    assert torch.equal(before["carry_probe.weight"], after["carry_probe.weight"])
+    assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
