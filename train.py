@@ -640,8 +640,8 @@ def plan(args):
           f"{flops_per_token * tokens_per_step * steps / 1e15:.2f} PFLOPs in all")
     rate = args.plan_tokens_per_s or timed_tokens_per_s(model, task, args)
     hours = tokens_per_step * steps / rate / 3600
-    print(f"at {rate:,.0f} training tokens/s: {hours:.2f} hours ({hours * 60:.0f} minutes), "
-          f"evaluation not counted")
+    print(f"at {rate:,.0f} training tokens/s: {hours:.2f} hours ({hours * 60:.0f} minutes) with the whole CoT in "
+          f"every step, an upper bound (removal shortens the examples); evaluation not counted")
 
 
 def plan_model_config(args, task):
@@ -657,8 +657,9 @@ def plan_model_config(args, task):
     return GPTConfig(block_size=max(1024, task.longest_example), n_layer=n_layer, n_head=n_head, n_embd=n_embd)
 
 
-def timed_tokens_per_s(model, task, args, steps=3):
-    """Training tokens/s on this machine: a few forward, backward and AdamW steps on explicit-CoT batches."""
+def timed_tokens_per_s(model, task, args, steps=5):
+    """Training tokens/s on this machine: a few forward, backward and AdamW steps on an explicit-CoT batch,
+    the fastest of them (a busy machine slows some steps, never speeds one up)."""
     device = torch.device(args.device)
     model.to(device).train()
     optimizer = new_optimizer(model, args)
@@ -674,7 +675,7 @@ def timed_tokens_per_s(model, task, args, steps=3):
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.time() - started)
-    return tokens.numel() / float(np.median(seconds[1:]))
+    return tokens.numel() / min(seconds[1:])
 
 
 # ----------------------------------------------------------------------------- command line

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(0 1 2 3 4 5 6 7 8 9 10)
 for seed in "${seeds[@]}"; do
-  run="runs/mult3x3-preset-seed$seed"
+  run="runs/dar-seed$seed"
   python train.py --task mult3x3 --model tiny --seed "$seed" --out "$run"
   python eval.py --ckpt "$run/best.pt" --batch-size 250 --json "$run/test.json"
   mkdir -p "results/mult3x3-carry/dar-seed$seed"
