@@ -104,8 +104,7 @@ def train(args):
                     optimizer, rollback_point = follow_gate(state, gate_config, model, optimizer, rollback_point,
                                                             args, run, task)
                 state.schedule_batch += 1
-            if state.to_remove > previous:
-                log_fig3_point(model, task, previous, args, run, state, device)   # beyond: Fig. 3, a point per token
+            log_fig3_point(model, task, previous, args, run, state, device)   # beyond: Fig. 3, a point per token
             # 2. a fresh AdamW whenever s(t) grows
             if should_reset(state.to_remove, previous, state.all_removed_previous, not args.no_reset_optimizer):
                 optimizer = reset_optimizer(model, args, state, run)
@@ -124,8 +123,7 @@ def train(args):
                                                     carries=batch.carries, steer=batch.steer)
             batch_loss = check_finite(global_sum(loss.detach() * batch.share), state, run)
             total = loss * batch.share * WORLD_SIZE                      # DDP averages the processes' gradients
-            if carry_loss:                                               # beyond: the carry probe's loss
-                total = total + args.carry_weight * carry_loss[0] * batch.carry_share * WORLD_SIZE
+            total = total + weighted_carry_loss(carry_loss, batch, args)  # beyond: the carry probe's loss
             (total / args.accumulate).backward()
             state.accumulated += 1
             if state.accumulated == args.accumulate:
@@ -299,13 +297,19 @@ def restore(point, model, args):
 
 
 def log_fig3_point(model, task, previous, args, run, state, device):
-    """Fig. 3: the validation exact match (teacher-forced, no generation) at the s(t) just left behind."""
-    if previous >= task.longest_val_cot or not args.fig3_examples or RANK:
+    """Fig. 3: when s(t) has just grown, the validation exact match (teacher-forced, no generation) at the
+    s(t) left behind."""
+    if state.to_remove <= previous or previous >= task.longest_val_cot or not args.fig3_examples or RANK:
         return
     accuracy = teacher_forced_accuracy(model, task.val, previous, args.removal_side, args.keep_position,
                                        args.fig3_examples, device=device)
     log(run, {"event": "fig3_point", "step": state.step, "cot_removed": int(previous),
               "teacher_forced_acc": accuracy})
+
+
+def weighted_carry_loss(carry_loss, batch, args):
+    """--carry-weight W times the probe's loss, weighted like the language loss by this process's share."""
+    return args.carry_weight * carry_loss[0] * batch.carry_share * WORLD_SIZE if carry_loss else 0.0
 
 
 def watch_batch(model, logits, batch, batch_size, batch_loss, carry_loss, args, state, meter, run):
