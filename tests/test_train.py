@@ -475,9 +475,10 @@ def test_the_lr_decay_counts_skipped_batches_and_never_divides_by_zero():
 
 def test_a_run_that_ends_with_cot_in_place_says_so(data_root, tmp_path, capsys):
     train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
-                "--epochs", "1", "--delta", "2", "--pretrain-epochs", "0", "--val-limit", "5", *LINEAR])
+                "--train-size", "640", "--epochs", "1", "--delta", "2", "--pretrain-epochs", "0", "--val-limit", "5",
+                "--fig3-examples", "16", *LINEAR])
     last = [m for m in read(tmp_path) if "val_acc" in m][-1]
-    assert last["scheduled_to_remove"] == 1 and last["cot_left"] == 8        # T = 100: a token every 50 batches
+    assert last["scheduled_to_remove"] == 1 and last["cot_left"] == 8        # T = 20: a token every 10 batches
     lines = [line for line in capsys.readouterr().out.splitlines() if "still in place" in line]
     assert lines == ["train.py: the run ended with 8 of 9 CoT tokens still in place (s(t) = 1): more epochs, a larger "
                      "--delta or an earlier --remove-by-epoch"]
@@ -500,7 +501,7 @@ def test_one_per_position_check_per_batch_feeds_the_gate_and_the_log(data_root, 
 def test_every_record_of_a_log_is_on_one_non_decreasing_clock(argv, data_root, tmp_path):
     """"step" is batches trained in every record: loss lines, epochs, resets, the gate, Fig. 3's points."""
     train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
-                "--epochs", "3", "--val-limit", "5", *TINY, "--log-every", "5", *argv])
+                "--epochs", "2", "--val-limit", "5", "--fig3-examples", "16", *TINY, "--log-every", "5", *argv])
     steps = [m["step"] for m in read(tmp_path)]
     assert steps == sorted(steps) and len(steps) > 6
     events = [m for m in read(tmp_path) if "event" in m]
