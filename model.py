@@ -43,6 +43,8 @@ class GPTConfig:
     activation: str = "gelu_tanh"    # GPT-2's gelu_new; or "gelu" (erf), a faster step on a CPU
     vocab_ids: list = None           # compact vocabulary: the GPT-2 ids this model knows (from meta.json)
     carry_probe_layer: int = 0       # beyond the paper: a linear probe reads digit values after this block (0: none)
+    bridge_probe_layer: int = 0      # beyond the paper: a linear probe names a two-hop bridge after this block (0: none)
+    bridge_classes: int = 0          # ... out of this many entities
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
@@ -170,6 +172,8 @@ class GPT(nn.Module):
         self.lm_head = Conv1D(config.n_embd, config.vocab_size, bias=False)   # tied: its transpose is wte
         if config.carry_probe_layer:                                  # a checkpoint trained with the probe
             self.carry_probe = nn.Linear(config.n_embd, PROBE_OUTPUTS)
+        if config.bridge_probe_layer:
+            self.bridge_probe = nn.Linear(config.n_embd, config.bridge_classes)
         if config.vocab_ids is not None:                              # compact vocabulary: GPT-2 id <-> row
             ids = torch.tensor(config.vocab_ids)
             index = torch.full((GPT2_VOCAB,), -1, dtype=torch.long)
@@ -192,6 +196,13 @@ class GPT(nn.Module):
         self.config.carry_probe_layer = max(1, self.config.n_layer - 1)
         self.carry_probe = nn.Linear(self.config.n_embd, PROBE_OUTPUTS).to(self.lm_head.weight.device)
 
+    def add_bridge_probe(self, n_entities):
+        """Beyond the paper: a linear probe that reads, from the residual stream after the middle block, which of
+        n_entities the bridge of a two-hop fact is (h, r1 -> b), at the separator that emits b in explicit CoT;
+        the blocks above it are left the second hop (b, r2 -> t), as Yao et al. 2025 find explicit CoT trains."""
+        self.config.bridge_probe_layer, self.config.bridge_classes = max(1, self.config.n_layer // 2), n_entities
+        self.bridge_probe = nn.Linear(self.config.n_embd, n_entities).to(self.lm_head.weight.device)
+
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
 
@@ -209,7 +220,7 @@ class GPT(nn.Module):
         """Embedding rows -> GPT-2 token ids."""
         return index if self.config.vocab_ids is None else self.vocab_ids[index]
 
-    def forward(self, idx, labels=None, position_ids=None, cache=None, carries=None, steer=True):
+    def forward(self, idx, labels=None, position_ids=None, cache=None, carries=None, bridges=None, steer=True):
         """
         idx: (B, T) GPT-2 ids. Without labels: logits (B, T, vocab) for every position (with a cache: for the
         last position only, which is all decoding needs). With labels (IGNORE = no loss): the logits of the
@@ -217,6 +228,8 @@ class GPT(nn.Module):
         where there is nothing to predict. With carries as well ((B, T) digit values, NaN where there is none;
         data.carry_targets), a third value: the carry probe's mean squared error over probe_targets; with
         steer=False the probe reads a detached stream, so that it learns to read the model without shaping it.
+        Or, with bridges ((B, T) entity numbers, IGNORE where there is none; data.bridge_targets): the bridge
+        probe's cross-entropy in that third place.
         """
         x = self.embed(idx, position_ids, cache)
         for layer, block in enumerate(self.transformer.h, 1):
@@ -225,6 +238,11 @@ class GPT(nn.Module):
                 has_value = ~torch.isnan(carries)
                 read = x[has_value] if steer else x[has_value].detach()
                 probe_loss = F.mse_loss(self.carry_probe(read.float()), probe_targets(carries[has_value]))
+            if bridges is not None and layer == self.config.bridge_probe_layer:
+                has_bridge = bridges != IGNORE
+                read = x[has_bridge] if steer else x[has_bridge].detach()
+                probe_loss = F.cross_entropy(self.bridge_probe(read.float()), bridges[has_bridge], reduction="sum") \
+                    / has_bridge.sum().clamp(min=1)                   # a mean; 0 for rows with no bridge (atomic)
         if cache is not None:
             cache.length += idx.size(1)
             x = x[:, -1:]
@@ -235,7 +253,7 @@ class GPT(nn.Module):
         has_label = targets != IGNORE
         logits = self.lm_head(x[:, :-1][has_label])
         loss = F.cross_entropy(logits.float(), self.to_index(targets[has_label]))
-        return (logits, loss) if carries is None else (logits, loss, probe_loss)
+        return (logits, loss) if carries is None and bridges is None else (logits, loss, probe_loss)
 
     def embed(self, idx, position_ids=None, cache=None):
         """Token plus position embeddings: the residual stream before the first block."""

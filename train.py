@@ -36,6 +36,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 import data
+import twohop
 from eval import evaluate, labels_right, load_checkpoint, measure_speed, read_checkpoint, teacher_forced_accuracy
 from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError
 from schedule import (GateConfig, IGNORE, gate_step, new_gate_state, offset_distribution, remove_cot, retry_gently,
@@ -110,6 +111,7 @@ def train(args):
                 optimizer = reset_optimizer(model, args, state, run)
             # 3. each example loses s(t) + o CoT tokens, o ~ P(o) = (1 - e^-lambda) e^(-lambda o)
             tokens, lengths, seps = task.train.batch(ids)
+            bridges = bridge_targets(tokens, seps, args, task)           # beyond: the bridge probe's, before removal
             n_remove = removal_counts(args, state, epoch, len(ids), rng)
             tokens, labels, positions, _, _, reaches_end = remove_cot(tokens, lengths, seps, n_remove,
                                                                       args.removal_side, args.keep_position)
@@ -117,20 +119,20 @@ def train(args):
             if 0 < args.max_len_train < tokens.shape[1]:                 # reference: skip batches longer than this
                 continue
             # 4. forward and backward (loss on everything after the first separator); a step every --accumulate
-            batch = this_process_batch(tokens, labels, positions, args, state, device)   # carry targets: beyond
+            batch = this_process_batch(tokens, labels, positions, bridges, args, state, device)   # probes: beyond
             with autocast:
-                logits, loss, *carry_loss = forward(batch.tokens, batch.labels, batch.positions,
-                                                    carries=batch.carries, steer=batch.steer)
+                logits, loss, *probe_loss = forward(batch.tokens, batch.labels, batch.positions, carries=batch.carries,
+                                                    bridges=batch.bridges, steer=batch.steer)
             batch_loss = check_finite(global_sum(loss.detach() * batch.share), state, run)
             total = loss * batch.share * WORLD_SIZE                      # DDP averages the processes' gradients
-            total = total + weighted_carry_loss(carry_loss, batch, args)  # beyond: the carry probe's loss
+            total = total + weighted_probe_loss(probe_loss, batch, args)  # beyond: the carry or bridge probe's loss
             (total / args.accumulate).backward()
             state.accumulated += 1
             if state.accumulated == args.accumulate:
                 optimizer_step(model, optimizer, args, state, T)
             state.step += 1
             meter.count(tokens.size)
-            watch_batch(model, logits, batch, len(ids), batch_loss, carry_loss, args, state, meter, run)  # beyond
+            watch_batch(model, logits, batch, len(ids), batch_loss, probe_loss, args, state, meter, run)  # beyond
             if save_due(args, state, i, T):                              # beyond: a step checkpoint
                 save_step_checkpoint(run, model, optimizer, state, rng, args, task.meta, rollback_point)
         state.batch_in_epoch = T
@@ -209,20 +211,25 @@ def learning_rate(args, state, batches_per_epoch):
 
 # ----------------------------------------------------------------------------- batch plumbing
 
-def this_process_batch(tokens, labels, positions, args, state, device):
+def this_process_batch(tokens, labels, positions, bridges, args, state, device):
     """Every process built the whole global batch (same order, same offsets); each trains on its rows, its
-    share of the batch's labels weighting its loss. With the carry probe: the rows' carry targets."""
+    share of the batch's labels weighting its loss. With a probe: the rows' carry or bridge targets, and
+    this process's share of them."""
     mine = np.array_split(np.arange(len(tokens)), WORLD_SIZE)[RANK]
     share = float((labels[mine, 1:] != IGNORE).sum() / (labels[:, 1:] != IGNORE).sum())
-    carries, carry_share = None, 0.0
+    carries, probe_share = None, 0.0
     if args.carry_weight:
-        values = data.carry_targets(tokens, data.parse_task(args.task))
-        carry_share = float((~np.isnan(values[mine])).sum() / (~np.isnan(values)).sum())
-        carries = to_device(values[mine], device)
+        carries = data.carry_targets(tokens, data.parse_task(args.task))
+        probe_share = float((~np.isnan(carries[mine])).sum() / (~np.isnan(carries)).sum())
+        carries = to_device(carries[mine], device)
+    if bridges is not None:
+        bridges = bridges[:, :tokens.shape[1]]                           # the separator is before what was removed
+        probe_share = float((bridges[mine] != IGNORE).sum() / max(1, (bridges != IGNORE).sum()))
+        bridges = to_device(bridges[mine], device)
     return SimpleNamespace(tokens=to_device(tokens[mine], device), labels=to_device(labels[mine], device),
                            positions=None if positions is None else to_device(positions[mine], device),
-                           share=share, carries=carries, carry_share=carry_share,
-                           steer=args.mode == "nocot" or state.to_remove > 0)   # the probe watches until CoT goes
+                           share=share, carries=carries, bridges=bridges, probe_share=probe_share,
+                           steer=args.mode == "nocot" or state.to_remove > 0)   # a probe watches until CoT goes
 
 
 def to_device(array, device):
@@ -307,12 +314,19 @@ def log_fig3_point(model, task, previous, args, run, state, device):
               "teacher_forced_acc": accuracy})
 
 
-def weighted_carry_loss(carry_loss, batch, args):
-    """--carry-weight W times the probe's loss, weighted like the language loss by this process's share."""
-    return args.carry_weight * carry_loss[0] * batch.carry_share * WORLD_SIZE if carry_loss else 0.0
+def bridge_targets(tokens, seps, args, task):
+    """--bridge-weight: the bridge each two-hop row's CoT names, read before its CoT is removed."""
+    return twohop.bridge_targets(tokens, seps, np.array(task.meta["entity_ids"])) if args.bridge_weight else None
 
 
-def watch_batch(model, logits, batch, batch_size, batch_loss, carry_loss, args, state, meter, run):
+def weighted_probe_loss(probe_loss, batch, args):
+    """--carry-weight or --bridge-weight W times the probe's loss, weighted like the language loss by this
+    process's share."""
+    weight = args.carry_weight or args.bridge_weight
+    return weight * probe_loss[0] * batch.probe_share * WORLD_SIZE if probe_loss else 0.0
+
+
+def watch_batch(model, logits, batch, batch_size, batch_loss, probe_loss, args, state, meter, run):
     """What the run learns from a trained batch beyond its loss: the gate's measure (its exact match, the one
     host sync per batch a decision needs) and, every --log-every steps, a log line (token accuracy)."""
     logging = state.step % args.log_every == 0
@@ -328,11 +342,12 @@ def watch_batch(model, logits, batch, batch_size, batch_loss, carry_loss, args, 
     record = {"step": state.step, "epoch": state.epoch, "scheduled_to_remove": scheduled(n_remove_at_eval(args, state)),
               "loss": round(batch_loss.item(), 4), "token_acc": round((counts[0] / counts[1]).item(), 4),
               "tokens_per_s": meter.tokens_per_s(), "minutes": meter.minutes()}
-    if carry_loss:                                                       # this process's rows: model.probe_targets
-        record["carry_mse"] = round(carry_loss[0].item(), 4)
+    probe = "carry_mse" if args.carry_weight else "bridge_ce"              # this process's rows
+    if probe_loss:
+        record[probe] = round(probe_loss[0].item(), 4)
     log(run, record, f"step {record['step']} epoch {state.epoch} removed {record['scheduled_to_remove']} "
                      f"loss {record['loss']:.4f} token_acc {record['token_acc']:.3f} "
-                     + (f"carry_mse {record['carry_mse']:.3f} " if carry_loss else "") +
+                     + (f"{probe} {record[probe]:.3f} " if probe_loss else "") +
                      f"{record['tokens_per_s']} tok/s ETA {meter.eta_minutes(state.step):.1f} min")
 
 
@@ -400,6 +415,8 @@ def start_or_resume(args, task, device):
         model = rank_zero_first(build_model, args, task.meta, task.longest_example).to(device)
         if args.carry_weight and not hasattr(model, "carry_probe"):
             model.add_carry_probe()
+        if args.bridge_weight and not hasattr(model, "bridge_probe"):
+            model.add_bridge_probe(len(task.meta["entity_ids"]))
         freeze_unused_probe(model, args)
         if RANK == 0:
             run.mkdir(parents=True, exist_ok=True)
@@ -410,8 +427,10 @@ def start_or_resume(args, task, device):
     model, ckpt = read_checkpoint(run / "ckpt.pt")
     if ckpt["task"] != args.task:
         raise data.DataError(f"{run / 'ckpt.pt'} was trained on {ckpt['task']}, not {args.task}")
-    if args.carry_weight and not hasattr(model, "carry_probe"):           # its AdamW state has no probe
-        raise data.DataError(f"{run / 'ckpt.pt'} was trained without the carry probe: resume with --carry-weight 0")
+    for probe, flag in (("carry", "carry_weight"), ("bridge", "bridge_weight")):   # its AdamW state has no probe
+        if getattr(args, flag) and not hasattr(model, f"{probe}_probe"):
+            raise data.DataError(f"{run / 'ckpt.pt'} was trained without the {probe} probe: resume with "
+                                 f"--{flag.replace('_', '-')} 0")
     model.to(device)
     freeze_unused_probe(model, args)
     optimizer = new_optimizer(model, args)
@@ -448,10 +467,11 @@ def build_model(args, meta, longest):
 
 
 def freeze_unused_probe(model, args):
-    """A carry probe that --carry-weight 0 does not train gets no gradient: freeze it, so that DDP, which
-    expects a gradient for every trainable parameter, does not stop."""
-    if hasattr(model, "carry_probe"):
-        model.carry_probe.requires_grad_(bool(args.carry_weight))
+    """A probe that its weight 0 does not train gets no gradient: freeze it, so that DDP, which expects a
+    gradient for every trainable parameter, does not stop."""
+    for probe, weight in (("carry_probe", args.carry_weight), ("bridge_probe", args.bridge_weight)):
+        if hasattr(model, probe):
+            getattr(model, probe).requires_grad_(bool(weight))
 
 
 def training_forward(model, args, device):
@@ -724,6 +744,9 @@ def parse_args(argv=None):
                    help="beyond the paper (after Bai et al. 2025), multKxK: weight of an auxiliary loss, a linear probe "
                         "that reads the value behind each CoT and output digit, carry included, and the digit on a "
                         "circle (0: off; the 3x3 tiny preset: 1)")
+    p.add_argument("--bridge-weight", type=float, default=0.0,
+                   help="beyond the paper, two-hop tasks: weight of an auxiliary loss, a linear probe that reads the "
+                        "stream after the middle block at the separator after r2 and must name the bridge entity")
     p.add_argument("--fig3-examples", type=int, default=256,
                    help="validation examples of the teacher-forced exact match logged at every removed token, "
                         "Fig. 3's points (0: off)")
@@ -823,6 +846,10 @@ def check_filled(args, error):
     if args.carry_weight and (not args.task.startswith("mult") or args.removal_side != "left"):
         error(f"--carry-weight is for multKxK tasks with CoT removed from the left, not {args.task} "
               f"from the {args.removal_side}")
+    if not args.bridge_weight >= 0:
+        error(f"--bridge-weight must be >= 0, got {args.bridge_weight}")
+    if args.bridge_weight and not args.task.startswith("twohop"):
+        error(f"--bridge-weight is for two-hop tasks (twohop...), not {args.task}")
 
 
 def main(argv=None):

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import data
+from schedule import IGNORE
 
 NOISE_KINDS = ("tail", "bridge", "both")
 
@@ -135,6 +136,27 @@ def lines(facts, entity_words, relation_words):
     if facts.shape[1] == 3:
         return [f"{e[h]} {r[x]}|| #### {e[t]}" for h, x, t in facts]
     return [f"{e[h]} {r[r1]} {r[r2]}||{e[b]} #### {e[t]}" for h, r1, b, r2, t in facts]
+
+
+def bridge_targets(tokens, seps, entity_ids):
+    """
+    Beyond the paper: what the bridge probe of train.py --bridge-weight must name. tokens: (B, L) rows with
+    their CoT in place, seps: (B, 3) their separators. Each two-hop row's bridge (the CoT's first token, as
+    written: a corrupted bridge too) as its number among entity_ids, at the first separator, the position
+    that emits it in explicit CoT; IGNORE elsewhere and on atomic facts (empty CoT). The input before that
+    separator is never removed, so the same positions hold after remove_cot.
+    """
+    rows = np.arange(len(tokens))
+    has_cot = seps[:, 1] > seps[:, 0] + 1
+    written = tokens[rows, np.minimum(seps[:, 0] + 1, tokens.shape[1] - 1)]
+    number = np.searchsorted(entity_ids, written)
+    is_entity = (number < len(entity_ids)) & (entity_ids[np.minimum(number, len(entity_ids) - 1)] == written)
+    if (has_cot & ~is_entity).any():
+        bad = written[has_cot & ~is_entity][0]
+        raise data.DataError(f"bridge targets: a CoT starts with token {bad}, not an entity of this graph")
+    targets = np.full(tokens.shape, IGNORE, dtype=np.int64)
+    targets[rows[has_cot], seps[has_cot, 0]] = number[has_cot]
+    return targets
 
 
 def generate_twohop(task, out, config):

@@ -405,3 +405,30 @@ def test_model_py_works_copied_alone_into_another_repo(gpt2_folder, tmp_path):
     with torch.no_grad():
         expected = written(torch.tensor([[1, 2, 3, 4]]))[0, -1, :5]
     assert torch.allclose(torch.tensor(result["logits"]), expected, atol=1e-5)
+
+
+def test_bridge_probe_reads_the_middle_block_at_marked_positions_and_can_only_watch():
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(block_size=16, vocab_size=50, n_layer=4, n_head=2, n_embd=32))
+    m.add_bridge_probe(7)
+    assert m.config.bridge_probe_layer == 2 and m.config.bridge_classes == 7
+    idx = torch.randint(0, 50, (2, 10))
+    labels = idx.clone()
+    bridges = torch.full((2, 10), -100)
+    bridges[0, 4], bridges[1, 3] = 5, 2
+    logits, loss, probe_loss = m(idx, labels, bridges=bridges)
+    x = m.embed(idx)
+    for block in m.transformer.h[:2]:
+        x = block(x)
+    read = m.bridge_probe(torch.stack([x[0, 4], x[1, 3]]))
+    assert torch.allclose(probe_loss, torch.nn.functional.cross_entropy(read, torch.tensor([5, 2])), atol=1e-5)
+    probe_loss.backward()
+    assert m.bridge_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
+    assert m.transformer.h[3].attn.c_attn.weight.grad is None                   # above the probe: no gradient
+    m.zero_grad(set_to_none=True)
+    m(idx, labels, bridges=bridges, steer=False)[2].backward()
+    assert m.bridge_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad is None
+    none = m(idx, labels, bridges=torch.full((2, 10), -100))[2]                   # a batch of atomic facts only
+    assert none.item() == 0
+    again = GPT(GPTConfig(**vars(m.config)))
+    assert again.bridge_probe.weight.shape == (7, 32)

@@ -202,6 +202,40 @@ def test_resume_with_the_carry_probe_needs_a_run_trained_with_it(short_run, data
                     "--carry-weight", "1", *LINEAR])
 
 
+def test_bridge_probe_trains_is_saved_and_resumes(tmp_path):
+    """--bridge-weight adds the bridge probe: its cross-entropy is logged and falls, the probe is in the
+    checkpoint, and --resume continues with it; resuming a run without it asks for --bridge-weight 0."""
+    import twohop
+    twohop.generate_twohop("twohop", tmp_path / "twohop", twohop.GraphConfig(
+        entities=30, relations=8, relations_per_entity=4, ood_share=0.3, test_id_share=0.1, ratio=2.0))
+    common = ["--task", "twohop", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--model", "tiny",
+              "--mode", "stepwise", "--pretrain-epochs", "2", "--delta", "0.5", "--n-layer", "2", "--n-embd", "64",
+              "--batch-size", "32", "--lr", "3e-3", "--decay-epochs", "0", "--log-every", "5", "--val-limit", "20",
+              "--bridge-weight", "1"]
+    train.main([*common, "--epochs", "12"])                                   # 9 batches an epoch
+    logged = [m for m in read(tmp_path / "run") if "loss" in m]
+    assert [m["step"] for m in logged] == list(range(5, 12 * 9 + 1, 5))    # every line has the probe's error
+    errors = [m["bridge_ce"] for m in logged]
+    assert max(errors[:2]) > 3.3 and min(errors[-3:]) < 0.85 * errors[0]   # chance: ln 30 = 3.40; measured 3.40 -> 2.33
+    ckpt = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)
+    assert ckpt["model_config"]["bridge_probe_layer"] == 1 and ckpt["model"]["bridge_probe.weight"].shape == (30, 64)
+    train.main([*common, "--epochs", "13", "--resume"])
+    assert [m["step"] for m in read(tmp_path / "run") if "bridge_ce" in m] == list(range(5, 13 * 9 + 1, 5))
+    train.main([*common[:-2], "--out", str(tmp_path / "plain"), "--epochs", "1"])
+    with pytest.raises(SystemExit, match="trained without the bridge probe: resume with --bridge-weight 0"):
+        train.main([*common, "--out", str(tmp_path / "plain"), "--epochs", "2", "--resume"])
+
+
+@pytest.mark.parametrize("argv, message", [(["--task", "mult3x3"], "--bridge-weight is for two-hop tasks"),
+                                           (["--task", "twohop", "--bridge-weight", "-1"], "must be >= 0"),
+                                           (["--task", "twohop", "--bridge-weight", "nan"], "must be >= 0")])
+def test_a_bad_bridge_weight_is_one_error_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.parse_args(["--bridge-weight", "1", *argv])
+    err = capsys.readouterr().err
+    assert e.value.code != 0 and message in err.strip().splitlines()[-1]           # argparse: usage, then the line
+
+
 @pytest.mark.parametrize("argv", [["--task", "twohop"], ["--task", "mult3x3", "--removal-side", "right"]])
 def test_carry_weight_is_for_multiplication_from_the_left(argv, capsys):
     with pytest.raises(SystemExit) as e:

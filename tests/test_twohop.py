@@ -157,3 +157,38 @@ def test_end_to_end_the_cot_model_learns_the_facts_and_the_two_hop_format(tmp_pa
     print({name: round(s["target_accuracy"], 3) for name, s in scores.items()})
     assert scores["atomic_id"]["accuracy"] >= 0.9 and scores["atomic_ood"]["accuracy"] >= 0.9
     assert scores["train_twohop"]["target_accuracy"] >= 0.9                   # bridge and tail both right
+
+
+@pytest.mark.parametrize("kind", ["tail", "bridge"])
+def test_bridge_targets_name_the_bridge_as_written_for_every_training_chain(kind, tmp_path):
+    """The bridge probe's target: for every two-hop training row, the entity its CoT names (a corrupted bridge
+    as written, not the graph's), at the first separator; nothing on atomic facts; the same after removal."""
+    meta = generate(tmp_path, noise_share=0.5, noise_kind=kind)
+    tail_of, _ = knowledge(tmp_path)
+    enc = data.tokenizer()
+    number_of = {enc.decode([i]).strip(): n for n, i in enumerate(meta["entity_ids"])}
+    train_split = data.load_split(tmp_path, "train")
+    tokens, lengths, seps = train_split.batch(np.arange(len(train_split)))
+    targets = twohop.bridge_targets(tokens, seps, np.array(meta["entity_ids"]))
+    rows = facts(tmp_path, "train")
+    wrong_bridge = 0
+    for row_targets, sep, fact in zip(targets, seps, rows):
+        named = row_targets[row_targets != -100]
+        if len(fact) == 3:
+            assert len(named) == 0                                                   # atomic: no bridge
+            continue
+        h, r1, b, _, _ = fact
+        assert named.tolist() == [number_of[b]] and row_targets[sep[0]] == number_of[b]
+        wrong_bridge += tail_of[h, r1] != b
+    assert wrong_bridge == (round(0.5 * sum(len(f) == 5 for f in rows)) if kind == "bridge" else 0)
+    from schedule import remove_cot
+    removed = remove_cot(tokens, lengths, seps, np.full(len(tokens), np.inf), "left", True)[0]
+    assert (removed[np.arange(len(tokens)), seps[:, 0]] == data.EOT).all()        # the separator stays in place
+
+
+def test_bridge_targets_need_entities_after_the_separator(noisy):
+    folder, meta = noisy
+    loaded = data.load_split(folder, "train")
+    tokens, _, seps = loaded.batch(np.arange(len(loaded)))
+    with pytest.raises(data.DataError, match="not an entity of this graph"):
+        twohop.bridge_targets(tokens, seps, np.array(meta["entity_ids"][1:]))      # an entity missing
