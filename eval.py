@@ -10,6 +10,7 @@ and draw the paper's figures from training runs.
     python eval.py --ckpt runs/twohop-cot/best.pt --split test_ood        # any split of the task by name
     python eval.py --ckpt runs/twohop-cot/best.pt runs/twohop-nocot/best.pt --lens --out lens.png   # logit lens
     python eval.py --curves runs/twohop-cot runs/twohop-nocot --out curves.png   # two-hop accuracy vs steps
+    python eval.py --ablation "preset=runs/preset-seed*" "no CoT=runs/nocot-seed*" --out ablation.png   # over seeds
 """
 import argparse
 import json
@@ -321,6 +322,57 @@ def curves(runs, out):
     return fig
 
 
+def ablation(rows, out):
+    """An ablation over seeds, one row per recipe ("LABEL=GLOB": the run folders of its seeds, each with
+    metrics.jsonl, args.json and test.json; GLOB may be several, comma-separated): Fig. 3 with a line per row (the mean over seeds of the validation accuracy
+    at each removed token, a band from min to max) and each row's test exact match per seed (dots; a bar at
+    the mean), and the same as a markdown table."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    print("| row | runs | test exact match: mean (min–max) | per seed (seed: test) | ≥ 0.99 |\n|---|---|---|---|---|")
+    for number, row in enumerate(rows):
+        label, _, pattern = row.partition("=")
+        runs = [run for glob in pattern.split(",") if glob for run in sorted(Path().glob(glob))]
+        if not label or not runs:
+            raise data.DataError(f"--ablation {row!r}: expected LABEL=GLOB[,GLOB] matching run folders")
+        tests, seeds = [], []
+        for run in runs:
+            if not (run / "test.json").exists():
+                raise data.DataError(f"{run / 'test.json'}: missing (python eval.py --ckpt RUN/best.pt --json ...)")
+            tests.append(json.loads((run / "test.json").read_text())[0]["accuracy"])
+            seeds.append(json.loads((run / "args.json").read_text()).get("seed", "?"))
+        order = np.argsort(seeds, kind="stable") if "?" not in seeds else np.arange(len(runs))
+        runs, tests, seeds = [runs[i] for i in order], [tests[i] for i in order], [seeds[i] for i in order]
+        by_token = {}
+        for run in runs:
+            metrics = read_metrics(run)
+            per_epoch = [(m["cot_removed"], m["val_acc"]) for m in metrics if "val_acc" in m]
+            per_token = [(m["cot_removed"], m["teacher_forced_acc"]) for m in metrics if m.get("event") == "fig3_point"]
+            points = per_token + per_epoch[-1:] if per_token else per_epoch   # as plot(): then the final epoch
+            for removed, accuracy in dict(points).items():            # the last point at each count
+                by_token.setdefault(removed, []).append(accuracy)
+        x = sorted(by_token)
+        mean = [float(np.mean(by_token[t])) for t in x]
+        color = f"C{number}"
+        left.plot(x, mean, marker="o", markersize=3, color=color, label=f"{label} ({len(runs)})")
+        left.fill_between(x, [min(by_token[t]) for t in x], [max(by_token[t]) for t in x], color=color, alpha=0.12)
+        right.scatter([number] * len(tests), tests, s=14, color=color, zorder=3)
+        right.bar(number, np.mean(tests), color=color, alpha=0.3)
+        print(f"| {label} | {len(runs)} | {np.mean(tests):.3f} ({min(tests):.3f}–{max(tests):.3f}) | "
+              f"{', '.join(f'{seed}: {t:.3f}' for seed, t in zip(seeds, tests))} | {sum(t >= 0.99 for t in tests)} of {len(tests)} |")
+    left.set(xlabel="CoT tokens removed", ylabel="validation exact match",
+             title="Fig. 3 per row: mean over seeds, band min–max")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    right.set(ylabel="test exact match", title="final test exact match (dots: seeds)", ylim=(-0.02, 1.02))
+    right.set_xticks(range(len(rows)), [row.partition("=")[0] for row in rows], rotation=30, ha="right", fontsize=7)
+    right.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
+    return fig
+
+
 def lens_table(rows):
     """Per checkpoint and split: the bridge's top-1 rate by layer, at the last input token / the separator."""
     for r in rows:
@@ -393,17 +445,21 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--plot", nargs="+", help="draw Fig. 3 and Fig. 2a from these run folders")
     parser.add_argument("--curves", nargs="+", help="two-hop runs: test_id / test_ood accuracy against steps")
+    parser.add_argument("--ablation", nargs="+", metavar="LABEL=GLOB",
+                        help="rows of run folders over seeds: Fig. 3 per row (mean, min-max band) and test exact match")
     parser.add_argument("--lens", action="store_true",
                         help="two-hop tasks: the logit lens on test_id and test_ood (table; figure with --out)")
-    parser.add_argument("--out", help="PNG file for --plot (default figures.png) or --lens")
+    parser.add_argument("--out", help="PNG file for --plot (default figures.png), --curves, --ablation or --lens")
     args = parser.parse_args(argv)
     try:
         if args.plot:
             return plot(args.plot, args.out or "figures.png")
         if args.curves:
             return curves(args.curves, args.out or "curves.png")
+        if args.ablation:
+            return ablation(args.ablation, args.out or "ablation.png")
         if not args.ckpt:
-            parser.error("give --ckpt or --plot")
+            parser.error("give --ckpt, --plot, --curves or --ablation")
         if args.lens:
             return lens(args)
         rows = []

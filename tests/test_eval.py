@@ -173,6 +173,40 @@ def test_figures(tmp_path, monkeypatch):
         evaluation.main(["--plot", str(tmp_path / "full"), "--out", str(tmp_path / "x.png")])
 
 
+def test_ablation_averages_each_row_over_its_seeds(tmp_path, monkeypatch, capsys):
+    """Two rows of runs: the Fig. 3 line is the mean over seeds at each removed token (per-token points, then
+    the final epoch), the band min to max; the table gives the mean, range and per-seed test exact match."""
+    pytest.importorskip("matplotlib")
+
+    def run(name, seed, points, test):
+        folder = tmp_path / name
+        folder.mkdir()
+        lines = [{"event": "fig3_point", "step": n, "cot_removed": n, "teacher_forced_acc": a}
+                 for n, a in enumerate(points)] + [{"epoch": 0, "cot_removed": len(points), "val_acc": test}]
+        (folder / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in lines))
+        (folder / "args.json").write_text(json.dumps({"seed": seed}))
+        (folder / "test.json").write_text(json.dumps([{"accuracy": test}]))
+    run("a-seed10", 10, [0.9, 0.1], 1.0)
+    run("a-seed2", 2, [0.7, 0.3], 0.5)
+    run("b-seed0", 0, [0.8, 0.8], 0.25)
+    import matplotlib.axes
+    drawn, real_plot = [], matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, *a, **k: (drawn.append(a), real_plot(ax, *a, **k))[1])
+    monkeypatch.chdir(tmp_path)
+    evaluation.main(["--ablation", "A=a-seed*", "B=b-seed0,missing*", "--out", "ablation.png"])
+    assert (tmp_path / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(drawn[0][0]) == [0, 1, 2] and drawn[0][1] == pytest.approx([0.8, 0.2, 0.75])
+    assert list(drawn[1][0]) == [0, 1, 2] and drawn[1][1] == pytest.approx([0.8, 0.8, 0.25])
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| A") or line.startswith("| B")]
+    assert table == ["| A | 2 | 0.750 (0.500–1.000) | 2: 0.500, 10: 1.000 | 1 of 2 |",
+                     "| B | 1 | 0.250 (0.250–0.250) | 0: 0.250 | 0 of 1 |"]
+    (tmp_path / "b-seed0" / "test.json").unlink()
+    with pytest.raises(SystemExit, match="test.json: missing"):
+        evaluation.main(["--ablation", "B=b-seed0"])
+    with pytest.raises(SystemExit, match="expected LABEL=GLOB"):
+        evaluation.main(["--ablation", "nothing*"])
+
+
 def test_whole_target_and_answer_only_exact_match(val_split):
     """A model that gets every answer right but one CoT token wrong in the first 3 of 6 examples."""
     prompts, _, targets = evaluation.prompts_and_targets(val_split, np.arange(6), 0, "left", False)
