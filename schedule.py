@@ -42,7 +42,9 @@ class GateConfig:
     threshold: float = 0.9     # advance once the measure (running train exact match) is at least this ...
     min_steps: int = 50        # ... and s(t) has been held this many steps
     max_steps: int = 1000      # advance anyway after this many steps at one s(t), or sooner when needed
-    deadline: float = math.inf #   to have all CoT removed by this batch (with the steps left shared evenly)
+    deadline: float = math.inf #   to have all CoT removed by this batch (with the steps left shared evenly,
+    slower_from: float = math.inf  # except that the counts from this one on get
+    slower_by: float = 1.0     #   this many times the share of the others)
     collapse: float = 0.05     # a measure below this for `patience` steps in a row is a collapse:
     patience: int = 300        #   roll back to the state before the last advance
     max_retries: int = 2       # rollbacks of one advance, at most; then it stays and waits for max_steps
@@ -65,13 +67,15 @@ def gate_measure(gate_state, config):
 
 def steps_allowed(gate_state, config, longest_cot, batch):
     """How long the gate may hold this s(t): max_steps, or, once removal has begun, the batches left until
-    the deadline shared evenly among the advances still to come (at least min_steps). The explicit CoT
-    before the first advance is learned at its own pace."""
+    the deadline shared among the counts still to hold, this one first (at least min_steps): evenly, or
+    with the counts from slower_from on weighted slower_by. The explicit CoT before the first advance is
+    learned at its own pace."""
     if not gate_state["advanced"]:
         return config.max_steps
-    advances_left = math.ceil(max(1, longest_cot - gate_state["to_remove"]) / gate_state["chunk"])
+    counts = np.arange(gate_state["to_remove"], max(longest_cot, gate_state["to_remove"] + 1), gate_state["chunk"])
+    weights = np.where(counts >= config.slower_from, config.slower_by, 1.0)
     left = config.deadline - (batch - gate_state["steps"])             # from when this s(t) began
-    return int(max(config.min_steps, min(config.max_steps, left // advances_left)))
+    return int(max(config.min_steps, min(config.max_steps, left * weights[0] / weights.sum())))
 
 
 def gate_step(gate_state, batch_exact_match, config, longest_cot, remove_all_beyond=math.inf, batch=0):

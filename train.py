@@ -255,7 +255,8 @@ def make_gate_config(args, batches_per_epoch):
     deadline = (args.remove_by_epoch - args.pretrain_epochs) * batches_per_epoch   # counted from removal's start
     return GateConfig(threshold=args.gate_threshold, min_steps=args.gate_min_steps, max_steps=args.gate_max_steps,
                       deadline=deadline, collapse=args.gate_collapse, patience=args.gate_patience,
-                      max_retries=args.gate_max_retries, max_chunk=args.max_chunk)
+                      max_retries=args.gate_max_retries, max_chunk=args.max_chunk, slower_from=args.slower_from,
+                      slower_by=args.slower_by)
 
 
 def follow_gate(state, gate_config, model, optimizer, rollback_point, args, run, task):
@@ -734,6 +735,9 @@ def parse_args(argv=None):
     p.add_argument("--gate-max-steps", type=int, default=gate.max_steps, help="adaptive: advance anyway after this")
     p.add_argument("--remove-by-epoch", type=float,
                    help="adaptive: advance at least fast enough to have all CoT removed by the end of this epoch")
+    p.add_argument("--slower-from", type=float, default=gate.slower_from,
+                   help="adaptive: the counts from this one on get --slower-by times the deadline's steps of the others")
+    p.add_argument("--slower-by", type=float, default=gate.slower_by)
     p.add_argument("--gate-collapse", type=float, default=gate.collapse,
                    help="adaptive: a running exact match below this for --gate-patience steps rolls back")
     p.add_argument("--gate-patience", type=int, default=gate.patience)
@@ -828,6 +832,8 @@ def check_filled(args, error):
     for key in ("gate_min_steps", "gate_patience", "max_chunk"):
         if getattr(args, key) < 1:
             error(f"--{key.replace('_', '-')} must be >= 1")
+    if not args.slower_by > 0 or not args.slower_from >= 0:
+        error(f"--slower-by must be > 0 and --slower-from >= 0, got {args.slower_by} and {args.slower_from}")
     if args.plan_tokens_per_s is not None and args.plan_tokens_per_s <= 0:
         error(f"--plan-tokens-per-s must be > 0, got {args.plan_tokens_per_s}")
     if not 0 < args.gate_threshold <= 1 or not 0 <= args.gate_collapse < args.gate_threshold:

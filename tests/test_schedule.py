@@ -226,6 +226,23 @@ def test_deadline_shares_the_batches_left_among_the_advances_to_come():
     assert actions == ["hold"] * 19 + ["advance"] and gate["to_remove"] == 2
 
 
+def test_slower_counts_get_their_weight_of_the_batches_left():
+    """--slower-from 14 --slower-by 2 on a 25-token CoT: at count 1, 13 counts of weight 1 and 11 of weight 2
+    share the 3,400 batches left, 100 each for the light ones and 200 for the heavy; without weights the
+    share is the even one (the preset's pace, unchanged)."""
+    from schedule import steps_allowed
+    even = GateConfig(**{**GATE.__dict__, "max_steps": 1000, "deadline": 3500})
+    slower = GateConfig(**{**even.__dict__, "slower_from": 14, "slower_by": 2.0})
+    at = lambda count, batch: {**new_gate_state(count), "advanced": True, "steps": 0}
+    assert steps_allowed(at(1, 100), slower, 25, batch=100) == 3400 * 1 // 35
+    assert steps_allowed(at(14, 1300), slower, 25, batch=1300) == 2200 * 2 // 22 == 200
+    assert steps_allowed(at(1, 100), even, 25, batch=100) == 3400 // 24
+    for count in range(1, 25):                                            # the even share is the old formula
+        for batch in range(0, 4000, 37):
+            old = int(max(even.min_steps, min(even.max_steps, (3500 - batch) // max(1, 25 - count))))
+            assert steps_allowed(at(count, batch), even, 25, batch=batch) == old
+
+
 COPIED_ALONE = """
 import numpy as np
 from schedule import EOT, IGNORE, remove_cot, sample_offsets, scheduled_to_remove

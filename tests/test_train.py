@@ -139,6 +139,7 @@ def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_roo
                                   ["--gate-collapse", "0.95"], ["--gate-min-steps", "0"],
                                   ["--gate-max-steps", "10", "--gate-min-steps", "20"], ["--max-chunk", "0"],
                                   ["--fig3-examples", "-1"], ["--save-every", "-1"], ["--carry-weight", "-1"],
+                                  ["--slower-by", "0"], ["--slower-from", "-1"],
                                   ["--decay-after-recovery"],                     # the paper preset: linear
                                   ["--model", "tiny", "--decay-after-recovery", "--min-decay-epochs", "5"],
                                   ["--model", "tiny", "--decay-after-recovery", "--min-decay-epochs", "0"]])
