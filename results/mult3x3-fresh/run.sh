@@ -5,7 +5,7 @@
 #   bash results/mult3x3-fresh/run.sh slower 16 17 18      # the change judged on seeds 16-20
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-declare -A CHANGE=([preset]="" [slower]="--slower-from 14 --slower-by 2")
+declare -A CHANGE=([preset]="" [slower]="--slower-from 14 --slower-by 3")
 variant="$1"; shift
 [ -n "${CHANGE[$variant]+set}" ] || { echo "run.sh: unknown variant $variant (one of: ${!CHANGE[*]})" >&2; exit 2; }
 for seed in "$@"; do
