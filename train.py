@@ -111,7 +111,7 @@ def train(args):
                 optimizer = reset_optimizer(model, args, state, run)
             # 3. each example loses s(t) + o CoT tokens, o ~ P(o) = (1 - e^-lambda) e^(-lambda o)
             tokens, lengths, seps = task.train.batch(ids)
-            bridges = bridge_targets(tokens, seps, args, task)           # beyond: the bridge probe's, before removal
+            bridges = bridge_targets(tokens, seps, args, task)           # beyond: what the bridge probe must name
             n_remove = removal_counts(args, state, epoch, len(ids), rng)
             tokens, labels, positions, _, _, reaches_end = remove_cot(tokens, lengths, seps, n_remove,
                                                                       args.removal_side, args.keep_position)
