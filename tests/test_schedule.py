@@ -109,10 +109,10 @@ GATE = GateConfig(threshold=0.9, min_steps=5, max_steps=40, collapse=0.05, patie
                   max_chunk=1, beta=0.5)
 
 
-def feed(gate, measures, config=GATE, longest_cot=25, first_batch=0):
+def feed(gate, measures, config=GATE, longest_cot=25, first_batch=0, remove_all_beyond=math.inf):
     actions = []
     for batch, m in enumerate(measures, first_batch):
-        action, gate, _ = gate_step(gate, m, config, longest_cot, batch=batch)
+        action, gate, _ = gate_step(gate, m, config, longest_cot, remove_all_beyond, batch=batch)
         actions.append(action)
     return actions, gate
 
@@ -145,6 +145,8 @@ def test_gate_removes_all_once_the_count_covers_the_cot():
     assert set(actions) == {"hold"} and still["to_remove"] == math.inf
     _, gate, _ = gate_step({**new_gate_state(3), "steps": 39}, 0.0, GATE, longest_cot=25, remove_all_beyond=4)
     assert gate["to_remove"] == math.inf
+    actions, gate = feed(new_gate_state(0), [1.0] * GATE.min_steps, remove_all_beyond=1)   # the ablation's
+    assert actions[-1] == "advance" and gate["to_remove"] == math.inf    # "explicit CoT, then all at once"
 
 
 def test_gate_reports_recovery_at_zero_cot_once():
