@@ -228,7 +228,7 @@ class GPT(nn.Module):
         where there is nothing to predict. With carries as well ((B, T) digit values, NaN where there is none;
         data.carry_targets), a third value: the carry probe's mean squared error over probe_targets; with
         steer=False the probe reads a detached stream, so that it learns to read the model without shaping it.
-        Or, with bridges ((B, T) entity numbers, IGNORE where there is none; data.bridge_targets): the bridge
+        Or, with bridges ((B, T) entity numbers, IGNORE where there is none; twohop.bridge_targets): the bridge
         probe's cross-entropy in that third place.
         """
         x = self.embed(idx, position_ids, cache)
