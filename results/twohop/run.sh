@@ -3,10 +3,12 @@
 # tail noise at four shares and bridge noise at one, two values of lambda, the bridge probe; then the logit lens.
 #   bash results/twohop/run.sh [NAME ...]            # default: every 1,920-step run; each about 8-11 min on 2 CPU cores
 #   SEED=1 bash results/twohop/run.sh cot            # another training seed on the same graph: folder cot-seed1
+#   BRIDGE_W=3 bash results/twohop/run.sh stepwise-bridge   # the probe's weight (default 1): folder stepwise-bridge-w3
 #   bash results/twohop/run.sh cot-10x tail005-10x   # ten times the budget (19,200 steps): about 100 min each
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEED="${SEED:-0}"
+BRIDGE_W="${BRIDGE_W:-1}"
 GRAPH="--entities 50 --relations 20 --relations-per-entity 12 --ood-share 0.2 --test-id-share 0.05"
 TRAIN="--model tiny --n-layer 4 --weight-decay 0.1 --batch-size 128 --lr 2e-3 --decay-epochs 0 --log-every 200 --seed $SEED"
 STEPWISE="--mode stepwise --pretrain-epochs 20 --delta 0.2"
@@ -14,14 +16,14 @@ TEN_X="--epochs 600 --log-every 2000"                                         # 
 declare -A DATA=([tail005]="--noise-share 0.05" [tail02]="--noise-share 0.2" [tail04]="--noise-share 0.4"
                  [tail06]="--noise-share 0.6" [bridge02]="--noise-share 0.2 --noise-kind bridge" [ratio36]="--ratio 3.6")
 declare -A MODE=([cot]="--mode explicit" [nocot]="--mode nocot" [stepwise]="$STEPWISE"
-                 [stepwise-bridge]="$STEPWISE --bridge-weight 1"
+                 [stepwise-bridge]="$STEPWISE --bridge-weight $BRIDGE_W"
                  [tail005]="--mode explicit" [tail02]="--mode explicit" [tail04]="--mode explicit" [tail06]="--mode explicit"
                  [bridge02]="--mode explicit" [ratio36]="--mode explicit --epochs 101")   # 101 x 19 = the same 1,920 steps
 for run in ${@:-cot nocot stepwise stepwise-bridge tail005 tail02 tail04 tail06 bridge02 ratio36}; do
   recipe="${run%-10x}"                                                        # cot-10x: cot's recipe, 10x the steps
   graph="${recipe%-bridge}"                                                   # stepwise-bridge: stepwise's graph
   task="twohop-${graph}"
-  name="$run$([ "$SEED" = 0 ] || echo "-seed$SEED")"
+  name="$run$([ "$recipe" != stepwise-bridge ] || [ "$BRIDGE_W" = 1 ] || echo "-w$BRIDGE_W")$([ "$SEED" = 0 ] || echo "-seed$SEED")"
   [ -f "data/$task/meta.json" ] || python data.py --task "$task" $GRAPH ${DATA[$graph]:-}
   extra=$([ "$run" = "$recipe" ] && echo "--epochs 60" || echo "$TEN_X")
   python train.py --task "$task" --out "runs/twohop-$name" $TRAIN $extra ${MODE[$recipe]}
