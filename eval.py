@@ -383,16 +383,22 @@ def lens_table(rows):
 
 
 def plot_lens(rows, out):
+    """One panel per split; a colour per checkpoint, dashed at the last input token, solid at the separator."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in rows:
-        for position, style in (("last_input", "--"), ("separator", "-")):
-            ax.plot(r[position], style, marker="o", markersize=3,
-                    label=f"{Path(r['checkpoint']).parent.name} {r['split']} {position}")
-    ax.set(xlabel="layer (0 = embedding)", ylabel="bridge top-1 among entities", title="logit lens: the bridge entity",
-           xticks=range(len(rows[0]["separator"])))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    splits = list(dict.fromkeys(r["split"] for r in rows))
+    checkpoints = list(dict.fromkeys(r["checkpoint"] for r in rows))
+    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4), sharey=True, squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        for r in (r for r in rows if r["split"] == split):
+            color = f"C{checkpoints.index(r['checkpoint']) % 10}"
+            for position, style in (("last_input", "--"), ("separator", "-")):
+                ax.plot(r[position], style, color=color, marker="o", markersize=3,
+                        label=f"{Path(r['checkpoint']).parent.name} {position}")
+        ax.set(xlabel="layer (0 = embedding)", title=f"logit lens on {split}: the bridge entity",
+               xticks=range(len(rows[0]["separator"])))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("bridge top-1 among entities")
+    axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")

@@ -261,6 +261,21 @@ def test_lens_command_writes_table_and_json(two_hop, tmp_path, capsys):
     assert json.loads((tmp_path / "a.json").read_text())[0]["examples"] == meta["splits"]["atomic_ood"]["examples"]
 
 
+def test_lens_figure_has_a_panel_per_split_and_a_colour_per_checkpoint(tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = [{"checkpoint": f"runs/{run}/ckpt.pt", "split": split, "examples": 5,
+             "last_input": [0.0, 0.1 * k], "separator": [0.0, 0.2 * k]}
+            for k, run in enumerate(["a", "b"], 1) for split in ("test_id", "test_ood")]
+    fig = evaluation.plot_lens(rows, tmp_path / "lens.png")
+    assert (tmp_path / "lens.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [ax.get_title() for ax in fig.axes] == ["logit lens on test_id: the bridge entity",
+                                                   "logit lens on test_ood: the bridge entity"]
+    for ax in fig.axes:                                  # per checkpoint: last input (dashed), separator (solid)
+        assert [list(line.get_ydata()) for line in ax.lines] == [[0.0, 0.1], [0.0, 0.2], [0.0, 0.2], [0.0, 0.4]]
+        colours = [line.get_color() for line in ax.lines]
+        assert colours[0] == colours[1] != colours[2] == colours[3]
+
+
 def test_two_hop_curves(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     run = tmp_path / "twohop-cot"
