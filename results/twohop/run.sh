@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The two-hop study on a CPU (README, "Second study"): one graph, explicit CoT vs no-CoT vs stepwise,
 # tail noise at four shares and bridge noise at one, two values of lambda, the bridge probe; then the logit lens.
-#   bash results/twohop/run.sh [NAME ...]            # default: every 1,920-step run; each about 8-11 min on 2 CPU cores
+#   bash results/twohop/run.sh [NAME ...]            # default: every 1,920-step run; each ~3 min on an idle 2-core CPU
 #   SEED=1 bash results/twohop/run.sh cot            # another training seed on the same graph: folder cot-seed1
 #   BRIDGE_W=3 bash results/twohop/run.sh stepwise-bridge   # the probe's weight (default 1): folder stepwise-bridge-w3
-#   bash results/twohop/run.sh cot-10x tail005-10x   # ten times the budget (19,200 steps): about 100 min each
+#   bash results/twohop/run.sh cot-10x tail005-10x   # ten times the budget (19,200 steps): ~35 min each, idle
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEED="${SEED:-0}"
