@@ -324,9 +324,9 @@ def curves(runs, out):
 
 def ablation(rows, out):
     """An ablation over seeds, one row per recipe ("LABEL=GLOB": the run folders of its seeds, each with
-    metrics.jsonl, args.json and test.json; GLOB may be several, comma-separated): Fig. 3 with a line per row (the mean over seeds of the validation accuracy
-    at each removed token, a band from min to max) and each row's test exact match per seed (dots; a bar at
-    the mean), and the same as a markdown table."""
+    metrics.jsonl, args.json and test.json; GLOB may be several, comma-separated): Fig. 3 with a line per row
+    (the mean over seeds of the validation accuracy at each removed token, a band from min to max) and each
+    row's test exact match per seed (dots; a bar at the mean), and the same as a markdown table."""
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     print("| row | runs | test exact match: mean (min–max) | per seed (seed: test) | ≥ 0.99 |\n|---|---|---|---|---|")
