@@ -1,19 +1,27 @@
 """The two-hop rows over training seeds: test_id / test_ood / atomic_ood at the last epoch, mean and range.
+With --late, per run: the last epoch beside the median and minimum of the last tenth of the evaluations (the
+constant-lr runs dip hard now and then, so one epoch can land in a dip) and the peak.
 
     python results/twohop/seeds.py cot nocot stepwise stepwise-bridge    # reads results/twohop/ROW[-seedN]/metrics.jsonl
+    python results/twohop/seeds.py --late cot-10x tail005-10x            # one run folder each
 """
 import json
 import sys
 from pathlib import Path
+from statistics import median
 
 HERE = Path(__file__).parent
 SPLITS = ("test_id_acc", "test_ood_acc", "atomic_ood_acc")
 
 
-def last_epoch(folder):
-    """The last per-epoch record of a run's log (the one with the test splits)."""
+def epochs(folder):
+    """The per-epoch records of a run's log (the ones with the test splits)."""
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in records if "test_id_acc" in r][-1]
+    return [r for r in records if "test_id_acc" in r]
+
+
+def last_epoch(folder):
+    return epochs(folder)[-1]
 
 
 def seed_folders(row):
@@ -41,5 +49,26 @@ def main(rows):
         print(f"| {row} | {', '.join(map(str, folders))} | " + " | ".join(cells) + " |")
 
 
+def late(runs):
+    missing = [run for run in runs if not (HERE / run / "metrics.jsonl").exists()]
+    if missing:
+        sys.exit(f"seeds.py: no run folder {HERE / missing[0]}")
+    print("| run | steps | test_id: last, median of the last tenth (min) | test_ood: last, median of the last tenth (min) "
+          "| test_ood peak (step) |")
+    print("|---|---|---|---|---|")
+    for run in runs:
+        records = epochs(HERE / run)
+        tenth = records[-max(1, len(records) // 10):]
+        cells = []
+        for key in SPLITS[:2]:
+            values = [r[key] for r in tenth]
+            cells.append(f"{records[-1][key]:.3f}, {median(values):.3f} ({min(values):.3f})")
+        peak = max(records, key=lambda r: r["test_ood_acc"])
+        print(f"| {run} | {records[-1]['step']:,} | " + " | ".join(cells) + f" | {peak['test_ood_acc']:.3f} ({peak['step']:,}) |")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["cot", "nocot", "stepwise"])
+    if sys.argv[1:2] == ["--late"]:
+        late(sys.argv[2:])
+    else:
+        main(sys.argv[1:] or ["cot", "nocot", "stepwise"])
