@@ -4,7 +4,7 @@
 #   bash results/twohop/run.sh [NAME ...]            # default: every 1,920-step run; each ~3 min on an idle 2-core CPU
 #   SEED=1 bash results/twohop/run.sh cot            # another training seed on the same graph: folder cot-seed1
 #   BRIDGE_W=3 bash results/twohop/run.sh stepwise-bridge   # the probe's weight (default 1): folder stepwise-bridge-w3
-#   bash results/twohop/run.sh cot-10x tail005-10x   # ten times the budget (19,200 steps): ~33 min each, idle
+#   bash results/twohop/run.sh cot-10x tail005-10x   # ten times the budget (19,200 steps): 33-38 min each, idle
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEED="${SEED:-0}"
