@@ -26,6 +26,5 @@ for seed in "$@"; do
   dest="results/$folder/$row-seed$seed"
   mkdir -p "$dest"
   cp "$out/args.json" "$out/metrics.jsonl" "$out/test.json" "$dest/"
-  cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
-  printf '{\n "cpu": "%s",\n "cores": %s,\n "code": "%s"\n}\n' "$cpu" "$(nproc)" "$(git rev-parse --short HEAD)" > "$dest/machine.json"
+  bash results/machine.sh > "$dest/machine.json"
 done
