@@ -189,7 +189,7 @@ def carry_targets(tokens, k):
     slot = values.shape[1] - np.cumsum(is_digit[:, ::-1], axis=1)[:, ::-1]   # the template slot of each digit
     computed = is_digit & (np.arange(tokens.shape[1]) > 2 * k)              # CoT and output, not the operands
     at_digit = np.where(computed, np.take_along_axis(values, np.clip(slot, 0, values.shape[1] - 1), axis=1), np.nan)
-    targets = np.full(tokens.shape, np.nan)
+    targets = np.full(tokens.shape, np.nan, dtype=np.float32)             # the model's dtype: a GPU will not mix them
     targets[:, :-1] = at_digit[:, 1:]                                        # position t predicts token t+1
     return targets
 
