@@ -52,6 +52,7 @@ def test_carry_targets_of_a_hand_worked_example():
     tokens = data.multiplication_tokens(a, b, data.tokenizer()).astype(np.int64)
     expected = [64, 46, 4, 0, 56, 40, 4, 64, 102, 45, 4]
     targets = data.carry_targets(tokens, 2)
+    assert targets.dtype == np.float32                # the model's dtype: a float64 target broke backward on CUDA
     has_target = ~np.isnan(targets[0])
     assert targets[0][has_target].tolist() == expected
     assert (tokens[0][1:][has_target[:-1]] == data.DIGIT_IDS[np.array(expected) % 10]).all()   # before each digit

@@ -4,7 +4,8 @@
 # the CPU preset work": folders mult3x3-ablation/ROW-seedN). Every row has the preset's model, data and budget
 # (3 layers x 128, batch 128, 102,400 examples, 10 epochs = 8,000 steps) with one change; each folder gets
 # args.json, metrics.jsonl, test.json and machine.json (the CPU and the code's commit).
-#   bash results/mult3x3-ablation/run.sh ROW SEED [SEED ...]      # e.g. nocot 0 1 2; about 15-25 min a run
+#   bash results/mult3x3-ablation/run.sh ROW SEED [SEED ...]      # e.g. nocot 0 1 2; about 15-25 min a run on 2 cores
+#   RESUME=1 bash results/mult3x3-ablation/run.sh ROW SEED        # continue a stopped run from its last ckpt.pt
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 declare -A ROW=([preset]=""                                             # exactly as the README runs it
@@ -21,7 +22,7 @@ row="$1"; shift
 case "$row" in preset|slower) folder=mult3x3-fresh ;; *) folder=mult3x3-ablation ;; esac
 for seed in "$@"; do
   out="runs/mult3x3-$row-seed$seed"
-  python train.py --task mult3x3 --model tiny --seed "$seed" --out "$out" ${ROW[$row]}
+  python train.py --task mult3x3 --model tiny --seed "$seed" --out "$out" ${RESUME:+--resume} ${ROW[$row]}
   python eval.py --ckpt "$out/best.pt" --batch-size 250 --json "$out/test.json"
   dest="results/$folder/$row-seed$seed"
   mkdir -p "$dest"
