@@ -115,7 +115,7 @@ def train(args):
             n_remove = removal_counts(args, state, epoch, len(ids), rng)
             tokens, labels, positions, _, _, reaches_end = remove_cot(tokens, lengths, seps, n_remove,
                                                                       args.removal_side, args.keep_position)
-            note_all_removed(args, state, reaches_end)                   # reference: the reset rule and "best"
+            note_all_removed(args, state, reaches_end, n_remove >= seps[:, 1] - seps[:, 0] - 1)   # reset rule, "best"
             if 0 < args.max_len_train < tokens.shape[1]:                 # reference: skip batches longer than this
                 continue
             # 4. forward and backward (loss on everything after the first separator); a step every --accumulate
@@ -169,14 +169,16 @@ def reset_optimizer(model, args, state, run):
     return new_optimizer(model, args)
 
 
-def note_all_removed(args, state, reaches_end):
+def note_all_removed(args, state, reaches_end, all_gone):
     """Reference: its removal code runs only when s(t) > 0 or smoothing is on; then "all CoT removed in this
     batch" means every removed span reaches the second separator (the reset rule reads it), and the best
-    validation accuracy restarts while some example still has CoT."""
+    validation accuracy restarts while some example still has CoT. The reference tests that too by the span
+    reaching the separator, which on the right side is always true, so its best checkpoint stays an
+    explicit-CoT one; here the restart reads whether every example's CoT is gone (the same on the left side)."""
     removal_ran = args.mode == "nocot" or (args.mode == "stepwise" and (
         state.to_remove > 0 or math.isfinite(args.smoothing_lambda)))
     state.all_removed_previous = removal_ran and bool(reaches_end.all())
-    if removal_ran and not reaches_end.all():
+    if removal_ran and not all_gone.all():
         state.best_val = -math.inf
 
 

@@ -19,8 +19,10 @@ import train
 # README, "Deliberate differences": (1) --accumulate N steps after every N batches trained on and restarts
 # its window at an optimizer reset (the reference steps after its first batch, then whenever its step
 # counter is a multiple of N); (2) with round(T/Delta) = 0 the reference's count already grows during the
-# --pretrain-epochs, ours starts after them (settings drawn here leave that case out).
+# --pretrain-epochs, ours starts after them (settings drawn here leave that case out); (7) on the right side
+# "best" restarts while some example still has CoT (the reference's test there is always "all removed").
 OUR_ACCUMULATION = True
+OUR_BEST_RESTART = True
 
 
 def reference_loop(batches, epochs, T, delta, pretrain, start_from, beyond, side, smoothing, accumulate,
@@ -50,8 +52,9 @@ def reference_loop(batches, epochs, T, delta, pretrain, start_from, beyond, side
             all_removed, to_remove = False, np.zeros(len(b["cot"]))
             if s > 0 or smoothing:
                 to_remove = np.full(len(b["cot"]), float(start_from)) if epoch < pretrain else s + b["offsets"]
-                all_removed = True if side == "right" else bool((to_remove >= b["cot"]).all())
-                if not all_removed:
+                all_gone = bool((to_remove >= b["cot"]).all())
+                all_removed = True if side == "right" else all_gone
+                if not (all_gone if OUR_BEST_RESTART else all_removed):
                     forgot.add(epoch)
             all_prev = all_removed
             width = int((b["lengths"] - np.minimum(to_remove, b["cot"])).max())

@@ -306,6 +306,20 @@ def test_explicit_mode_keeps_the_best_epoch(data_root, tmp_path, monkeypatch):
     assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["schedule"]["epoch"] == 2
 
 
+def test_removing_from_the_right_keeps_the_best_epoch_without_cot(data_root, tmp_path, monkeypatch):
+    """The reference restarts "best" only while a removed span falls short of the second separator, which on
+    the right side never happens: its best checkpoint stays the explicit epoch (0.9 here). Here the restart
+    reads whether every CoT is gone, so best.pt is the best epoch with none left (epoch 1: s(t) = 40 > 25)."""
+    accuracies = iter([0.9, 0.5, 0.3])
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: {"accuracy": next(accuracies), "tokens_per_example": 1.0})
+    monkeypatch.setattr(train, "measure_speed", lambda *a, **k: 1.0)
+    train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--removal-side", "right",
+                "--pretrain-epochs", "1", "--delta", "30", "--batch-size", "16", "--epochs", "3",
+                "--fig3-examples", "0", *LINEAR])
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["schedule"]["epoch"] == 1 and best["n_remove"] >= 25
+
+
 def test_presets_fill_only_what_was_not_given():
     assert train.parse_args(["--task", "mult7x7"]).delta == 8                        # the paper's Delta
     assert train.parse_args(["--task", "mult3x3", "--model", "tiny"]).delta == 12    # the CPU preset's
