@@ -1,0 +1,31 @@
+"""Steps each CoT count needed in 4x4 runs (issue 34: capacity or steps): per run folder, every gate advance or
+rollback (count, steps held there, the gate's measure when it moved) and where the run stopped.
+    python results/mult4x4-width/counts.py results/mult4x4-width/* results/mult4x4-pretrain2-seed0
+"""
+import json
+import sys
+from pathlib import Path
+
+
+def main(folders):
+    for folder in map(Path, folders):
+        log = folder / "metrics.jsonl"
+        if not log.exists():
+            continue
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        args = json.loads((folder / "args.json").read_text())
+        moves = [r for r in records if r.get("event") in ("advance", "rollback")]
+        last = max(r["step"] for r in records)
+        count = records[-1].get("scheduled_to_remove")
+        since = moves[-1]["step"] if moves else 0
+        print(f"{folder}: {args['n_layer']} x {args['n_embd']}, threshold {args['gate_threshold']}, "
+              f"stopped at step {last} on count {count} (held {last - since} steps there)")
+        print("  count: steps held (measure), * = moved by the deadline, not the gate")
+        print("  " + ", ".join(f"{r['scheduled_to_remove']}{'' if r['event'] == 'advance' else ' rolled back'}: "
+                               f"{r['steps_held']} ({r['measure']:.2f}"
+                               f"{'*' if r['event'] == 'advance' and r['measure'] < args['gate_threshold'] else ''})"
+                               for r in moves))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
