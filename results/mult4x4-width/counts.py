@@ -16,10 +16,11 @@ def main(folders):
         args = json.loads((folder / "args.json").read_text())
         moves = [r for r in records if r.get("event") in ("advance", "rollback")]
         last = max(r["step"] for r in records)
+        holds = [r for r in records if r.get("event") == "hold"]
         count = records[-1].get("scheduled_to_remove")
-        since = moves[-1]["step"] if moves else 0
+        held = holds[-1]["steps_held"] if holds and holds[-1]["scheduled_to_remove"] == count else 0
         print(f"{folder}: {args['n_layer']} x {args['n_embd']}, threshold {args['gate_threshold']}, "
-              f"stopped at step {last} on count {count} (held {last - since} steps there)")
+              f"stopped at step {last} on count {count} (held {held} steps there)")
         print("  count: steps held (measure), * = moved by the deadline, not the gate")
         print("  " + ", ".join(f"{r['scheduled_to_remove']}{'' if r['event'] == 'advance' else ' rolled back'}: "
                                f"{r['steps_held']} ({r['measure']:.2f}"
