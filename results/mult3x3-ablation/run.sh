@@ -3,7 +3,7 @@
 # (results/README.md, "Fresh seeds": folders mult3x3-fresh/ROW-seedN), and the ablation rows (README, "What makes
 # the CPU preset work": folders mult3x3-ablation/ROW-seedN). Every row has the preset's model, data and budget
 # (3 layers x 128, batch 128, 102,400 examples, 10 epochs = 8,000 steps) with one change; each folder gets
-# args.json, metrics.jsonl, test.json and machine.json (the CPU and the code's commit).
+# args.json, metrics.jsonl, test.json and machine.json (results/machine.sh: the CPU, the GPU if any, the commit).
 #   bash results/mult3x3-ablation/run.sh ROW SEED [SEED ...]      # e.g. nocot 0 1 2; about 15-25 min a run on 2 cores
 #   RESUME=1 bash results/mult3x3-ablation/run.sh ROW SEED        # continue a stopped run from its last ckpt.pt
 set -euo pipefail

@@ -10,8 +10,8 @@ from pathlib import Path
 def main(folders):
     for folder in map(Path, folders):
         log = folder / "metrics.jsonl"
-        if not log.exists():
-            continue
+        if not (log.exists() and (folder / "args.json").exists()):
+            sys.exit(f"counts.py: {folder} has no metrics.jsonl and args.json (a run folder of train.py)")
         records = [json.loads(line) for line in log.read_text().splitlines()]
         args = json.loads((folder / "args.json").read_text())
         moves = [r for r in records if r.get("event") in ("advance", "rollback")]
