@@ -16,7 +16,10 @@ declare -A ROW=([preset]=""                                             # exactl
                 [linear-carry]="--schedule linear --carry-weight 1"     # the paper's s(t) with the probe
                 [no-smoothing]="--smoothing-lambda inf"                 # the preset without removal smoothing
                 [no-reset]="--no-reset-optimizer"                       # ... without AdamW resets
-                [linear-right]="--schedule linear --removal-side right")   # the paper's s(t), removing from the right
+                [linear-right]="--schedule linear --removal-side right"   # the paper's s(t), removing from the right
+                [no-probe]="--carry-weight 0"                           # the preset without the carry probe
+                [explicit-then-all]="--remove-all-beyond 1 --gate-min-steps 4800 --gate-max-steps 4800")
+                # ^ explicit CoT while the preset keeps some (to step 4,800), then all at once, with the probe
 row="$1"; shift
 [ -n "${ROW[$row]+set}" ] || { echo "run.sh: unknown row $row (one of: ${!ROW[*]})" >&2; exit 2; }
 case "$row" in preset|slower) folder=mult3x3-fresh ;; *) folder=mult3x3-ablation ;; esac
