@@ -85,6 +85,7 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
     correct, whole, generated, seconds, done, rates, texts = 0, 0, 0, 0.0, 0, [], ([], [])
     for number, ids in enumerate(batches):
         prompts, positions, targets = prompts_and_targets(split, ids, n_remove, side, keep_position)
+        model.check_inputs(prompts, positions)
         prompts = torch.from_numpy(prompts).to(device)
         positions = None if positions is None else torch.from_numpy(positions).to(device)
         sync(device)
@@ -117,13 +118,11 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
 
 
 def labels_right(model, logits, labels):
-    """Per position of a teacher-forced batch (logits as model(tokens, labels) returns them): is the argmax
-    the gold next token? (B, L-1), True where there is no label."""
+    """Per position of a teacher-forced batch (logits (B, L, vocab) as model(tokens, labels) returns them): is
+    the argmax at t the gold token t+1? (B, L-1), True where there is no label. No masking by value, so no
+    host sync on a GPU."""
     targets = labels[:, 1:]
-    has_label = targets != IGNORE
-    wrong = torch.zeros_like(has_label)
-    wrong[has_label] = model.to_id(logits.argmax(-1)) != targets[has_label]
-    return ~wrong
+    return (model.to_id(logits[:, :-1].argmax(-1)) == targets) | (targets == IGNORE)
 
 
 @torch.no_grad()
@@ -142,6 +141,7 @@ def teacher_forced_accuracy(model, split, n_remove, side="left", keep_position=F
         tokens, lengths, seps = split.batch(ids)
         tokens, labels, positions, *_ = remove_cot(tokens, lengths, seps, np.full(len(ids), n_remove), side,
                                                    keep_position)
+        model.check_inputs(tokens, positions)
         tokens, labels = torch.from_numpy(tokens).to(device), torch.from_numpy(labels).to(device)
         positions = None if positions is None else torch.from_numpy(positions).to(device)
         logits, _ = model(tokens, labels, positions)

@@ -115,9 +115,10 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if cache is not None:
             k, v = cache.update(self.layer, k, v)
-        # Causal mask while T > 1 (training, or a prompt into an empty cache); one new token sees everything.
+        # Causal mask in training and for a prompt into an empty cache; one new token sees everything. (A plain
+        # bool: under torch.compile with the length dynamic, `T > 1` would be a symbolic one.)
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                           is_causal=T > 1)
+                                           is_causal=cache is None or T > 1)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
@@ -147,18 +148,6 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-PROBE_OUTPUTS = 3                    # what the carry probe reads: probe_targets' three columns
-
-
-def probe_targets(values):
-    """The carry probe's three targets for digit values v (data.carry_targets): v in units of ten (the carry it
-    passes on; Bai et al.'s running sum) and its last digit on a circle, (cos, sin)(2 pi v / 10) (the digit
-    itself, in the periodic form models of modular addition use; without it a 3x3 seed held c2's sum yet
-    named its digit on 0.17 of examples, results/README.md)."""
-    angle = 2 * math.pi * values / 10
-    return torch.stack([values / 10, torch.cos(angle), torch.sin(angle)], dim=-1)
-
-
 class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -170,10 +159,10 @@ class GPT(nn.Module):
             ln_f=nn.LayerNorm(config.n_embd, eps=1e-5),
         ))
         self.lm_head = Conv1D(config.n_embd, config.vocab_size, bias=False)   # tied: its transpose is wte
-        if config.carry_probe_layer:                                  # a checkpoint trained with the probe
-            self.carry_probe = nn.Linear(config.n_embd, PROBE_OUTPUTS)
+        if config.carry_probe_layer:                                  # a checkpoint trained with a probe
+            self.carry_probe = CarryProbe(config.n_embd, config.carry_probe_layer)
         if config.bridge_probe_layer:
-            self.bridge_probe = nn.Linear(config.n_embd, config.bridge_classes)
+            self.bridge_probe = BridgeProbe(config.n_embd, config.bridge_probe_layer, config.bridge_classes)
         if config.vocab_ids is not None:                              # compact vocabulary: GPT-2 id <-> row
             ids = torch.tensor(config.vocab_ids)
             index = torch.full((GPT2_VOCAB,), -1, dtype=torch.long)
@@ -190,70 +179,69 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def add_carry_probe(self):
-        """Beyond the paper (after Bai et al. 2025): a linear probe that reads, from the residual stream after
-        the second-to-last block, the value v behind the next digit (digit + 10 x carry) and that digit on a
-        circle, (cos, sin)(2 pi v / 10), so that the last block is left only to name the digit."""
+        """Beyond the paper: a CarryProbe after the second-to-last block, so that the last block is left only to
+        name the digit. It is a submodule (saved, trained and averaged by DDP with the model); forward never
+        runs it: train.py reads hidden_states and calls it."""
         self.config.carry_probe_layer = max(1, self.config.n_layer - 1)
-        self.carry_probe = nn.Linear(self.config.n_embd, PROBE_OUTPUTS).to(self.lm_head.weight.device)
+        self.carry_probe = CarryProbe(self.config.n_embd, self.config.carry_probe_layer).to(self.lm_head.weight.device)
 
     def add_bridge_probe(self, n_entities):
-        """Beyond the paper: a linear probe that reads, from the residual stream after the middle block, which of
-        n_entities the bridge of a two-hop fact is (h, r1 -> b), at the separator that emits b in explicit CoT;
-        the blocks above it are left the second hop (b, r2 -> t), as Yao et al. 2025 find explicit CoT trains."""
+        """Beyond the paper: a BridgeProbe after the middle block (the blocks above it are left the second hop)."""
         self.config.bridge_probe_layer, self.config.bridge_classes = max(1, self.config.n_layer // 2), n_entities
-        self.bridge_probe = nn.Linear(self.config.n_embd, n_entities).to(self.lm_head.weight.device)
+        self.bridge_probe = BridgeProbe(self.config.n_embd, self.config.bridge_probe_layer,
+                                        n_entities).to(self.lm_head.weight.device)
 
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
 
     def to_index(self, ids):
-        """GPT-2 token ids -> embedding rows (the identity for the full vocabulary)."""
+        """GPT-2 token ids -> embedding rows (the identity for the full vocabulary); IGNORE stays IGNORE. An id
+        outside a compact vocabulary maps to -1: check_inputs catches those where the batch is built."""
         if self.config.vocab_ids is None:
             return ids
-        index = self.id_to_index[ids]
-        if ids.device.type == "cpu" and (index < 0).any():             # a GPU would stall on this check
-            bad = ids[index < 0][0].item()
-            raise ValueError(f"token id {bad} is not in this model's compact vocabulary")
-        return index
+        return torch.where(ids == IGNORE, IGNORE, self.id_to_index[ids.clamp(min=0)])
 
     def to_id(self, index):
         """Embedding rows -> GPT-2 token ids."""
         return index if self.config.vocab_ids is None else self.vocab_ids[index]
 
-    def forward(self, idx, labels=None, position_ids=None, cache=None, carries=None, bridges=None, steer=True):
+    def check_inputs(self, idx, position_ids=None):
+        """What forward cannot check without stalling a GPU: ids in this model's vocabulary, positions within
+        block_size. Call it on the host, on the numpy arrays a batch is built from."""
+        ids = np.asarray(idx)
+        known = np.isin(ids, self.config.vocab_ids) if self.config.vocab_ids is not None else \
+            (ids >= 0) & (ids < self.config.vocab_size)
+        if not known.all():
+            raise ValueError(f"token id {ids[~known][0]} is not in this model's vocabulary")
+        longest = ids.shape[1] if position_ids is None else int(np.max(position_ids)) + 1
+        if longest > self.config.block_size:
+            raise ValueError(f"position {longest - 1} is beyond block_size {self.config.block_size}")
+
+    def forward(self, idx, labels=None, position_ids=None, cache=None):
         """
-        idx: (B, T) GPT-2 ids. Without labels: logits (B, T, vocab) for every position (with a cache: for the
-        last position only, which is all decoding needs). With labels (IGNORE = no loss): the logits of the
-        positions that predict a label, (M, vocab), and their mean cross-entropy; the head is not run
-        where there is nothing to predict. With carries as well ((B, T) digit values, NaN where there is none;
-        data.carry_targets), a third value: the carry probe's mean squared error over probe_targets; with
-        steer=False the probe reads a detached stream, so that it learns to read the model without shaping it.
-        Or, with bridges ((B, T) entity numbers, IGNORE where there is none; twohop.bridge_targets): the bridge
-        probe's cross-entropy in that third place.
+        nanoGPT's interface. idx: (B, T) GPT-2 ids. Returns logits (B, T, vocab) and, with labels (B, T)
+        (IGNORE = no loss), the mean cross-entropy of position t predicting label t+1; else None. With a KV
+        cache (decoding), logits for the last position only, (B, 1, vocab): all decoding needs.
         """
-        x = self.embed(idx, position_ids, cache)
-        for layer, block in enumerate(self.transformer.h, 1):
-            x = block(x, cache)
-            if carries is not None and layer == self.config.carry_probe_layer:
-                has_value = ~torch.isnan(carries)
-                read = x[has_value] if steer else x[has_value].detach()
-                probe_loss = F.mse_loss(self.carry_probe(read.float()), probe_targets(carries[has_value]))
-            if bridges is not None and layer == self.config.bridge_probe_layer:
-                has_bridge = bridges != IGNORE
-                read = x[has_bridge] if steer else x[has_bridge].detach()
-                probe_loss = F.cross_entropy(self.bridge_probe(read.float()), bridges[has_bridge], reduction="sum") \
-                    / has_bridge.sum().clamp(min=1)                   # a mean; 0 for rows with no bridge (atomic)
+        return self.logits_and_loss(self.hidden_states(idx, position_ids, cache)[-1], labels, cache)
+
+    def hidden_states(self, idx, position_ids=None, cache=None):
+        """The residual stream after the embedding and after each block: a list of n_layer + 1 (B, T, n_embd),
+        what the probes and the logit lens read."""
+        states = [self.embed(idx, position_ids, cache)]
+        for block in self.transformer.h:
+            states.append(block(states[-1], cache))
         if cache is not None:
             cache.length += idx.size(1)
-            x = x[:, -1:]
-        x = self.transformer.ln_f(x)
+        return states
+
+    def logits_and_loss(self, x, labels=None, cache=None):
+        """The head on the last residual stream; the loss as GPT-2's (logits shifted by one, IGNORE skipped)."""
+        logits = self.lm_head(self.transformer.ln_f(x if cache is None else x[:, -1:]))
         if labels is None:
-            return self.lm_head(x)
-        targets = labels[:, 1:]                                       # position t predicts token t+1
-        has_label = targets != IGNORE
-        logits = self.lm_head(x[:, :-1][has_label])
-        loss = F.cross_entropy(logits.float(), self.to_index(targets[has_label]))
-        return (logits, loss) if carries is None and bridges is None else (logits, loss, probe_loss)
+            return logits, None
+        targets = self.to_index(labels[:, 1:]).flatten()               # position t predicts token t+1
+        return logits, F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets, ignore_index=IGNORE)
 
     def embed(self, idx, position_ids=None, cache=None):
         """Token plus position embeddings: the residual stream before the first block."""
@@ -261,8 +249,6 @@ class GPT(nn.Module):
         if position_ids is None:
             start = cache.length if cache is not None else 0
             position_ids = torch.arange(start, start + T, device=idx.device)
-        if idx.device.type == "cpu" and position_ids.max() >= self.config.block_size:   # no GPU sync
-            raise ValueError(f"position {position_ids.max().item()} is beyond block_size {self.config.block_size}")
         wte = self.lm_head.weight.t()                                  # (vocab, n_embd) token embedding
         return self.transformer.drop(F.embedding(self.to_index(idx), wte) + self.transformer.wpe(position_ids))
 
@@ -270,10 +256,7 @@ class GPT(nn.Module):
     def residual_stream(self, idx):
         """The residual stream after the embedding and after each block: (n_layer + 1, B, T, n_embd). Read
         through ln_f and lm_head it is the logit lens (what eval.py --lens does)."""
-        states = [self.embed(idx)]
-        for block in self.transformer.h:
-            states.append(block(states[-1]))
-        return torch.stack(states)
+        return torch.stack(self.hidden_states(idx))
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, position_ids=None, stop_after_separators=2):
@@ -288,7 +271,7 @@ class GPT(nn.Module):
         max_new_tokens = min(max_new_tokens, self.config.block_size - int(position_ids.max()) - 1)
         dtype = next(self.parameters()).dtype
         cache = KVCache(self.config, B, T + max_new_tokens, idx.device, dtype)
-        logits = self(idx, position_ids=position_ids, cache=cache)
+        logits, _ = self(idx, position_ids=position_ids, cache=cache)
         next_position = position_ids[:, -1:] + 1
         separators_left = torch.full((B,), stop_after_separators, device=idx.device)
         out = [idx]
@@ -299,7 +282,7 @@ class GPT(nn.Module):
             out.append(token[:, None])
             if step == max_new_tokens - 1 or (separators_left <= 0).all():
                 break
-            logits = self(token[:, None], position_ids=next_position, cache=cache)
+            logits, _ = self(token[:, None], position_ids=next_position, cache=cache)
             next_position = next_position + 1
         return torch.cat(out, dim=1)
 
@@ -348,6 +331,52 @@ class GPT(nn.Module):
                 if t.shape != p.shape:
                     raise CheckpointError(f"{file}: tensor {name} has shape {tuple(t.shape)}, the model needs {tuple(p.shape)}")
                 p.copy_(t)
+
+
+# ----------------------------------------------------------------------------- probes (beyond the paper)
+# Small modules beside the GPT: each reads one residual stream from GPT.hidden_states and returns its loss.
+# Mask-free (a weighted mean over all positions), so that a batch's shapes never depend on its values.
+
+def probe_targets(values):
+    """The carry probe's three targets for digit values v: v in units of ten (the carry it passes on; Bai et
+    al.'s running sum) and its last digit on a circle, (cos, sin)(2 pi v / 10) (the periodic form models of
+    modular addition use; without it a 3x3 seed held c2's sum yet named its digit on 0.17 of examples)."""
+    angle = 2 * math.pi * values / 10
+    return torch.stack([values / 10, torch.cos(angle), torch.sin(angle)], dim=-1)
+
+
+class CarryProbe(nn.Linear):
+    """After Bai et al. 2025: a linear probe that reads, from the residual stream after block `layer`, the value
+    v behind the next digit (digit + 10 x carry, data.carry_targets) as probe_targets."""
+
+    def __init__(self, n_embd, layer):
+        super().__init__(n_embd, 3)
+        self.layer = layer
+
+    def loss(self, states, values, steer=True):
+        """Mean squared error over the positions with a value (values (B, T), NaN elsewhere); steer=False
+        reads a detached stream, so that the probe learns to read the model without shaping it."""
+        x = states[self.layer] if steer else states[self.layer].detach()
+        has_value = ~torch.isnan(values)
+        error = torch.where(has_value[..., None], (self(x.float()) - probe_targets(torch.nan_to_num(values))) ** 2, 0.0)
+        return error.sum() / (3 * has_value.sum()).clamp(min=1)
+
+
+class BridgeProbe(nn.Linear):
+    """A linear probe that reads, from the residual stream after block `layer`, which of n_entities the bridge
+    of a two-hop fact is (h, r1 -> b), at the separator that emits b in explicit CoT (Yao et al. 2025)."""
+
+    def __init__(self, n_embd, layer, n_entities):
+        super().__init__(n_embd, n_entities)
+        self.layer = layer
+
+    def loss(self, states, bridges, steer=True):
+        """Cross-entropy over the positions with a bridge (bridges (B, T) entity numbers, IGNORE elsewhere);
+        0 for a batch without one (atomic facts only)."""
+        x = states[self.layer] if steer else states[self.layer].detach()
+        total = F.cross_entropy(self(x.float()).flatten(0, 1), bridges.flatten(), ignore_index=IGNORE,
+                                reduction="sum")
+        return total / (bridges != IGNORE).sum().clamp(min=1)
 
 
 # ----------------------------------------------------------------------------- checkpoint files

@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from datetime import timedelta
 from pathlib import Path
@@ -78,13 +79,13 @@ class RunState:
 def train(args):
     seed_this_process(args)
     device = start_processes(args)
+    set_up_device(device)                                                # TF32 on CUDA, as the reference
     task = load_task(args)
     model, optimizer, state, rollback_point = start_or_resume(args, task, device)
-    forward = training_forward(model, args, device)                      # torch.compile, DDP
+    forward = training_forward(model, args, device)                      # probes, torch.compile, DDP
     T, run = task.batches_per_epoch, Path(args.out)
     gate_config = make_gate_config(args, T)
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
-    meter = Meter(state.step, args.epochs * T)
+    meter, watch = Meter(state.step, args.epochs * T), LossWatch(device)
     print_start(args, task, model, device)
     for epoch in range(state.epoch, args.epochs):
         state.epoch = epoch
@@ -119,23 +120,22 @@ def train(args):
             if 0 < args.max_len_train < tokens.shape[1]:                 # reference: skip batches longer than this
                 continue
             # 4. forward and backward (loss on everything after the first separator); a step every --accumulate
-            batch = this_process_batch(tokens, labels, positions, bridges, args, state, device)   # probes: beyond
-            with autocast:
-                logits, loss, *probe_loss = forward(batch.tokens, batch.labels, batch.positions, carries=batch.carries,
-                                                    bridges=batch.bridges, steer=batch.steer)
-            batch_loss = check_finite(global_sum(loss.detach() * batch.share), state, run)
-            total = loss * batch.share * WORLD_SIZE                      # DDP averages the processes' gradients
-            total = total + weighted_probe_loss(probe_loss, batch, args)  # beyond: the carry or bridge probe's loss
-            (total / args.accumulate).backward()
-            state.accumulated += 1
+            batch = this_process_batch(model, tokens, labels, positions, bridges, args, state, device)   # probes: beyond
+            logits, loss, probe_loss = forward_backward(forward, batch, args, state)
             if state.accumulated == args.accumulate:
                 optimizer_step(model, optimizer, args, state, T)
+            watch.add(loss, state.step)                                  # a non-finite loss, noticed on the device
             state.step += 1
             meter.count(tokens.size)
-            watch_batch(model, logits, batch, len(ids), batch_loss, probe_loss, args, state, meter, run)  # beyond
+            if args.schedule == "adaptive":                              # beyond: the gate's one host read a batch
+                state.last_exact_match = batch_exact_match(model, logits, batch, len(ids))
+            if state.step % args.log_every == 0:
+                log_batch(model, logits, loss, probe_loss, batch, args, state, meter, watch, run)
             if save_due(args, state, i, T):                              # beyond: a step checkpoint
+                watch.check(state, run)
                 save_step_checkpoint(run, model, optimizer, state, rng, args, task.meta, rollback_point)
         state.batch_in_epoch = T
+        watch.check(state, run)                                          # nothing is saved after a non-finite loss
         if RANK == 0:                                                    # the others wait for its validation
             end_of_epoch(model, optimizer, state, args, task, run, meter, device, rollback_point)
         if WORLD_SIZE > 1:
@@ -157,8 +157,24 @@ def removal_counts(args, state, epoch, batch_size, rng):
 
 
 def new_optimizer(model, args):
-    """The reference's AdamW: lr, torch's other defaults (weight decay 0.01)."""
-    return torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    """The reference's AdamW: lr, torch's other defaults (weight decay 0.01); fused into one kernel on CUDA."""
+    return torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
+                             fused=torch.device(args.device).type == "cuda")
+
+
+def forward_backward(forward, batch, args, state):
+    """One batch's forward and backward (bf16 autocast with --dtype bfloat16). Its language loss is weighted
+    by this process's share of the labels, so that DDP's average of gradients is the whole batch's; gradients
+    are all-reduced only on the last batch of an --accumulate window."""
+    autocast = torch.autocast(batch.tokens.device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
+    last = state.accumulated + 1 == args.accumulate
+    with autocast, forward.no_sync() if WORLD_SIZE > 1 and not last else nullcontext():
+        logits, loss, probe_loss = forward(batch.tokens, batch.labels, batch.positions, batch.probe_targets,
+                                           batch.steer)
+        total = loss * batch.share * WORLD_SIZE + weighted_probe_loss(probe_loss, batch, args)   # probe: beyond
+        (total / args.accumulate).backward()
+    state.accumulated += 1
+    return logits, loss, probe_loss
 
 
 def reset_optimizer(model, args, state, run):
@@ -213,10 +229,11 @@ def learning_rate(args, state, batches_per_epoch):
 
 # ----------------------------------------------------------------------------- batch plumbing
 
-def this_process_batch(tokens, labels, positions, bridges, args, state, device):
+def this_process_batch(model, tokens, labels, positions, bridges, args, state, device):
     """Every process built the whole global batch (same order, same offsets); each trains on its rows, its
     share of the batch's labels weighting its loss. With a probe: the rows' carry or bridge targets, and
-    this process's share of them."""
+    this process's share of them. The inputs are checked here, on the host, where it costs no GPU stall."""
+    model.check_inputs(tokens, positions)
     mine = np.array_split(np.arange(len(tokens)), WORLD_SIZE)[RANK]
     share = float((labels[mine, 1:] != IGNORE).sum() / (labels[:, 1:] != IGNORE).sum())
     carries, probe_share = None, 0.0
@@ -230,7 +247,7 @@ def this_process_batch(tokens, labels, positions, bridges, args, state, device):
         bridges = to_device(bridges[mine], device)
     return SimpleNamespace(tokens=to_device(tokens[mine], device), labels=to_device(labels[mine], device),
                            positions=None if positions is None else to_device(positions[mine], device),
-                           share=share, carries=carries, bridges=bridges, probe_share=probe_share,
+                           share=share, probe_targets=bridges if carries is None else carries, probe_share=probe_share,
                            steer=args.mode == "nocot" or state.to_remove > 0)   # a probe watches until CoT goes
 
 
@@ -240,11 +257,21 @@ def to_device(array, device):
     return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
 
 
-def check_finite(batch_loss, state, run):
-    if not torch.isfinite(batch_loss):                                    # nothing is saved from here on
-        raise TrainingError(f"step {state.step} (epoch {state.epoch}): the loss is {batch_loss.item()}; "
-                            f"stopped, {run / 'ckpt.pt'} holds the last good checkpoint")
-    return batch_loss
+class LossWatch:
+    """A non-finite loss, noticed without a host read per batch: the first step that had one stays on the
+    device, and is read at each log line and before anything is saved (then the run stops, in one line)."""
+
+    def __init__(self, device):
+        self.first_bad = torch.tensor(-1, device=device)
+
+    def add(self, loss, step):
+        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss.detach()), step, self.first_bad)
+
+    def check(self, state, run):
+        if global_sum((self.first_bad >= 0).long()).item():                 # one host read
+            where = f"step {self.first_bad.item()}" if self.first_bad >= 0 else "another process's step"
+            raise TrainingError(f"{where} (epoch {state.epoch}): the loss is not finite (nan or inf); stopped, "
+                                f"{run / 'ckpt.pt'} holds the last good checkpoint")
 
 
 class TrainingError(RuntimeError):
@@ -291,9 +318,10 @@ def follow_gate(state, gate_config, model, optimizer, rollback_point, args, run,
 
 
 def snapshot(model, optimizer, state):
-    """The state an adaptive advance can be rolled back to, in memory (and in ckpt.pt, for --resume)."""
-    return {"model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-            "optimizer": copy.deepcopy(optimizer.state_dict()), "gate": dict(state.gate),
+    """The state an adaptive advance can be rolled back to, in host memory (and in ckpt.pt, for --resume)."""
+    host = lambda tree: {k: host(v) if isinstance(v, dict) else v.detach().to("cpu", copy=True)
+                         if torch.is_tensor(v) else copy.deepcopy(v) for k, v in tree.items()}
+    return {"model": host(model.state_dict()), "optimizer": host(optimizer.state_dict()), "gate": dict(state.gate),
             "since_reset": state.since_reset}
 
 
@@ -326,31 +354,33 @@ def weighted_probe_loss(probe_loss, batch, args):
     """--carry-weight or --bridge-weight W times the probe's loss, weighted like the language loss by this
     process's share."""
     weight = args.carry_weight or args.bridge_weight
-    return weight * probe_loss[0] * batch.probe_share * WORLD_SIZE if probe_loss else 0.0
+    return 0.0 if probe_loss is None else weight * probe_loss * batch.probe_share * WORLD_SIZE
 
 
-def watch_batch(model, logits, batch, batch_size, batch_loss, probe_loss, args, state, meter, run):
-    """What the run learns from a trained batch beyond its loss: the gate's measure (its exact match, the one
-    host sync per batch a decision needs) and, every --log-every steps, a log line (token accuracy)."""
-    logging = state.step % args.log_every == 0
-    if args.schedule != "adaptive" and not logging:
-        return
-    right = labels_right(model, logits.detach(), batch.labels)          # per position; True where no label
-    if args.schedule == "adaptive":
-        state.last_exact_match = global_sum(right.all(dim=1).sum()).item() / batch_size
-    if not logging:
-        return
+def batch_exact_match(model, logits, batch, batch_size):
+    """The adaptive gate's input: the share of the batch's rows right at every labelled position (all
+    processes' rows). Its .item() is the one host read a batch the gate costs."""
+    right = labels_right(model, logits.detach(), batch.labels)
+    return global_sum(right.all(dim=1).sum()).item() / batch_size
+
+
+def log_batch(model, logits, loss, probe_loss, batch, args, state, meter, watch, run):
+    """Every --log-every steps: this batch's loss and token accuracy (over all processes), the probe's loss,
+    the speed; the values are read from the device here, and only here, in the loop."""
+    watch.check(state, run)
     has_label = batch.labels[:, 1:] != IGNORE
-    counts = global_sum(torch.stack([(right & has_label).sum(), has_label.sum()]))
+    right = labels_right(model, logits.detach(), batch.labels) & has_label
+    counts = global_sum(torch.stack([loss.detach().float() * batch.share, right.sum().float(),
+                                     has_label.sum().float()])).tolist()
     record = {"step": state.step, "epoch": state.epoch, "scheduled_to_remove": scheduled(n_remove_at_eval(args, state)),
-              "loss": round(batch_loss.item(), 4), "token_acc": round((counts[0] / counts[1]).item(), 4),
+              "loss": round(counts[0], 4), "token_acc": round(counts[1] / counts[2], 4),
               "tokens_per_s": meter.tokens_per_s(), "minutes": meter.minutes()}
     probe = "carry_mse" if args.carry_weight else "bridge_ce"              # this process's rows
-    if probe_loss:
-        record[probe] = round(probe_loss[0].item(), 4)
+    if probe_loss is not None:
+        record[probe] = round(probe_loss.item(), 4)
     log(run, record, f"step {record['step']} epoch {state.epoch} removed {record['scheduled_to_remove']} "
                      f"loss {record['loss']:.4f} token_acc {record['token_acc']:.3f} "
-                     + (f"{probe} {record[probe]:.3f} " if probe_loss else "") +
+                     + (f"{probe} {record[probe]:.3f} " if probe_loss is not None else "") +
                      f"{record['tokens_per_s']} tok/s ETA {meter.eta_minutes(state.step):.1f} min")
 
 
@@ -416,11 +446,7 @@ def start_or_resume(args, task, device):
     run = Path(args.out)
     if not args.resume:
         model = rank_zero_first(build_model, args, task.meta, task.longest_example).to(device)
-        if args.carry_weight and not hasattr(model, "carry_probe"):
-            model.add_carry_probe()
-        if args.bridge_weight and not hasattr(model, "bridge_probe"):
-            model.add_bridge_probe(len(task.meta["entity_ids"]))
-        freeze_unused_probe(model, args)
+        add_probes(model, args, task.meta)
         if RANK == 0:
             run.mkdir(parents=True, exist_ok=True)
             (run / "metrics.jsonl").write_text("")
@@ -469,6 +495,15 @@ def build_model(args, meta, longest):
     return model
 
 
+def add_probes(model, args, meta):
+    """Beyond the paper: the probe the command line asks for, unless the model has it already."""
+    if args.carry_weight and not hasattr(model, "carry_probe"):
+        model.add_carry_probe()
+    if args.bridge_weight and not hasattr(model, "bridge_probe"):
+        model.add_bridge_probe(len(meta["entity_ids"]))
+    freeze_unused_probe(model, args)
+
+
 def freeze_unused_probe(model, args):
     """A probe that its weight 0 does not train gets no gradient: freeze it, so that DDP, which expects a
     gradient for every trainable parameter, does not stop."""
@@ -477,11 +512,38 @@ def freeze_unused_probe(model, args):
             getattr(model, probe).requires_grad_(bool(weight))
 
 
+class TrainingForward(torch.nn.Module):
+    """One training batch's forward, one graph for torch.compile and DDP: the GPT's logits and loss and,
+    beyond the paper, a probe's loss on the hidden state it reads (the probe is a submodule of the model)."""
+
+    def __init__(self, model, probe=None):
+        super().__init__()
+        self.model, self.probe = model, probe
+
+    def forward(self, tokens, labels, positions=None, probe_targets=None, steer=True):
+        states = self.model.hidden_states(tokens, positions)
+        logits, loss = self.model.logits_and_loss(states[-1], labels)
+        probe_loss = None if self.probe is None else self.probe.loss(states, probe_targets, steer)
+        return logits, loss, probe_loss
+
+
 def training_forward(model, args, device):
-    forward = torch.compile(model) if args.compile else model            # the training pass; eval uses model
-    if WORLD_SIZE > 1:                                                    # gradients averaged over processes
+    """The training pass (eval uses the model itself): compiled with the sequence length dynamic, since every
+    removed token shortens it (one graph, not one per length), and under DDP its gradients are averaged."""
+    probe = model.carry_probe if args.carry_weight else model.bridge_probe if args.bridge_weight else None
+    forward = TrainingForward(model, probe)
+    if args.compile:
+        forward = torch.compile(forward, dynamic=True)
+    if WORLD_SIZE > 1:
         forward = DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
     return forward
+
+
+def set_up_device(device):
+    """As the reference and nanoGPT do: fp32 matrix products and convolutions as TF32 on CUDA (--dtype
+    float32 then runs at tensor-core speed, with a 10-bit mantissa in the products)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
 
 def resume_position(state, rng, batches_per_epoch):
@@ -560,7 +622,9 @@ def save(path, model, optimizer, state, args, meta, n_remove, rollback_point=Non
     ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": asdict(state), **rng_state(next(model.parameters()).device), "task": args.task,
             "n_remove": float(n_remove), "removal_side": args.removal_side, "keep_position": args.keep_position,
-            "vocab_ids": meta["vocab_ids"], "args": dict(vars(args)), "rollback_point": rollback_point}
+            "vocab_ids": meta["vocab_ids"], "args": dict(vars(args))}
+    if rollback_point is not None:                                        # the adaptive schedule's only
+        ckpt["rollback_point"] = rollback_point
     tmp = path.with_name(path.name + ".tmp")
     torch.save(ckpt, tmp)
     tmp.replace(path)
@@ -685,24 +749,28 @@ def plan_model_config(args, task):
 
 
 def timed_tokens_per_s(model, task, args, steps=5):
-    """Training tokens/s on this machine: a few forward, backward and AdamW steps on an explicit-CoT batch,
-    the fastest of them (a busy machine slows some steps, never speeds one up)."""
+    """Training tokens/s on this machine through the loop's own step (device setup, --dtype, --compile, the
+    probe) on an explicit-CoT batch: the fastest of a few steps after warm-up (a busy machine slows some
+    steps, never speeds one up)."""
     device = torch.device(args.device)
-    model.to(device).train()
-    optimizer = new_optimizer(model, args)
+    set_up_device(device)
+    add_probes(model.to(device).train(), args, task.meta)
+    optimizer, forward, state = new_optimizer(model, args), training_forward(model, args, device), RunState()
     tokens, lengths, seps = task.train.batch(np.arange(min(args.batch_size, task.n_train)))
-    _, labels, *_ = remove_cot(tokens, lengths, seps, np.zeros(len(tokens)))
-    tokens, labels = to_device(tokens, device), to_device(labels, device)
+    tokens, labels, positions, *_ = remove_cot(tokens, lengths, seps, np.zeros(len(tokens)), args.removal_side,
+                                               args.keep_position)
+    batch = this_process_batch(model, tokens, labels, positions, bridge_targets(tokens, seps, args, task), args,
+                               state, device)
     seconds = []
-    for _ in range(steps + 1):                                           # the first one warms up
+    for _ in range(steps + (3 if args.compile else 1)):                   # the first ones warm up (and compile)
         started = time.time()
-        model(tokens, labels)[1].backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        forward_backward(forward, batch, args, state)
+        if state.accumulated == args.accumulate:
+            optimizer_step(model, optimizer, args, state, task.batches_per_epoch)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.time() - started)
-    return tokens.numel() / min(seconds[1:])
+    return tokens.size / min(seconds[-steps:])
 
 
 # ----------------------------------------------------------------------------- command line

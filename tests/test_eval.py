@@ -31,6 +31,9 @@ class SlowModel(torch.nn.Module):
         super().__init__()
         self.answers, self.weight = answers, torch.nn.Parameter(torch.zeros(1))
 
+    def check_inputs(self, idx, position_ids=None):
+        pass
+
     def generate(self, prompts, max_new_tokens, position_ids=None):
         time.sleep(0.05)
         return torch.cat([prompts, torch.as_tensor(np.stack([self.answers[tuple(p.tolist())] for p in prompts]))], 1)
@@ -97,6 +100,9 @@ def test_removal_level_can_be_given(checkpoint, mult3x3, tmp_path):
 def test_tokens_per_example_counts_rows_without_a_second_separator(val_split):
     """A model that never emits the separator generates its whole budget: that is what it costs."""
     class Babbler(torch.nn.Module):
+        def check_inputs(self, idx, position_ids=None):
+            pass
+
         def generate(self, prompts, max_new_tokens, position_ids=None):
             return torch.cat([prompts, torch.full((len(prompts), max_new_tokens), 16)], 1)   # ' 1' forever
     result = evaluation.evaluate(Babbler(), val_split, 0, limit=3)
@@ -235,7 +241,7 @@ def test_logit_lens_last_layer_is_the_models_own_prediction(two_hop):
     result = evaluation.bridge_lens(model, split, meta["entity_ids"], batch_size=7)
     assert len(result["last_input"]) == len(result["separator"]) == 3                 # embedding + 2 blocks
     tokens, _, seps = split.batch(np.arange(len(split)))
-    logits = model(torch.from_numpy(tokens[:, :5]))[:, 4]                             # ' h r1 r2 ' <eos>
+    logits = model(torch.from_numpy(tokens[:, :5]))[0][:, 4]                             # ' h r1 r2 ' <eos>
     entities = model.to_index(torch.tensor(meta["entity_ids"]))
     top = model.to_id(entities[logits[:, entities].argmax(-1)]).numpy()
     assert result["separator"][-1] == pytest.approx(np.mean(top == tokens[:, 5]))

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -66,7 +67,7 @@ def test_logits_equal_transformers(hf_folder, kind):
     assert not ours.training
     idx = torch.randint(0, 50257, (3, 40), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        reference, logits = hf(idx).logits, ours(idx)
+        reference, (logits, _) = hf(idx).logits, ours(idx)
     assert logits.shape == (3, 40, 50257)
     assert (logits - reference).abs().max().item() < 1e-4
 
@@ -81,7 +82,7 @@ def test_released_state_dict_layout(hf_folder, tmp_path):
     ours = GPT.from_pretrained(tmp_path)
     idx = torch.randint(0, 50257, (2, 10))
     with torch.no_grad():
-        assert (ours(idx) - hf(idx).logits).abs().max().item() < 1e-4
+        assert (ours(idx)[0] - hf(idx).logits).abs().max().item() < 1e-4
 
 
 @parity
@@ -91,7 +92,7 @@ def test_position_ids_and_extension(hf_folder):
     idx = torch.randint(0, 50257, (1, 6))
     positions = torch.tensor([[0, 1, 5, 6, 7, 8]])
     with torch.no_grad():
-        assert (ours(idx, position_ids=positions) - hf(idx, position_ids=positions).logits).abs().max() < 1e-4
+        assert (ours(idx, position_ids=positions)[0] - hf(idx, position_ids=positions).logits).abs().max() < 1e-4
     last = ours.transformer.wpe.weight[-1].clone()
     ours.extend_positions(100)
     assert ours.transformer.wpe.weight.shape[0] == 100 and torch.equal(ours.transformer.wpe.weight[99], last)
@@ -99,16 +100,17 @@ def test_position_ids_and_extension(hf_folder):
         ours(torch.zeros(1, 90, dtype=torch.long))
 
 
-def test_training_forward_only_labelled_positions():
+def test_forward_has_nanogpts_interface_logits_of_every_position_and_the_loss_of_the_labelled_ones():
     torch.manual_seed(0)
     m = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_ids=list(range(20)) + [EOT]))
     idx = torch.tensor([[1, 2, EOT, 5, 6, EOT, 7, EOT]])
     labels = torch.tensor([[-100, -100, -100, 5, 6, EOT, 7, EOT]])
     logits, loss = m(idx, labels)
-    assert logits.shape == (5, m.config.vocab_size)
-    full = m(idx)[0, 2:7]
+    assert logits.shape == (1, 8, m.config.vocab_size)                  # (B, T, vocab), as nanoGPT
+    full, none = m(idx)
+    assert none is None and torch.equal(full, logits)
     targets = m.to_index(labels[0, 3:])
-    assert torch.allclose(loss, torch.nn.functional.cross_entropy(full, targets), atol=1e-6)
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(full[0, 2:7], targets), atol=1e-6)
 
 
 def test_carry_probe_reads_the_stream_before_the_last_block_where_there_are_values_and_can_only_watch():
@@ -121,8 +123,7 @@ def test_carry_probe_reads_the_stream_before_the_last_block_where_there_are_valu
     labels = torch.tensor([[-100, -100, -100, 5, 6, EOT, 7, EOT]] * 2)
     carries = torch.full((2, 8), float("nan"))
     carries[0, 5], carries[1, 6] = 27.0, 4.0
-    logits, loss, probe_loss = m(idx, labels, carries=carries)
-    assert torch.equal(loss, m(idx, labels)[1])                         # the language-model loss is unchanged
+    probe_loss = m.carry_probe.loss(m.hidden_states(idx), carries)     # forward never runs the probe
     stream = m.residual_stream(idx)[2]                                  # after blocks 1 and 2 of 3
     read = m.carry_probe(torch.stack([stream[0, 5], stream[1, 6]]))
     wanted = torch.tensor([[2.7, -0.309017, -0.951057],    # 27: 2.7 tens, digit 7 at 252 degrees
@@ -132,7 +133,7 @@ def test_carry_probe_reads_the_stream_before_the_last_block_where_there_are_valu
     assert m.carry_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
     assert m.transformer.h[2].mlp.c_fc.weight.grad is None              # the last block is not read
     m.zero_grad()
-    m(idx, labels, carries=carries, steer=False)[2].backward()          # watching: only the probe learns
+    m.carry_probe.loss(m.hidden_states(idx), carries, steer=False).backward()   # watching: only the probe learns
     assert m.carry_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad is None
     again = GPT(GPTConfig(**vars(m.config)))                            # a checkpoint's config brings the probe back
     again.load_state_dict(m.state_dict())
@@ -163,8 +164,11 @@ def test_compact_vocabulary_round_trip():
     assert m.lm_head.weight.shape == (8, 5)                        # tied head: (n_embd, vocab)
     tokens = torch.tensor([[21017, 220, EOT, 352]])
     assert torch.equal(m.to_id(m.to_index(tokens)), tokens)
-    with pytest.raises(ValueError, match="not in this model's compact vocabulary"):
-        m(torch.tensor([[777]]))
+    with pytest.raises(ValueError, match="token id 777 is not in this model's vocabulary"):
+        m.check_inputs(torch.tensor([[220, 777]]))                 # where the batch is built: no GPU stall
+    with pytest.raises(ValueError, match="position 8 is beyond block_size 8"):
+        m.check_inputs(np.array([[220, 352]]), np.array([[0, 8]]))
+    m.check_inputs(np.array([[220, 352]]), np.array([[0, 7]]))
 
 
 def test_activation_choice():
@@ -193,7 +197,7 @@ def test_kv_cache_decoding_equals_plain_argmax_loop(compact, batch):
     plain = prompts
     for _ in range(20):
         with torch.no_grad():
-            plain = torch.cat([plain, m.to_id(m(plain)[:, -1].argmax(-1, keepdim=True))], 1)
+            plain = torch.cat([plain, m.to_id(m(plain)[0][:, -1].argmax(-1, keepdim=True))], 1)
     assert torch.equal(out, plain)
 
 
@@ -361,7 +365,7 @@ def test_unused_mask_buffers_of_any_dtype_are_skipped(gpt2_folder, tmp_path):
     ours = GPT.from_pretrained(tmp_path)
     idx = torch.randint(0, 50257, (2, 10), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        assert (ours(idx) - written(idx)).abs().max().item() < 1e-4
+        assert (ours(idx)[0] - written(idx)[0]).abs().max().item() < 1e-4
 
 
 @pytest.mark.parametrize("text", ['{"n_layer": 2,', "[2, 4]", "\xff"])
@@ -385,8 +389,8 @@ logits, loss = small(idx, labels)
 loss.backward()
 generated = small.eval().generate(idx[:, :3], 8)
 loaded = GPT.from_pretrained(sys.argv[1])
-print(json.dumps({"labelled": logits.shape[0], "loss": loss.item(), "generated": generated.tolist(),
-                  "logits": loaded(torch.tensor([[1, 2, 3, 4]]))[0, -1, :5].tolist()}))
+print(json.dumps({"logits_shape": list(logits.shape), "loss": loss.item(), "generated": generated.tolist(),
+                  "logits": loaded(torch.tensor([[1, 2, 3, 4]]))[0][0, -1, :5].tolist()}))
 """
 
 
@@ -400,10 +404,10 @@ def test_model_py_works_copied_alone_into_another_repo(gpt2_folder, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    assert result["labelled"] == 4 and 0 < result["loss"] < 10                        # 4 positions after the separator
+    assert result["logits_shape"] == [1, 7, 4] and 0 < result["loss"] < 10           # (B, T, vocab of 3 + EOT)
     assert len(result["generated"][0]) <= 3 + 8 and result["generated"][0][:3] == [11, 12, EOT]
     with torch.no_grad():
-        expected = written(torch.tensor([[1, 2, 3, 4]]))[0, -1, :5]
+        expected = written(torch.tensor([[1, 2, 3, 4]]))[0][0, -1, :5]
     assert torch.allclose(torch.tensor(result["logits"]), expected, atol=1e-5)
 
 
@@ -416,7 +420,7 @@ def test_bridge_probe_reads_the_middle_block_at_marked_positions_and_can_only_wa
     labels = idx.clone()
     bridges = torch.full((2, 10), -100)
     bridges[0, 4], bridges[1, 3] = 5, 2
-    logits, loss, probe_loss = m(idx, labels, bridges=bridges)
+    probe_loss = m.bridge_probe.loss(m.hidden_states(idx), bridges)
     x = m.embed(idx)
     for block in m.transformer.h[:2]:
         x = block(x)
@@ -426,9 +430,9 @@ def test_bridge_probe_reads_the_middle_block_at_marked_positions_and_can_only_wa
     assert m.bridge_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
     assert m.transformer.h[3].attn.c_attn.weight.grad is None                   # above the probe: no gradient
     m.zero_grad(set_to_none=True)
-    m(idx, labels, bridges=bridges, steer=False)[2].backward()
+    m.bridge_probe.loss(m.hidden_states(idx), bridges, steer=False).backward()
     assert m.bridge_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad is None
-    none = m(idx, labels, bridges=torch.full((2, 10), -100))[2]                   # a batch of atomic facts only
+    none = m.bridge_probe.loss(m.hidden_states(idx), torch.full((2, 10), -100))   # a batch of atomic facts only
     assert none.item() == 0
     again = GPT(GPTConfig(**vars(m.config)))
     assert again.bridge_probe.weight.shape == (7, 32)

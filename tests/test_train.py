@@ -1,7 +1,10 @@
 import json
 import math
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -398,7 +401,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(data_root
         train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
                     "--epochs", "2", "--save-every", "5", *LINEAR])
     message = str(e.value.code)
-    assert "step 13" in message and "loss is nan" in message and "\n" not in message
+    assert "step 13" in message and "loss is not finite" in message and "\n" not in message
     model, ckpt = evaluation.read_checkpoint(tmp_path / "ckpt.pt")
     assert ckpt["schedule"]["step"] == 10 and all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -533,14 +536,112 @@ def test_a_run_that_ends_with_cot_in_place_says_so(data_root, tmp_path, capsys):
                      "--delta or an earlier --remove-by-epoch"]
 
 
-def test_one_per_position_check_per_batch_feeds_the_gate_and_the_log(data_root, tmp_path, monkeypatch):
-    """The gate's exact match and the logged token accuracy come from one eval.labels_right per batch."""
-    calls, real = [], train.labels_right
-    monkeypatch.setattr(train, "labels_right", lambda *a: (calls.append(1), real(*a))[1])
+def host_reads(monkeypatch, argv):
+    """Runs train.main and counts the tensor values the project's own code reads on the host (item, tolist,
+    bool, float, int, numpy, cpu) in the training loop (the validation at an epoch's end aside): on a GPU each
+    one waits for the work queued before it."""
+    reads, root, validating = [0], str(Path(train.__file__).parent), [False]
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "numpy", "cpu"):
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *a, real=real, **k):
+            caller = sys._getframe(1).f_code.co_filename
+            reads[0] += caller.startswith(root) and "tests" not in caller and not validating[0]
+            return real(self, *a, **k)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    real_end = train.end_of_epoch
+
+    def end_of_epoch(*a):
+        validating[0] = True
+        real_end(*a)
+        validating[0] = False
+    monkeypatch.setattr(train, "end_of_epoch", end_of_epoch)
+    train.main(argv)
+    monkeypatch.undo()
+    return reads[0]
+
+
+@pytest.mark.parametrize("schedule, reads_per_batch", [("linear", 0), ("adaptive", 1)])
+def test_no_host_read_per_batch_on_the_linear_schedule_and_one_for_the_gate(schedule, reads_per_batch, data_root,
+                                                                           tmp_path, monkeypatch):
+    """20 batches more read nothing more on the paper's schedule: loss, accuracy and the non-finite check stay on
+    the device between log lines. The adaptive gate reads its exact match, one value a batch."""
+    counts = [host_reads(monkeypatch, ["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path / str(n)),
+                                       "--batch-size", "32", "--train-size", str(n), "--epochs", "1", "--pretrain-epochs",
+                                       "0", "--val-limit", "5", "--fig3-examples", "0", *TINY, "--log-every", "10",
+                                       "--schedule", schedule]) for n in (640, 1280)]   # T = 20 and 40: two log lines more
+    log_line_reads = 2                                                  # the non-finite check, the record
+    assert counts[1] - counts[0] == 20 * reads_per_batch + 2 * log_line_reads
+
+
+def test_device_setup_turns_tf32_on_for_cuda_only_and_adamw_is_fused_there(data_root, monkeypatch):
+    for flag in ("matmul", "cudnn"):
+        module = torch.backends.cuda.matmul if flag == "matmul" else torch.backends.cudnn
+        monkeypatch.setattr(module, "allow_tf32", False)
+    train.set_up_device(torch.device("cpu"))
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    train.set_up_device(torch.device("cuda", 0))                        # no GPU needed to choose the settings
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    model = torch.nn.Linear(2, 2)
+    args = SimpleNamespace(lr=1e-3, weight_decay=0.01, device="cuda")
+    assert train.new_optimizer(model, args).defaults["fused"] is True
+    assert not train.new_optimizer(model, SimpleNamespace(**{**vars(args), "device": "cpu"})).defaults["fused"]
+
+
+def tiny_model_and_batches(data_root, carry):
+    args = train.parse_args(["--task", "mult3x3", "--data", str(data_root), *TINY, "--carry-weight", str(carry)])
+    meta = data.load_meta(data_root / "mult3x3")
+    model = train.build_model(args, meta, 60)
+    train.add_probes(model, args, meta)
+    split = data.load_split(data_root / "mult3x3", "train")
+    state = train.RunState()
+
+    def batch(n_remove, rows=8):                                        # rows 0..7, n_remove CoT tokens gone
+        tokens, lengths, seps = split.batch(np.arange(rows))
+        tokens, labels, positions, *_ = train.remove_cot(tokens, lengths, seps, np.full(rows, n_remove), "left", True)
+        return train.this_process_batch(model, tokens, labels, positions, None, args, state, torch.device("cpu"))
+    return args, model, batch
+
+
+@pytest.mark.parametrize("carry", [0, 1])
+def test_the_training_forward_is_one_graph_with_and_without_the_probe(data_root, carry):
+    args, model, batch = tiny_model_and_batches(data_root, carry)
+    forward = train.training_forward(model, args, torch.device("cpu"))
+    b = batch(3)
+    for tensor in (b.tokens, b.labels, b.positions, b.probe_targets):   # as --compile's dynamic=True makes them
+        if tensor is not None:
+            torch._dynamo.mark_dynamic(tensor, 1)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(forward)(b.tokens, b.labels, b.positions, b.probe_targets, b.steer)
+    assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
+
+
+def test_a_whole_removal_schedule_compiles_the_training_step_twice_at_most(data_root, monkeypatch):
+    """--compile: lengths shrink a token at a time (25 lengths on 3x3, and the batch size changes at an epoch's
+    end); the length is dynamic, so the graph is compiled once, and once more when the probe starts to steer."""
+    graphs, real = [], torch.compile
+    counting = lambda gm, example_inputs: (graphs.append(gm), gm.forward)[1]
+    monkeypatch.setattr(torch, "compile", lambda f, **k: real(f, backend=counting, **k))
+    args, model, batch = tiny_model_and_batches(data_root, 1)
+    args.compile = True
+    forward = train.training_forward(model, args, torch.device("cpu"))
+    torch._dynamo.reset()
+    for n_remove in [0, *range(1, 27)]:
+        b = batch(n_remove, rows=8 if n_remove % 5 else 5)
+        b.steer = n_remove > 0
+        logits, loss, probe_loss = forward(b.tokens, b.labels, b.positions, b.probe_targets, b.steer)
+        (loss + probe_loss).backward()
+        assert logits.shape == (*b.tokens.shape, model.config.vocab_size)
+    assert len(graphs) <= 2
+
+
+def test_only_the_adaptive_schedule_keeps_a_rollback_point_in_ckpt(short_run, data_root, tmp_path):
+    assert "rollback_point" not in torch.load(short_run / "ckpt.pt", weights_only=True)
     train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
-                "--epochs", "1", "--schedule", "adaptive", "--val-limit", "5", "--fig3-examples", "0", *TINY,
-                "--log-every", "1"])
-    assert len(calls) == 20                                                 # T = 20 batches, each logged
+                "--epochs", "1", "--schedule", "adaptive", "--gate-min-steps", "2", "--gate-max-steps", "5",
+                "--val-limit", "5", "--fig3-examples", "0", *TINY])
+    point = torch.load(tmp_path / "ckpt.pt", weights_only=True)["rollback_point"]
+    assert all(t.device.type == "cpu" for t in point["model"].values())
 
 
 @pytest.mark.parametrize("argv", [["--mode", "explicit"], ["--mode", "nocot"],

@@ -33,7 +33,7 @@ for path in sys.argv[1:]:
     block = model.transformer.h[model.config.carry_probe_layer - 1]
     hook = block.register_forward_hook(lambda module, inputs, output: stream.update(x=output))
     with torch.no_grad():
-        logits = model(torch.tensor(tokens), position_ids=None if positions is None else torch.tensor(positions))
+        logits, _ = model(torch.tensor(tokens), position_ids=None if positions is None else torch.tensor(positions))
         reading = model.carry_probe(stream["x"]).numpy()                          # v / 10, cos, sin of 2 pi v / 10
     hook.remove()
     predicted = model.to_id(logits.argmax(-1)).numpy()
