@@ -117,12 +117,16 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
             "examples": n, "tokens_per_example": generated / n, "examples_per_s": float(np.median(rates))}
 
 
-def labels_right(model, logits, labels):
-    """Per position of a teacher-forced batch (logits (B, L, vocab) as model(tokens, labels) returns them): is
-    the argmax at t the gold token t+1? (B, L-1), True where there is no label. No masking by value, so no
-    host sync on a GPU."""
+def labels_right(model, logits, labels, label_rows=None):
+    """Per position of a teacher-forced batch: is the argmax at t the gold token t+1? (B, L-1), True where there
+    is no label. logits: (B, L, vocab) as model(tokens, labels) returns them, or (M, vocab) at label_rows, the
+    flat indices of the labelled positions (train.py's forward). No mask by value: no GPU sync."""
     targets = labels[:, 1:]
-    return (model.to_id(logits[:, :-1].argmax(-1)) == targets) | (targets == IGNORE)
+    if label_rows is None:
+        return (model.to_id(logits[:, :-1].argmax(-1)) == targets) | (targets == IGNORE)
+    right = torch.ones(targets.numel(), dtype=torch.bool, device=targets.device)
+    right[label_rows] = model.to_id(logits.argmax(-1)) == targets.flatten()[label_rows]
+    return right.view_as(targets)
 
 
 @torch.no_grad()

@@ -333,9 +333,10 @@ class GPT(nn.Module):
                 p.copy_(t)
 
 
-# ----------------------------------------------------------------------------- probes (beyond the paper)
-# Small modules beside the GPT: each reads one residual stream from GPT.hidden_states and returns its loss.
-# Mask-free (a weighted mean over all positions), so that a batch's shapes never depend on its values.
+# ----------------------------------------------------------------------------- training with probes
+# Beside the GPT: the training forward, and the probes (beyond the paper), each a small module that reads one
+# residual stream of GPT.hidden_states. The positions to read come as flat indices built on the host with the
+# batch: no boolean mask on the device, so no shape depends on a tensor's values (and no GPU sync).
 
 def probe_targets(values):
     """The carry probe's three targets for digit values v: v in units of ten (the carry it passes on; Bai et
@@ -353,13 +354,11 @@ class CarryProbe(nn.Linear):
         super().__init__(n_embd, 3)
         self.layer = layer
 
-    def loss(self, states, values, steer=True):
-        """Mean squared error over the positions with a value (values (B, T), NaN elsewhere); steer=False
-        reads a detached stream, so that the probe learns to read the model without shaping it."""
-        x = states[self.layer] if steer else states[self.layer].detach()
-        has_value = ~torch.isnan(values)
-        error = torch.where(has_value[..., None], (self(x.float()) - probe_targets(torch.nan_to_num(values))) ** 2, 0.0)
-        return error.sum() / (3 * has_value.sum()).clamp(min=1)
+    def loss(self, states, rows, values, steer=True):
+        """Mean squared error at the positions `rows` (flat indices into B x T) whose digit values are `values`;
+        steer=False reads a detached stream, so that the probe learns to read the model without shaping it."""
+        x = states[self.layer].flatten(0, 1).index_select(0, rows)
+        return F.mse_loss(self((x if steer else x.detach()).float()), probe_targets(values))
 
 
 class BridgeProbe(nn.Linear):
@@ -370,13 +369,30 @@ class BridgeProbe(nn.Linear):
         super().__init__(n_embd, n_entities)
         self.layer = layer
 
-    def loss(self, states, bridges, steer=True):
-        """Cross-entropy over the positions with a bridge (bridges (B, T) entity numbers, IGNORE elsewhere);
-        0 for a batch without one (atomic facts only)."""
-        x = states[self.layer] if steer else states[self.layer].detach()
-        total = F.cross_entropy(self(x.float()).flatten(0, 1), bridges.flatten(), ignore_index=IGNORE,
-                                reduction="sum")
-        return total / (bridges != IGNORE).sum().clamp(min=1)
+    def loss(self, states, rows, bridges, steer=True):
+        """Mean cross-entropy at the positions `rows` (flat indices into B x T) whose bridge entities are
+        `bridges`; 0 for a batch without one (atomic facts only)."""
+        x = states[self.layer].flatten(0, 1).index_select(0, rows)
+        return F.cross_entropy(self((x if steer else x.detach()).float()), bridges, reduction="sum") \
+            / max(1, bridges.size(0))
+
+
+class WithProbe(nn.Module):
+    """The training forward: a GPT and one of its probes (or none), one graph for torch.compile and one module
+    for DDP. The head runs only at the positions with a label, `label_rows` (flat indices into B x (T-1):
+    position t predicts token t+1), whose next tokens are `targets`. Returns their logits (M, vocab), the mean
+    cross-entropy, and the probe's loss at `probe_rows` (None without a probe)."""
+
+    def __init__(self, model, probe=None):
+        super().__init__()
+        self.model, self.probe = model, probe
+
+    def forward(self, idx, targets, label_rows, position_ids=None, probe_rows=None, probe_targets=None, steer=True):
+        states = self.model.hidden_states(idx, position_ids)
+        x = self.model.transformer.ln_f(states[-1])[:, :-1].flatten(0, 1).index_select(0, label_rows)
+        logits = self.model.lm_head(x)
+        loss = F.cross_entropy(logits.float(), self.model.to_index(targets))
+        return logits, loss, None if self.probe is None else self.probe.loss(states, probe_rows, probe_targets, steer)
 
 
 # ----------------------------------------------------------------------------- checkpoint files

@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 import data
 import twohop
 from eval import evaluate, labels_right, load_checkpoint, measure_speed, read_checkpoint, teacher_forced_accuracy
-from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError
+from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError, WithProbe
 from schedule import (GateConfig, IGNORE, gate_step, new_gate_state, offset_distribution, remove_cot, retry_gently,
                       sample_offsets, scheduled_to_remove, should_reset)
 
@@ -78,14 +78,13 @@ class RunState:
 
 def train(args):
     seed_this_process(args)
-    device = start_processes(args)
-    set_up_device(device)                                                # TF32 on CUDA, as the reference
+    device = set_up_device(args)                                         # TF32 on CUDA, as the reference
     task = load_task(args)
     model, optimizer, state, rollback_point = start_or_resume(args, task, device)
     forward = training_forward(model, args, device)                      # probes, torch.compile, DDP
     T, run = task.batches_per_epoch, Path(args.out)
     gate_config = make_gate_config(args, T)
-    meter, watch = Meter(state.step, args.epochs * T), LossWatch(device)
+    meter = Meter(state.step, args.epochs * T, device)
     print_start(args, task, model, device)
     for epoch in range(state.epoch, args.epochs):
         state.epoch = epoch
@@ -124,18 +123,19 @@ def train(args):
             logits, loss, probe_loss = forward_backward(forward, batch, args, state)
             if state.accumulated == args.accumulate:
                 optimizer_step(model, optimizer, args, state, T)
-            watch.add(loss, state.step)                                  # a non-finite loss, noticed on the device
+            meter.count(tokens.size, loss, state.step)                   # a non-finite loss, noticed on the device
             state.step += 1
-            meter.count(tokens.size)
             if args.schedule == "adaptive":                              # beyond: the gate's one host read a batch
                 state.last_exact_match = batch_exact_match(model, logits, batch, len(ids))
             if state.step % args.log_every == 0:
-                log_batch(model, logits, loss, probe_loss, batch, args, state, meter, watch, run)
+                log_batch(model, logits, loss, probe_loss, batch, args, state, meter, run)
             if save_due(args, state, i, T):                              # beyond: a step checkpoint
-                watch.check(state, run)
-                save_step_checkpoint(run, model, optimizer, state, rng, args, task.meta, rollback_point)
+                meter.check_finite(state, run)
+                state.batch_in_epoch, state.epoch_rng, state.saved_at = i + 1, rng.bit_generator.state, state.step
+                save(run / "ckpt.pt", model, optimizer, state, args, task.meta, n_remove_at_eval(args, state),
+                     rollback_point)
         state.batch_in_epoch = T
-        watch.check(state, run)                                          # nothing is saved after a non-finite loss
+        meter.check_finite(state, run)                                   # nothing is saved after a non-finite loss
         if RANK == 0:                                                    # the others wait for its validation
             end_of_epoch(model, optimizer, state, args, task, run, meter, device, rollback_point)
         if WORLD_SIZE > 1:
@@ -169,8 +169,8 @@ def forward_backward(forward, batch, args, state):
     autocast = torch.autocast(batch.tokens.device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
     last = state.accumulated + 1 == args.accumulate
     with autocast, forward.no_sync() if WORLD_SIZE > 1 and not last else nullcontext():
-        logits, loss, probe_loss = forward(batch.tokens, batch.labels, batch.positions, batch.probe_targets,
-                                           batch.steer)
+        logits, loss, probe_loss = forward(batch.tokens, batch.targets, batch.label_rows, batch.positions,
+                                           batch.probe_rows, batch.probe_targets, batch.steer)
         total = loss * batch.share * WORLD_SIZE + weighted_probe_loss(probe_loss, batch, args)   # probe: beyond
         (total / args.accumulate).backward()
     state.accumulated += 1
@@ -210,11 +210,10 @@ def optimizer_step(model, optimizer, args, state, batches_per_epoch):
 
 
 def learning_rate(args, state, batches_per_epoch):
-    """The paper's constant lr, times (beyond the paper) a linear warm-up after each optimizer reset and a
-    linear decay to 0 over the last --decay-epochs epochs (all of them, in a run that is shorter), counted in
-    batches seen (skipped ones too, so that it ends at 0). With --decay-after-recovery the decay waits, at
-    the full lr, for the batch at which the model has recovered at zero CoT (the gate's "recovered"), but
-    leaves itself at least --min-decay-epochs."""
+    """The paper's constant lr, times (beyond the paper) a linear warm-up after each optimizer reset and a linear
+    decay to 0 over the last --decay-epochs epochs (all, in a shorter run), counted in batches seen (skipped ones
+    too). With --decay-after-recovery the decay waits, at the full lr, for the gate's "recovered" at zero CoT,
+    but leaves itself at least --min-decay-epochs."""
     warmup = min(1.0, (state.since_reset + 1) / args.reset_warmup) if args.reset_warmup else 1.0
     if not args.decay_epochs:
         return args.lr * warmup
@@ -236,18 +235,19 @@ def this_process_batch(model, tokens, labels, positions, bridges, args, state, d
     model.check_inputs(tokens, positions)
     mine = np.array_split(np.arange(len(tokens)), WORLD_SIZE)[RANK]
     share = float((labels[mine, 1:] != IGNORE).sum() / (labels[:, 1:] != IGNORE).sum())
-    carries, probe_share = None, 0.0
-    if args.carry_weight:
-        carries = data.carry_targets(tokens, data.parse_task(args.task))
-        probe_share = float((~np.isnan(carries[mine])).sum() / (~np.isnan(carries)).sum())
-        carries = to_device(carries[mine], device)
-    if bridges is not None:
-        bridges = bridges[:, :tokens.shape[1]]                           # the separator is before what was removed
-        probe_share = float((bridges[mine] != IGNORE).sum() / max(1, (bridges != IGNORE).sum()))
-        bridges = to_device(bridges[mine], device)
+    label_rows = np.flatnonzero(labels[mine, 1:] != IGNORE)             # where the head runs: indices, not a mask
+    targets = data.carry_targets(tokens, data.parse_task(args.task)) if args.carry_weight else \
+        None if bridges is None else bridges[:, :tokens.shape[1]]      # the separator is before what was removed
+    probe_rows, probe_share = None, 0.0
+    if targets is not None:
+        has_target = ~np.isnan(targets) if args.carry_weight else targets != IGNORE
+        rows, probe_share = np.flatnonzero(has_target[mine]), float(has_target[mine].sum() / max(1, has_target.sum()))
+        probe_rows, targets = to_device(rows, device), to_device(targets[mine].reshape(-1)[rows], device)
     return SimpleNamespace(tokens=to_device(tokens[mine], device), labels=to_device(labels[mine], device),
+                           targets=to_device(labels[mine, 1:].reshape(-1)[label_rows], device),
+                           label_rows=to_device(label_rows, device),
                            positions=None if positions is None else to_device(positions[mine], device),
-                           share=share, probe_targets=bridges if carries is None else carries, probe_share=probe_share,
+                           share=share, probe_rows=probe_rows, probe_targets=targets, probe_share=probe_share,
                            steer=args.mode == "nocot" or state.to_remove > 0)   # a probe watches until CoT goes
 
 
@@ -257,21 +257,6 @@ def to_device(array, device):
     return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
 
 
-class LossWatch:
-    """A non-finite loss, noticed without a host read per batch: the first step that had one stays on the
-    device, and is read at each log line and before anything is saved (then the run stops, in one line)."""
-
-    def __init__(self, device):
-        self.first_bad = torch.tensor(-1, device=device)
-
-    def add(self, loss, step):
-        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss.detach()), step, self.first_bad)
-
-    def check(self, state, run):
-        if global_sum((self.first_bad >= 0).long()).item():                 # one host read
-            where = f"step {self.first_bad.item()}" if self.first_bad >= 0 else "another process's step"
-            raise TrainingError(f"{where} (epoch {state.epoch}): the loss is not finite (nan or inf); stopped, "
-                                f"{run / 'ckpt.pt'} holds the last good checkpoint")
 
 
 class TrainingError(RuntimeError):
@@ -360,16 +345,16 @@ def weighted_probe_loss(probe_loss, batch, args):
 def batch_exact_match(model, logits, batch, batch_size):
     """The adaptive gate's input: the share of the batch's rows right at every labelled position (all
     processes' rows). Its .item() is the one host read a batch the gate costs."""
-    right = labels_right(model, logits.detach(), batch.labels)
+    right = labels_right(model, logits.detach(), batch.labels, batch.label_rows)
     return global_sum(right.all(dim=1).sum()).item() / batch_size
 
 
-def log_batch(model, logits, loss, probe_loss, batch, args, state, meter, watch, run):
+def log_batch(model, logits, loss, probe_loss, batch, args, state, meter, run):
     """Every --log-every steps: this batch's loss and token accuracy (over all processes), the probe's loss,
     the speed; the values are read from the device here, and only here, in the loop."""
-    watch.check(state, run)
+    meter.check_finite(state, run)
     has_label = batch.labels[:, 1:] != IGNORE
-    right = labels_right(model, logits.detach(), batch.labels) & has_label
+    right = labels_right(model, logits.detach(), batch.labels, batch.label_rows) & has_label
     counts = global_sum(torch.stack([loss.detach().float() * batch.share, right.sum().float(),
                                      has_label.sum().float()])).tolist()
     record = {"step": state.step, "epoch": state.epoch, "scheduled_to_remove": scheduled(n_remove_at_eval(args, state)),
@@ -385,14 +370,23 @@ def log_batch(model, logits, loss, probe_loss, batch, args, state, meter, watch,
 
 
 class Meter:
-    """Wall clock of the run: tokens/s since the last log line, minutes, and the time left."""
+    """What the run watches between log lines: tokens/s, minutes, time left, and a non-finite loss without a host
+    read a batch (its first step stays on the device, read at log lines and before saves: the run stops)."""
 
-    def __init__(self, first_step, total_steps):
+    def __init__(self, first_step, total_steps, device):
         self.started = self.window_start = time.time()
         self.first_step, self.total_steps, self.window_tokens = first_step, total_steps, 0
+        self.first_bad = torch.tensor(-1, device=device)
 
-    def count(self, tokens):
+    def count(self, tokens, loss, step):
         self.window_tokens += tokens
+        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss.detach()), step, self.first_bad)
+
+    def check_finite(self, state, run):
+        if global_sum((self.first_bad >= 0).long()).item():                 # one host read
+            where = f"step {self.first_bad.item()}" if self.first_bad >= 0 else "another process's step"
+            raise TrainingError(f"{where} (epoch {state.epoch}): the loss is not finite (nan or inf); stopped, "
+                                f"{run / 'ckpt.pt'} holds the last good checkpoint")
 
     def tokens_per_s(self):
         rate = self.window_tokens / (time.time() - self.window_start)
@@ -408,11 +402,10 @@ class Meter:
 
 def report_unfinished_removal(args, state, task):
     """A stepwise run that ends with CoT still in place has not internalized: say so in one line."""
-    left = cot_left(args, state, task)
-    if left and RANK == 0:
-        print(f"train.py: the run ended with {left} of {task.longest_val_cot} CoT tokens still in place "
-              f"(s(t) = {scheduled(state.to_remove)}): more epochs, a larger --delta or an earlier --remove-by-epoch",
-              flush=True)
+    if cot_left(args, state, task) and RANK == 0:
+        print(f"train.py: the run ended with {cot_left(args, state, task)} of {task.longest_val_cot} CoT tokens still "
+              f"in place (s(t) = {scheduled(state.to_remove)}): more epochs, a larger --delta or an earlier "
+              f"--remove-by-epoch", flush=True)
 
 
 def cot_left(args, state, task):
@@ -460,8 +453,7 @@ def start_or_resume(args, task, device):
         if getattr(args, flag) and not hasattr(model, f"{probe}_probe"):
             raise data.DataError(f"{run / 'ckpt.pt'} was trained without the {probe} probe: resume with "
                                  f"--{flag.replace('_', '-')} 0")
-    model.to(device)
-    freeze_unused_probe(model, args)
+    add_probes(model.to(device), args, task.meta)
     optimizer = new_optimizer(model, args)
     optimizer.load_state_dict(ckpt["optimizer"])
     for group in optimizer.param_groups:                                  # weight decay from this command line, like lr
@@ -496,54 +488,29 @@ def build_model(args, meta, longest):
 
 
 def add_probes(model, args, meta):
-    """Beyond the paper: the probe the command line asks for, unless the model has it already."""
+    """Beyond the paper: the probe the command line asks for, unless the model has it already. A probe that its
+    weight 0 does not train is frozen, so that DDP, which expects a gradient for every trainable parameter,
+    does not stop."""
     if args.carry_weight and not hasattr(model, "carry_probe"):
         model.add_carry_probe()
     if args.bridge_weight and not hasattr(model, "bridge_probe"):
         model.add_bridge_probe(len(meta["entity_ids"]))
-    freeze_unused_probe(model, args)
-
-
-def freeze_unused_probe(model, args):
-    """A probe that its weight 0 does not train gets no gradient: freeze it, so that DDP, which expects a
-    gradient for every trainable parameter, does not stop."""
     for probe, weight in (("carry_probe", args.carry_weight), ("bridge_probe", args.bridge_weight)):
         if hasattr(model, probe):
             getattr(model, probe).requires_grad_(bool(weight))
 
 
-class TrainingForward(torch.nn.Module):
-    """One training batch's forward, one graph for torch.compile and DDP: the GPT's logits and loss and,
-    beyond the paper, a probe's loss on the hidden state it reads (the probe is a submodule of the model)."""
-
-    def __init__(self, model, probe=None):
-        super().__init__()
-        self.model, self.probe = model, probe
-
-    def forward(self, tokens, labels, positions=None, probe_targets=None, steer=True):
-        states = self.model.hidden_states(tokens, positions)
-        logits, loss = self.model.logits_and_loss(states[-1], labels)
-        probe_loss = None if self.probe is None else self.probe.loss(states, probe_targets, steer)
-        return logits, loss, probe_loss
-
-
 def training_forward(model, args, device):
-    """The training pass (eval uses the model itself): compiled with the sequence length dynamic, since every
-    removed token shortens it (one graph, not one per length), and under DDP its gradients are averaged."""
-    probe = model.carry_probe if args.carry_weight else model.bridge_probe if args.bridge_weight else None
-    forward = TrainingForward(model, probe)
+    """The training pass, with the probe if any (eval uses the model itself): compiled with the sequence length
+    dynamic, since every removed token shortens it (one graph, not one per length); under DDP, its gradients
+    are averaged over the processes."""
+    forward = WithProbe(model, model.carry_probe if args.carry_weight else model.bridge_probe if args.bridge_weight
+                        else None)
     if args.compile:
         forward = torch.compile(forward, dynamic=True)
     if WORLD_SIZE > 1:
         forward = DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
     return forward
-
-
-def set_up_device(device):
-    """As the reference and nanoGPT do: fp32 matrix products and convolutions as TF32 on CUDA (--dtype
-    float32 then runs at tensor-core speed, with a 10-bit mantissa in the products)."""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
 
 def resume_position(state, rng, batches_per_epoch):
@@ -558,11 +525,6 @@ def save_due(args, state, i, batches_per_epoch):
     """A step checkpoint every --save-every steps, at an optimizer-step boundary, not at an epoch's end."""
     return (args.save_every and state.step - state.saved_at >= args.save_every and not state.accumulated
             and i < batches_per_epoch - 1)
-
-
-def save_step_checkpoint(run, model, optimizer, state, rng, args, meta, rollback_point):
-    state.batch_in_epoch, state.epoch_rng, state.saved_at = state.batch_in_epoch + 1, rng.bit_generator.state, state.step
-    save(run / "ckpt.pt", model, optimizer, state, args, meta, n_remove_at_eval(args, state), rollback_point)
 
 
 def n_remove_at_eval(args, state):
@@ -640,10 +602,8 @@ def run_state_from(saved, path):
 
 def rng_state(device):
     """The RNGs dropout draws from: the CPU's, and the GPU's when training on one."""
-    state = {"rng": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda_rng"] = torch.cuda.get_rng_state(device)
-    return state
+    return {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state(device)}
+                                             if device.type == "cuda" else {})}
 
 
 def set_rng_state(ckpt, device, args, state):
@@ -664,12 +624,15 @@ def seed_this_process(args):
     torch.manual_seed(args.seed + RANK)
 
 
-def start_processes(args):
-    """Under torchrun, one process per device joins the group (NCCL on GPUs, gloo on CPUs). Returns this
-    process's device."""
+def set_up_device(args):
+    """This process's device. Under torchrun, one process per device joins the group (NCCL on GPUs, gloo on
+    CPUs). On CUDA, as the reference and nanoGPT do, fp32 matrix products and convolutions run as TF32 (--dtype
+    float32 at tensor-core speed, with a 10-bit mantissa in the products)."""
+    cuda = torch.device(args.device).type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     if WORLD_SIZE == 1:
         return torch.device(args.device)
-    cuda = args.device.startswith("cuda")
     device = torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if cuda else args.device)
     if cuda:
         torch.cuda.set_device(device)
@@ -707,9 +670,8 @@ def plan(args):
     """--plan: what the run will cost, without training it."""
     task = load_task(args)
     T = task.batches_per_epoch
-    config = plan_model_config(args, task)
-    model = GPT(config)
-    n_params = model.num_params()
+    model = GPT(plan_model_config(args, task))
+    config, n_params = model.config, model.num_params()
     mean_length = float(np.mean(task.train.seps[:task.n_train, 2] - task.train.starts[:task.n_train] + 1))
     tokens_per_step = args.batch_size * args.accumulate * mean_length     # explicit CoT: the most a step sees
     flops_per_token = 6 * n_params + 12 * config.n_layer * config.n_embd * mean_length   # PaLM's estimate
@@ -729,31 +691,25 @@ def plan(args):
     print(f"model: {config.n_layer} layers x {config.n_embd} ({n_params / 1e6:.2f}M parameters), "
           f"{flops_per_token * tokens_per_step / 1e12:.3f} TFLOPs a step, "
           f"{flops_per_token * tokens_per_step * steps / 1e15:.2f} PFLOPs in all")
-    rate = args.plan_tokens_per_s or timed_tokens_per_s(model, task, args)
+    seconds, tokens = time_training_step(model, task, args) if not args.plan_tokens_per_s else ([1.0], 0)
+    rate = args.plan_tokens_per_s or tokens / min(seconds)              # a busy machine slows steps, never speeds one
     hours = tokens_per_step * steps / rate / 3600
     print(f"at {rate:,.0f} training tokens/s: {hours:.2f} hours ({hours * 60:.0f} minutes) with the whole CoT in "
           f"every step, an upper bound (removal shortens the examples); evaluation not counted")
 
 
 def plan_model_config(args, task):
-    """The model's shape without loading weights (GPT-2 sizes from model.PRESETS)."""
-    if args.init == "scratch":
-        return GPTConfig(block_size=task.longest_example, n_layer=args.n_layer or 3, n_head=args.n_head or 4,
-                         n_embd=args.n_embd or 128, activation=args.activation, vocab_ids=task.meta["vocab_ids"])
-    if args.init.endswith(".pt"):
-        return GPTConfig(**read_checkpoint(args.init)[1]["model_config"])
+    """The model's shape: GPT-2 sizes from model.PRESETS without their weights, else the model itself."""
     if args.init not in PRESETS:
-        raise data.DataError(f"--plan knows the sizes of {list(PRESETS)}, not of {args.init}")
+        return build_model(args, task.meta, task.longest_example).config   # scratch, a .pt or a GPT-2 folder
     n_layer, n_head, n_embd = PRESETS[args.init]
     return GPTConfig(block_size=max(1024, task.longest_example), n_layer=n_layer, n_head=n_head, n_embd=n_embd)
 
 
-def timed_tokens_per_s(model, task, args, steps=5):
-    """Training tokens/s on this machine through the loop's own step (device setup, --dtype, --compile, the
-    probe) on an explicit-CoT batch: the fastest of a few steps after warm-up (a busy machine slows some
-    steps, never speeds one up)."""
-    device = torch.device(args.device)
-    set_up_device(device)
+def time_training_step(model, task, args, steps=5):
+    """Seconds of the loop's own step (device setup, --dtype, --compile, the probe, forward, backward, AdamW) on
+    an explicit-CoT batch, after warm-up; and the batch's tokens. What --plan and benchmarks/bench_gpu.py time."""
+    device = set_up_device(args)
     add_probes(model.to(device).train(), args, task.meta)
     optimizer, forward, state = new_optimizer(model, args), training_forward(model, args, device), RunState()
     tokens, lengths, seps = task.train.batch(np.arange(min(args.batch_size, task.n_train)))
@@ -763,14 +719,14 @@ def timed_tokens_per_s(model, task, args, steps=5):
                                state, device)
     seconds = []
     for _ in range(steps + (3 if args.compile else 1)):                   # the first ones warm up (and compile)
-        started = time.time()
+        started = time.perf_counter()
         forward_backward(forward, batch, args, state)
         if state.accumulated == args.accumulate:
             optimizer_step(model, optimizer, args, state, task.batches_per_epoch)
         if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds.append(time.time() - started)
-    return tokens.size / min(seconds[-steps:])
+            torch.cuda.synchronize(device)
+        seconds.append(time.perf_counter() - started)
+    return seconds[-steps:], tokens.size
 
 
 # ----------------------------------------------------------------------------- command line
@@ -782,19 +738,15 @@ def parse_args(argv=None):
                    help="settings preset: the paper's GPT-2 fine-tuning, or a small scratch model for a CPU")
     p.add_argument("--mode", choices=["stepwise", "explicit", "nocot"], default="stepwise")
     p.add_argument("--init", help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, scratch, or a checkpoint path")
-    p.add_argument("--n-layer", type=int)
-    p.add_argument("--n-head", type=int)
-    p.add_argument("--n-embd", type=int)
-    p.add_argument("--dropout", type=float)
+    for name, kind in (("--n-layer", int), ("--n-head", int), ("--n-embd", int), ("--dropout", float)):
+        p.add_argument(name, type=kind)
     p.add_argument("--activation", choices=list(ACTIVATIONS), help="MLP activation of a scratch model")
     p.add_argument("--data", default="data", help="data root; the task's folder is DATA/TASK")
     p.add_argument("--out", help="run folder (default runs/TASK-MODEL-MODE)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its ckpt.pt, with this command line's settings")
-    p.add_argument("--plan", action="store_true", help="print what the run costs (steps, examples, FLOPs, time), "
-                                                       "then stop")
-    p.add_argument("--plan-tokens-per-s", type=float, help="--plan: the training speed to assume (default: a few "
-                                                           "timed steps on --device)")
+    p.add_argument("--plan", action="store_true", help="print what the run costs (steps, FLOPs, time), then stop")
+    p.add_argument("--plan-tokens-per-s", type=float, help="--plan: the speed to assume (default: timed steps)")
     p.add_argument("--schedule", choices=["linear", "adaptive"],
                    help="linear: the paper's s(t) = Delta t / T; adaptive: advance once the model has recovered")
     p.add_argument("--delta", type=float, help="CoT tokens removed per epoch (reference: --remove_per_epoch; paper: 8)")
@@ -814,16 +766,12 @@ def parse_args(argv=None):
     p.add_argument("--gate-max-retries", type=int, default=gate.max_retries, help="adaptive: rollbacks per advance")
     p.add_argument("--max-chunk", type=int, default=gate.max_chunk,
                    help="adaptive: tokens per advance may double up to this while the model recovers at once")
-    p.add_argument("--carry-weight", type=float,
-                   help="beyond the paper (after Bai et al. 2025), multKxK: weight of an auxiliary loss, a linear probe "
-                        "that reads the value behind each CoT and output digit, carry included, and the digit on a "
-                        "circle (0: off; the 3x3 tiny preset: 1)")
-    p.add_argument("--bridge-weight", type=float, default=0.0,
-                   help="beyond the paper, two-hop tasks: weight of an auxiliary loss, a linear probe that reads the "
-                        "stream after the middle block at the separator after r2 and must name the bridge entity")
-    p.add_argument("--fig3-examples", type=int, default=256,
-                   help="validation examples of the teacher-forced exact match logged at every removed token, "
-                        "Fig. 3's points (0: off)")
+    p.add_argument("--carry-weight", type=float, help="beyond the paper, multKxK: weight of the carry probe's loss "
+                   "(model.CarryProbe, after Bai et al. 2025; 0: off; the 3x3 tiny preset: 1)")
+    p.add_argument("--bridge-weight", type=float, default=0.0, help="beyond the paper, two-hop tasks: weight of the "
+                   "bridge probe's loss (model.BridgeProbe: it must name the bridge entity at the separator)")
+    p.add_argument("--fig3-examples", type=int, default=256, help="validation examples of Fig. 3's points, the "
+                   "teacher-forced exact match logged at every removed token (0: off)")
     p.add_argument("--smoothing-lambda", type=float, help="removal smoothing lambda; inf turns it off")
     p.add_argument("--no-reset-optimizer", action="store_true")
     p.add_argument("--removal-side", choices=["left", "right"], default="left")
@@ -833,10 +781,8 @@ def parse_args(argv=None):
     p.add_argument("--remove-start-from", type=int, default=0)
     p.add_argument("--remove-all-beyond", type=float, default=math.inf, help="remove all CoT once s(t) reaches this")
     p.add_argument("--max-len-train", type=int, default=-1, help="skip batches longer than this (GSM8K)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--batch-size", type=int)
+    for name, kind in (("--epochs", int), ("--lr", float), ("--weight-decay", float), ("--batch-size", int)):
+        p.add_argument(name, type=kind)
     p.add_argument("--accumulate", type=int, default=1)
     p.add_argument("--max-grad-norm", type=float, default=1.0)
     p.add_argument("--reset-warmup", type=int, help="linear lr warm-up steps after each optimizer reset (0 = paper)")
@@ -854,9 +800,8 @@ def parse_args(argv=None):
                    help="bfloat16: autocast over fp32 weights (on a GPU; on a CPU where torch supports it)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training forward and backward")
     p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--save-every", type=int, default=0,
-                   help="also write ckpt.pt every N steps (at the first optimizer-step boundary), for an exact "
-                        "--resume from the middle of an epoch")
+    p.add_argument("--save-every", type=int, default=0, help="also write ckpt.pt every N steps (at an optimizer "
+                   "step's boundary), for an exact --resume from the middle of an epoch")
     args = p.parse_args(argv)
     fill_in_preset(args)
     check_filled(args, p.error)
@@ -887,25 +832,21 @@ def check_filled(args, error):
         error(f"--init {args.init}: not a GPT-2 name, 'scratch', or an existing checkpoint path")
     if args.init != "scratch" and args.activation != "gelu_tanh":      # the preset gives those gelu_tanh
         error(f"--activation {args.activation}: only a scratch model can change GPT-2's gelu_tanh")
-    if args.delta <= 0:
-        error(f"--delta must be > 0, got {args.delta}")
     try:
         offset_distribution(args.smoothing_lambda)
     except ValueError as e:
         error(f"--smoothing-lambda: {e}")
-    for key in ("batch_size", "epochs", "accumulate"):
-        if getattr(args, key) <= 0:
-            error(f"--{key.replace('_', '-')} must be > 0")
-    for key in ("reset_warmup", "decay_epochs", "pretrain_epochs", "gate_max_retries", "fig3_examples", "save_every"):
-        if getattr(args, key) < 0:
-            error(f"--{key.replace('_', '-')} must be >= 0")
-    for key in ("gate_min_steps", "gate_patience", "max_chunk"):
-        if getattr(args, key) < 1:
-            error(f"--{key.replace('_', '-')} must be >= 1")
-    if not args.slower_by > 0 or not args.slower_from >= 0:
-        error(f"--slower-by must be > 0 and --slower-from >= 0, got {args.slower_by} and {args.slower_from}")
-    if args.plan_tokens_per_s is not None and args.plan_tokens_per_s <= 0:
-        error(f"--plan-tokens-per-s must be > 0, got {args.plan_tokens_per_s}")
+    for keys, least in ((("batch_size", "epochs", "accumulate", "gate_min_steps", "gate_patience", "max_chunk"), 1),
+                        (("reset_warmup", "decay_epochs", "pretrain_epochs", "gate_max_retries", "fig3_examples",
+                          "save_every", "carry_weight", "bridge_weight"), 0)):
+        for key in keys:
+            if not getattr(args, key) >= least:                          # NaN too
+                error(f"--{key.replace('_', '-')} must be >= {least}, got {getattr(args, key)}")
+    for key in ("delta", "slower_by", "plan_tokens_per_s"):
+        if getattr(args, key) is not None and not getattr(args, key) > 0:
+            error(f"--{key.replace('_', '-')} must be > 0, got {getattr(args, key)}")
+    if not args.slower_from >= 0:
+        error(f"--slower-from must be >= 0, got {args.slower_from}")
     if not 0 < args.gate_threshold <= 1 or not 0 <= args.gate_collapse < args.gate_threshold:
         error(f"--gate-threshold must be in (0, 1] and --gate-collapse in [0, threshold), got "
               f"{args.gate_threshold} and {args.gate_collapse}")
@@ -917,13 +858,9 @@ def check_filled(args, error):
               "0 < --min-decay-epochs <= --decay-epochs")
     if args.gate_max_steps < args.gate_min_steps:
         error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
-    if args.carry_weight < 0:
-        error(f"--carry-weight must be >= 0, got {args.carry_weight}")
     if args.carry_weight and (not args.task.startswith("mult") or args.removal_side != "left"):
         error(f"--carry-weight is for multKxK tasks with CoT removed from the left, not {args.task} "
               f"from the {args.removal_side}")
-    if not args.bridge_weight >= 0:
-        error(f"--bridge-weight must be >= 0, got {args.bridge_weight}")
     if args.bridge_weight and not args.task.startswith("twohop"):
         error(f"--bridge-weight is for two-hop tasks (twohop...), not {args.task}")
 

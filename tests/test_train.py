@@ -578,9 +578,9 @@ def test_device_setup_turns_tf32_on_for_cuda_only_and_adamw_is_fused_there(data_
     for flag in ("matmul", "cudnn"):
         module = torch.backends.cuda.matmul if flag == "matmul" else torch.backends.cudnn
         monkeypatch.setattr(module, "allow_tf32", False)
-    train.set_up_device(torch.device("cpu"))
+    assert train.set_up_device(SimpleNamespace(device="cpu")) == torch.device("cpu")
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
-    train.set_up_device(torch.device("cuda", 0))                        # no GPU needed to choose the settings
+    assert train.set_up_device(SimpleNamespace(device="cuda")) == torch.device("cuda")   # no GPU needed to choose
     assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
     model = torch.nn.Linear(2, 2)
     args = SimpleNamespace(lr=1e-3, weight_decay=0.01, device="cuda")
@@ -608,11 +608,12 @@ def test_the_training_forward_is_one_graph_with_and_without_the_probe(data_root,
     args, model, batch = tiny_model_and_batches(data_root, carry)
     forward = train.training_forward(model, args, torch.device("cpu"))
     b = batch(3)
-    for tensor in (b.tokens, b.labels, b.positions, b.probe_targets):   # as --compile's dynamic=True makes them
+    inputs = (b.tokens, b.targets, b.label_rows, b.positions, b.probe_rows, b.probe_targets)
+    for tensor in inputs:                                               # as --compile's dynamic=True makes them
         if tensor is not None:
-            torch._dynamo.mark_dynamic(tensor, 1)
+            torch._dynamo.mark_dynamic(tensor, tensor.dim() - 1)
     torch._dynamo.reset()
-    explained = torch._dynamo.explain(forward)(b.tokens, b.labels, b.positions, b.probe_targets, b.steer)
+    explained = torch._dynamo.explain(forward)(*inputs, b.steer)
     assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
 
 
@@ -629,9 +630,10 @@ def test_a_whole_removal_schedule_compiles_the_training_step_twice_at_most(data_
     for n_remove in [0, *range(1, 27)]:
         b = batch(n_remove, rows=8 if n_remove % 5 else 5)
         b.steer = n_remove > 0
-        logits, loss, probe_loss = forward(b.tokens, b.labels, b.positions, b.probe_targets, b.steer)
+        logits, loss, probe_loss = forward(b.tokens, b.targets, b.label_rows, b.positions, b.probe_rows,
+                                           b.probe_targets, b.steer)
         (loss + probe_loss).backward()
-        assert logits.shape == (*b.tokens.shape, model.config.vocab_size)
+        assert logits.shape == (len(b.label_rows), model.config.vocab_size)   # the labelled positions' only
     assert len(graphs) <= 2
 
 

@@ -63,6 +63,9 @@ def test_two_processes_follow_the_one_process_run(schedule, data_root, tmp_path)
     assert resets(one) == resets(two) and len(resets(one)) >= 5
     saved = [torch.load(run / "ckpt.pt", weights_only=True) for run in (one, two)]
     assert saved[0]["schedule"]["to_remove"] == saved[1]["schedule"]["to_remove"] > 0
+    if schedule == "adaptive":                                             # the 3x3 preset's carry probe: averaged too
+        probe = [ckpt["model"]["carry_probe.weight"] for ckpt in saved]
+        assert torch.allclose(*probe, atol=1e-4) and not torch.equal(probe[0], torch.zeros_like(probe[0]))
 
     swapped = {run: tmp_path / f"{run.name}-resumed" for run in (one, two)}
     for run, copy in swapped.items():
@@ -126,3 +129,37 @@ def test_two_processes_train_a_model_whose_carry_probe_is_off(data_root, tmp_pat
     before, after = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True)["model"] for run in ("probe", "two"))
     assert torch.equal(before["carry_probe.weight"], after["carry_probe.weight"])
     assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
+
+
+COUNT_ALL_REDUCES = """
+import json, os, sys
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+import train
+rounds, steps, real_forward, real_step = [], [], train.training_forward, train.optimizer_step
+
+def counted_forward(*args):
+    forward = real_forward(*args)
+    forward.register_comm_hook(None, lambda group, bucket: (rounds.append(bucket.is_last()),
+                                                            allreduce_hook(group, bucket))[1])
+    return forward
+
+train.training_forward = counted_forward
+train.optimizer_step = lambda *args: (steps.append(1), real_step(*args))
+train.main(sys.argv[2:])
+if os.environ["RANK"] == "0":
+    open(sys.argv[1], "w").write(json.dumps({"all_reduces": sum(rounds), "optimizer_steps": len(steps)}))
+"""
+
+
+def test_accumulation_all_reduces_gradients_once_per_optimizer_step(data_root, tmp_path):
+    """--accumulate 4 under torchrun (gloo): DDP's no_sync() on all but the last batch of a window, so 20 batches
+    make 5 rounds of all-reduce, not 20 (counted with a DDP communication hook)."""
+    (tmp_path / "count.py").write_text(COUNT_ALL_REDUCES)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(tmp_path / "count.py"), str(tmp_path / "count.json"), "--task", "mult3x3", "--data", str(data_root),
+               "--out", str(tmp_path / "run"), "--batch-size", "32", "--epochs", "1", "--mode", "explicit",
+               "--accumulate", "4", "--val-limit", "5", "--device", "cpu", *TINY]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "count.json").read_text()) == {"all_reduces": 5, "optimizer_steps": 5}

@@ -1,0 +1,275 @@
+"""
+The paper's recipe on one GPU, in one command (under 10 minutes on an H200), through train.py's own code:
+
+  1. training step: GPT-2 small (random weights), the paper's batch 32, the whole CoT, on 4x4, 7x7 and 9x9
+     examples, timed by train.time_training_step (the device setup, --dtype, --compile, forward, backward,
+     AdamW): ms/step, tokens/s, peak GPU memory, MFU = (6N + 12 L T d) FLOPs a token (PaLM) against the
+     GPU's dense peak, for fp32 (run as TF32), bf16 autocast, and bf16 + compile;
+  2. the hours `--plan`'s steps take at that speed: to the end of removal, and for the whole --epochs;
+  3. batch-1 decoding of as many tokens as zero CoT and as the whole CoT need (Table 2's ratio);
+  4. a small model (4 layers x 256) trained 50 steps by train.main on the GPU (fp32 with TF32 off, and bf16)
+     and on this machine's CPU, same seed and batches: the largest relative gap between their losses;
+  5. with --ref DIR (the reference's src/, which needs transformers 4.x): its own train.py on the same GPU
+     and data (its tqdm rate), and its decoding, as ratios.
+
+Prints a table and writes results/gpu/<gpu name>.json.
+
+    python benchmarks/bench_gpu.py [--ref ../shared/reference-code/src]
+    python benchmarks/bench_gpu.py --smoke          # the same code on tiny sizes, on a CPU, in under a minute
+"""
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import data                                                     # noqa: E402
+import train                                                    # noqa: E402
+from model import GPT, GPTConfig                                # noqa: E402
+
+SIZES = {   # tasks, GPT-2 shape (layers, heads, width), timed steps, decoded examples, parity shape and steps
+    "full": dict(tasks=("mult4x4", "mult7x7", "mult9x9"), gpt2=(12, 12, 768), steps=20, examples=10,
+                 parity=(4, 4, 256), parity_steps=50),
+    "smoke": dict(tasks=("mult4x4", "mult5x5"), gpt2=(2, 2, 64), steps=2, examples=2, parity=(1, 2, 32),
+                  parity_steps=4)}
+MODES = {"fp32 (TF32)": ["--dtype", "float32"], "bf16": ["--dtype", "bfloat16"],
+         "bf16 + compile": ["--dtype", "bfloat16", "--compile"]}
+PEAK_TFLOPS = {"H100": {"bfloat16": 989, "float32": 495}, "H200": {"bfloat16": 989, "float32": 495},
+               "A100": {"bfloat16": 312, "float32": 156}}   # dense; fp32 products run as TF32 on these
+FULL_TRAIN = 808000                                             # data.prepare's training split, the reference's size
+TOKENIZER_URL = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/"
+
+
+def random_gpt2(folder, n_layer, n_head, n_embd):
+    """A GPT-2 folder with random weights, as Hugging Face lays it out (config.json, pytorch_model.bin, the
+    tokenizer files if tiktoken has them cached): what --init and the reference's --model load, offline."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd))
+    tensors = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    tensors["transformer.wte.weight"] = model.lm_head.weight.t().contiguous()
+    folder.mkdir(parents=True)
+    torch.save(tensors, folder / "pytorch_model.bin")
+    config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 50257, "n_positions": 1024,
+              "n_ctx": 1024, "n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "bos_token_id": 50256,
+              "eos_token_id": 50256}
+    (folder / "config.json").write_text(json.dumps(config))
+    cache = Path(os.environ.get("TIKTOKEN_CACHE_DIR", Path(tempfile.gettempdir()) / "data-gym-cache"))
+    for name, file in (("vocab.bpe", "merges.txt"), ("encoder.json", "vocab.json")):
+        cached = cache / hashlib.sha1((TOKENIZER_URL + name).encode()).hexdigest()
+        if cached.exists():
+            (folder / file).write_bytes(cached.read_bytes())
+    return folder
+
+
+def train_args(task, root, gpt2, device, extra=()):
+    """train.py's command line for the paper's recipe on this task (--model paper: batch 32, Delta 8, ...)."""
+    return train.parse_args(["--task", task, "--data", str(root / "data"), "--init", str(gpt2), "--device", device,
+                             "--out", str(root / "unused"), *extra])
+
+
+def time_modes(task, root, gpt2, device, size):
+    """The training step in each precision mode: ms, tokens/s, peak memory, MFU; and the fp32 model."""
+    rows = {}
+    for name, flags in MODES.items():
+        if device == "cpu" and "--compile" in flags:                    # a CPU compile takes minutes: GPU only
+            continue
+        args = train_args(task, root, gpt2, device, flags)
+        loaded = train.load_task(args)
+        model = train.build_model(args, loaded.meta, loaded.longest_example)
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        seconds, tokens = train.time_training_step(model, loaded, args, size["steps"])
+        step = float(np.median(seconds))
+        c, length = model.config, tokens / args.batch_size
+        flops = (6 * model.num_params() + 12 * c.n_layer * length * c.n_embd) * tokens / step
+        gpu = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
+        peak = next((p[args.dtype] for known, p in PEAK_TFLOPS.items() if known in gpu), None)
+        rows[name] = {"ms_per_step": round(1000 * step, 2), "tokens_per_s": round(tokens / step),
+                      "tokens_per_step": tokens, "tflops": round(flops / 1e12, 1),
+                      "mfu": round(flops / (peak * 1e12), 3) if peak else None,
+                      "peak_gib": round(torch.cuda.max_memory_allocated() / 2 ** 30, 2) if gpu != "cpu" else None}
+        rows[name].update(plan_hours(args, loaded, step))
+        del model
+        torch._dynamo.reset()
+    return rows
+
+
+def plan_hours(args, loaded, step):
+    """--plan's steps on the full training split (808,000 examples) at this step time, with the whole CoT."""
+    batches = math.ceil(FULL_TRAIN / args.batch_size)                   # T
+    done = args.pretrain_epochs + (loaded.longest_train_cot - args.remove_start_from) / args.delta
+    return {"hours_to_end_of_removal": round(done * batches * step / 3600, 1),
+            "hours_all_epochs": round(args.epochs * batches * step / 3600, 1), "removal_ends_at_epoch": round(done, 1)}
+
+
+@torch.no_grad()
+def decode(model, split, device, examples):
+    """Batch-1 greedy decoding, examples/s, generating as many tokens as an answer at zero CoT needs (second
+    separator, answer, end) and as the whole CoT and answer need: random weights emit no separators, so the
+    lengths are fixed; a trained model stops there (Table 2)."""
+    model.to(device).eval()
+    rates = {}
+    for level, first in (("zero CoT", 1), ("full CoT", 0)):
+        new = int(split.seps[0, 2] - split.seps[0, first])
+        prompt = torch.from_numpy(split.batch(np.array([0]))[0][:, :split.seps[0, 0] - split.starts[0] + 1]).to(device)
+        model.generate(prompt, new, stop_after_separators=10 ** 9)      # warm-up
+        sync(device)
+        started = time.perf_counter()
+        for _ in range(examples):
+            model.generate(prompt, new, stop_after_separators=10 ** 9)
+        sync(device)
+        rates[level] = {"new_tokens": new, "examples_per_s": round(examples / (time.perf_counter() - started), 2)}
+    return rates
+
+
+def sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def parity(root, device, size):
+    """train.main on the CPU and on the device with the same seed and batches: the losses of every step."""
+    n_layer, n_head, n_embd = size["parity"]
+    common = ["--task", "mult4x4", "--data", str(root / "data"), "--model", "tiny", "--n-layer", str(n_layer),
+              "--n-head", str(n_head), "--n-embd", str(n_embd), "--batch-size", "32", "--train-size",
+              str(32 * size["parity_steps"]), "--epochs", "1", "--log-every", "1", "--val-limit", "4",
+              "--fig3-examples", "0"]
+    real_setup, losses = train.set_up_device, {}
+
+    def tf32_off(args):                                                # the check of fp32 itself: TF32 off
+        chosen = real_setup(args)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        return chosen
+    for name, dev, dtype in (("cpu fp32", "cpu", "float32"), ("device fp32", device, "float32"),
+                             ("device bf16", device, "bfloat16")):
+        out = root / "parity" / name.replace(" ", "-")
+        train.set_up_device = tf32_off
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            train.main([*common, "--device", dev, "--dtype", dtype, "--out", str(out)])
+        train.set_up_device = real_setup
+        losses[name] = [m["loss"] for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+                        if "loss" in m]
+    gap = lambda a, b: max(abs(x - y) / abs(y) for x, y in zip(losses[a], losses[b]))
+    return {"steps": len(losses["cpu fp32"]), "max_relative_gap_fp32": round(gap("device fp32", "cpu fp32"), 5),
+            "max_relative_gap_bf16": round(gap("device bf16", "cpu fp32"), 5),
+            "last_loss": {name: values[-1] for name, values in losses.items()}}
+
+
+def reference(ref, root, gpt2, task, device, size):
+    """The reference's own train.py (one epoch of its loop on our examples, fp32 with TF32 and --bf16): its
+    tqdm rate of the last training batches; and its batch-1 decoding of the same token counts."""
+    folder = root / "data" / task
+    (root / "ref").mkdir(exist_ok=True)
+    for split in ("train", "val"):
+        lines = (folder / f"{split}.txt").read_text().splitlines()
+        (root / "ref" / f"{split}.txt").write_text("\n".join(lines[:4] if split == "val" else lines) + "\n")
+    rows = {}
+    for name, flags in (("fp32 (TF32)", []), ("bf16 (weights)", ["--bf16"])):
+        command = [sys.executable, str(Path(ref) / "train.py"), "--model", str(gpt2), "--train_path",
+                   str(root / "ref" / "train.txt"), "--val_path", str(root / "ref" / "val.txt"), "--epochs", "1",
+                   "--batch_size", "32", "--remove_per_epoch", "8", "--removal_smoothing_lambda", "4",
+                   "--reset_optimizer", "--max_new_tokens", "4", "--save_model", str(root / "ref" / "model"), *flags]
+        done = subprocess.run(command, cwd=ref, capture_output=True, text=True, timeout=900)
+        if done.returncode:
+            raise RuntimeError(f"the reference's train.py failed: {done.stderr.strip().splitlines()[-1:]}")
+        batches = math.ceil(len((root / "ref" / "train.txt").read_text().splitlines()) / 32)
+        rates = re.findall(rf"{batches}/{batches} \[[^,]*,\s*([\d.]+)(it/s|s/it)\]", done.stderr)
+        per_s = float(rates[0][0]) if rates[0][1] == "it/s" else 1 / float(rates[0][0])
+        rows[name] = {"batches_per_s": round(per_s, 3)}
+    sys.path.insert(0, str(ref))
+    from configuration_model import ImplicitModelConfig                # noqa: E402  (the reference's own code)
+    from model import ImplicitModel as ReferenceModel                  # noqa: E402
+    model = ReferenceModel(ImplicitModelConfig(base_model=str(gpt2))).to(device).eval()
+    split = data.load_split(folder, "val")
+    tokens = torch.from_numpy(split.batch(np.array([0]))[0]).to(device)
+    for level, first in (("zero CoT", 1), ("full CoT", 0)):
+        new = int(split.seps[0, 2] - split.seps[0, first])
+        model.generate(tokens, max_new_tokens=new)                      # warm-up
+        sync(device)
+        started = time.perf_counter()
+        for _ in range(size["examples"]):
+            model.generate(tokens, max_new_tokens=new)
+        sync(device)
+        rows[f"decode {level}"] = {"examples_per_s": round(size["examples"] / (time.perf_counter() - started), 2)}
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU: checks the code, times nothing")
+    parser.add_argument("--ref", help="the reference's src/ folder: time its step and decoding too")
+    parser.add_argument("--out", help="JSON file (default results/gpu/<gpu name>.json)")
+    args = parser.parse_args()
+    size = SIZES["smoke" if args.smoke else "full"]
+    device = "cpu" if args.smoke else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench_gpu.py: error: no CUDA device (run --smoke on a CPU)")
+    gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    root = Path(tempfile.mkdtemp())
+    gpt2 = random_gpt2(root / "gpt2", *size["gpt2"])
+    result = {"gpu": gpu, "torch": torch.__version__, "batch_size": 32, "gpt2_shape": size["gpt2"], "tasks": {}}
+    for task in dict.fromkeys([*size["tasks"], "mult4x4"]):             # 4x4 also feeds the parity check
+        data.generate_multiplication(task, root / "data" / task, {"train": max(256, 32 * size["parity_steps"]),
+                                                                  "val": 16, "test": 16}, seed=0)
+    for task in size["tasks"]:
+        started = time.time()
+        rows = time_modes(task, root, gpt2, device, size)
+        model = train.build_model(train_args(task, root, gpt2, device), data.load_meta(root / "data" / task), 1024)
+        rows["decode"] = decode(model, data.load_split(root / "data" / task, "val"), device, size["examples"])
+        if args.ref:
+            rows["reference"] = ref = reference(args.ref, root, gpt2, task, device, size)
+            for mode in MODES:                                          # the same examples: the same tokens a batch
+                if mode in rows:
+                    ref_tokens_per_s = ref["fp32 (TF32)"]["batches_per_s"] * rows[mode]["tokens_per_step"]
+                    rows[mode]["x_reference_fp32"] = round(rows[mode]["tokens_per_s"] / ref_tokens_per_s, 2)
+            for level in ("zero CoT", "full CoT"):
+                rows["decode"][level]["x_reference"] = round(rows["decode"][level]["examples_per_s"]
+                                                             / ref[f"decode {level}"]["examples_per_s"], 2)
+        result["tasks"][task] = rows
+        print(f"{task}: {time.time() - started:.0f} s", flush=True)
+    result["parity"] = parity(root, device, size)
+    print_table(result)
+    out = Path(args.out or ROOT / "results" / "gpu" / f"{re.sub(r'[^A-Za-z0-9.-]+', '-', gpu)}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(out)
+    print(f"wrote {out}")
+
+
+def print_table(result):
+    print(f"\n{result['gpu']}, torch {result['torch']}, GPT-2 {result['gpt2_shape']}, batch 32, the whole CoT")
+    print(f"{'task':8} {'mode':16} {'ms/step':>8} {'tokens/s':>10} {'MFU':>6} {'GiB':>6} {'h to end':>9} {'h all':>8}")
+    for task, rows in result["tasks"].items():
+        for mode in MODES:
+            if mode in rows:
+                r = rows[mode]
+                mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
+                print(f"{task:8} {mode:16} {r['ms_per_step']:8.1f} {r['tokens_per_s']:10,} {mfu:>6} "
+                      f"{r['peak_gib'] or '-':>6} {r['hours_to_end_of_removal']:9.1f} {r['hours_all_epochs']:8.1f}")
+        decoded = rows["decode"]
+        print(f"{task:8} decoding batch 1: {decoded['zero CoT']['examples_per_s']} ex/s at zero CoT, "
+              f"{decoded['full CoT']['examples_per_s']} at full CoT "
+              f"({decoded['zero CoT']['examples_per_s'] / decoded['full CoT']['examples_per_s']:.1f}x)")
+        for name, r in rows.get("reference", {}).items():
+            print(f"{task:8} reference {name}: {r}")
+    p = result["parity"]
+    print(f"parity, {p['steps']} steps, device vs CPU: largest relative loss gap {p['max_relative_gap_fp32']} "
+          f"(fp32, TF32 off), {p['max_relative_gap_bf16']} (bf16)")
+
+
+if __name__ == "__main__":
+    main()
