@@ -163,9 +163,8 @@ def new_optimizer(model, args):
 
 
 def forward_backward(forward, batch, args, state):
-    """One batch's forward and backward (bf16 autocast with --dtype bfloat16). Its language loss is weighted
-    by this process's share of the labels, so that DDP's average of gradients is the whole batch's; gradients
-    are all-reduced only on the last batch of an --accumulate window."""
+    """One batch's forward and backward (bf16 autocast with --dtype bfloat16), the loss weighted by this process's
+    share of the labels (DDP averages gradients), all-reduced only on the last batch of an --accumulate window."""
     autocast = torch.autocast(batch.tokens.device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
     last = state.accumulated + 1 == args.accumulate
     with autocast, forward.no_sync() if WORLD_SIZE > 1 and not last else nullcontext():
@@ -343,15 +342,13 @@ def weighted_probe_loss(probe_loss, batch, args):
 
 
 def batch_exact_match(model, logits, batch, batch_size):
-    """The adaptive gate's input: the share of the batch's rows right at every labelled position (all
-    processes' rows). Its .item() is the one host read a batch the gate costs."""
+    """The adaptive gate's input: the batch's share of rows right at every label (its one host read a batch)."""
     right = labels_right(model, logits.detach(), batch.labels, batch.label_rows)
     return global_sum(right.all(dim=1).sum()).item() / batch_size
 
 
 def log_batch(model, logits, loss, probe_loss, batch, args, state, meter, run):
-    """Every --log-every steps: this batch's loss and token accuracy (over all processes), the probe's loss,
-    the speed; the values are read from the device here, and only here, in the loop."""
+    """Every --log-every steps: loss, token accuracy, probe loss, speed; read from the device here, only here."""
     meter.check_finite(state, run)
     has_label = batch.labels[:, 1:] != IGNORE
     right = labels_right(model, logits.detach(), batch.labels, batch.label_rows) & has_label
@@ -488,9 +485,8 @@ def build_model(args, meta, longest):
 
 
 def add_probes(model, args, meta):
-    """Beyond the paper: the probe the command line asks for, unless the model has it already. A probe that its
-    weight 0 does not train is frozen, so that DDP, which expects a gradient for every trainable parameter,
-    does not stop."""
+    """Beyond the paper: the probe the command line asks for, unless the model has it; a probe with weight 0 is
+    frozen (DDP stops on a trainable parameter without a gradient)."""
     if args.carry_weight and not hasattr(model, "carry_probe"):
         model.add_carry_probe()
     if args.bridge_weight and not hasattr(model, "bridge_probe"):
@@ -625,9 +621,8 @@ def seed_this_process(args):
 
 
 def set_up_device(args):
-    """This process's device. Under torchrun, one process per device joins the group (NCCL on GPUs, gloo on
-    CPUs). On CUDA, as the reference and nanoGPT do, fp32 matrix products and convolutions run as TF32 (--dtype
-    float32 at tensor-core speed, with a 10-bit mantissa in the products)."""
+    """This process's device; under torchrun it joins the group (NCCL on GPUs, gloo on CPUs). On CUDA, as the
+    reference and nanoGPT do, fp32 matrix products and convolutions run as TF32 (a 10-bit mantissa, 7x faster)."""
     cuda = torch.device(args.device).type == "cuda"
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

@@ -20,6 +20,7 @@ Prints a table and writes results/gpu/<gpu name>.json.
 import argparse
 import contextlib
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -39,11 +40,11 @@ import data                                                     # noqa: E402
 import train                                                    # noqa: E402
 from model import GPT, GPTConfig                                # noqa: E402
 
-SIZES = {   # tasks, GPT-2 shape (layers, heads, width), timed steps, decoded examples, parity shape and steps
-    "full": dict(tasks=("mult4x4", "mult7x7", "mult9x9"), gpt2=(12, 12, 768), steps=20, examples=10,
+SIZES = {   # tasks, GPT-2 shape (layers, heads, width), batch, timed steps, decoded examples, parity shape, steps
+    "full": dict(tasks=("mult4x4", "mult7x7", "mult9x9"), gpt2=(12, 12, 768), batch=32, steps=20, examples=10,
                  parity=(4, 4, 256), parity_steps=50),
-    "smoke": dict(tasks=("mult4x4", "mult5x5"), gpt2=(2, 2, 64), steps=2, examples=2, parity=(1, 2, 32),
-                  parity_steps=4)}
+    "smoke": dict(tasks=("mult4x4", "mult5x5"), gpt2=(1, 2, 32), batch=2, steps=1, examples=1, parity=(1, 2, 32),
+                  parity_steps=3)}
 MODES = {"fp32 (TF32)": ["--dtype", "float32"], "bf16": ["--dtype", "bfloat16"],
          "bf16 + compile": ["--dtype", "bfloat16", "--compile"]}
 PEAK_TFLOPS = {"H100": {"bfloat16": 989, "float32": 495}, "H200": {"bfloat16": 989, "float32": 495},
@@ -85,7 +86,7 @@ def time_modes(task, root, gpt2, device, size):
     for name, flags in MODES.items():
         if device == "cpu" and "--compile" in flags:                    # a CPU compile takes minutes: GPU only
             continue
-        args = train_args(task, root, gpt2, device, flags)
+        args = train_args(task, root, gpt2, device, [*flags, "--batch-size", str(size["batch"])])
         loaded = train.load_task(args)
         model = train.build_model(args, loaded.meta, loaded.longest_example)
         if device.startswith("cuda"):
@@ -171,7 +172,7 @@ def parity(root, device, size):
 def reference(ref, root, gpt2, task, device, size):
     """The reference's own train.py (one epoch of its loop on our examples, fp32 with TF32 and --bf16): its
     tqdm rate of the last training batches; and its batch-1 decoding of the same token counts."""
-    folder = root / "data" / task
+    folder, ref = root / "data" / task, Path(ref).resolve()
     (root / "ref").mkdir(exist_ok=True)
     for split in ("train", "val"):
         lines = (folder / f"{split}.txt").read_text().splitlines()
@@ -180,19 +181,21 @@ def reference(ref, root, gpt2, task, device, size):
     for name, flags in (("fp32 (TF32)", []), ("bf16 (weights)", ["--bf16"])):
         command = [sys.executable, str(Path(ref) / "train.py"), "--model", str(gpt2), "--train_path",
                    str(root / "ref" / "train.txt"), "--val_path", str(root / "ref" / "val.txt"), "--epochs", "1",
-                   "--batch_size", "32", "--remove_per_epoch", "8", "--removal_smoothing_lambda", "4",
+                   "--batch_size", str(size["batch"]), "--remove_per_epoch", "8", "--removal_smoothing_lambda", "4",
                    "--reset_optimizer", "--max_new_tokens", "4", "--save_model", str(root / "ref" / "model"), *flags]
         done = subprocess.run(command, cwd=ref, capture_output=True, text=True, timeout=900)
         if done.returncode:
             raise RuntimeError(f"the reference's train.py failed: {done.stderr.strip().splitlines()[-1:]}")
-        batches = math.ceil(len((root / "ref" / "train.txt").read_text().splitlines()) / 32)
+        batches = math.ceil(len((root / "ref" / "train.txt").read_text().splitlines()) / size["batch"])
         rates = re.findall(rf"{batches}/{batches} \[[^,]*,\s*([\d.]+)(it/s|s/it)\]", done.stderr)
         per_s = float(rates[0][0]) if rates[0][1] == "it/s" else 1 / float(rates[0][0])
         rows[name] = {"batches_per_s": round(per_s, 3)}
-    sys.path.insert(0, str(ref))
-    from configuration_model import ImplicitModelConfig                # noqa: E402  (the reference's own code)
-    from model import ImplicitModel as ReferenceModel                  # noqa: E402
-    model = ReferenceModel(ImplicitModelConfig(base_model=str(gpt2))).to(device).eval()
+    sys.path.insert(0, str(ref))                                       # the reference's own modules; its model.py
+    spec = importlib.util.spec_from_file_location("reference_model", ref / "model.py")   # is not ours
+    reference_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference_model)
+    config = sys.modules["configuration_model"].ImplicitModelConfig(base_model=str(gpt2))
+    model = reference_model.ImplicitModel(config).to(device).eval()
     split = data.load_split(folder, "val")
     tokens = torch.from_numpy(split.batch(np.array([0]))[0]).to(device)
     for level, first in (("zero CoT", 1), ("full CoT", 0)):
@@ -220,7 +223,8 @@ def main():
     gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     root = Path(tempfile.mkdtemp())
     gpt2 = random_gpt2(root / "gpt2", *size["gpt2"])
-    result = {"gpu": gpu, "torch": torch.__version__, "batch_size": 32, "gpt2_shape": size["gpt2"], "tasks": {}}
+    result = {"gpu": gpu, "torch": torch.__version__, "batch_size": size["batch"], "gpt2_shape": size["gpt2"],
+              "tasks": {}}
     for task in dict.fromkeys([*size["tasks"], "mult4x4"]):             # 4x4 also feeds the parity check
         data.generate_multiplication(task, root / "data" / task, {"train": max(256, 32 * size["parity_steps"]),
                                                                   "val": 16, "test": 16}, seed=0)
@@ -251,7 +255,8 @@ def main():
 
 
 def print_table(result):
-    print(f"\n{result['gpu']}, torch {result['torch']}, GPT-2 {result['gpt2_shape']}, batch 32, the whole CoT")
+    print(f"\n{result['gpu']}, torch {result['torch']}, GPT-2 {result['gpt2_shape']}, batch {result['batch_size']}, "
+          f"the whole CoT")
     print(f"{'task':8} {'mode':16} {'ms/step':>8} {'tokens/s':>10} {'MFU':>6} {'GiB':>6} {'h to end':>9} {'h all':>8}")
     for task, rows in result["tasks"].items():
         for mode in MODES:
