@@ -129,11 +129,8 @@ def train(args):
                 state.last_exact_match = batch_exact_match(model, logits, batch, len(ids))
             if state.step % args.log_every == 0:
                 log_batch(model, logits, loss, probe_loss, batch, args, state, meter, run)
-            if save_due(args, state, i, T):                              # beyond: a step checkpoint
-                meter.check_finite(state, run)
-                state.batch_in_epoch, state.epoch_rng, state.saved_at = i + 1, rng.bit_generator.state, state.step
-                save(run / "ckpt.pt", model, optimizer, state, args, task.meta, n_remove_at_eval(args, state),
-                     rollback_point)
+            save_step_checkpoint(run, model, optimizer, state, rng, args, task.meta, rollback_point, meter,
+                                 i, T)                                   # beyond: every --save-every steps
         state.batch_in_epoch = T
         meter.check_finite(state, run)                                   # nothing is saved after a non-finite loss
         if RANK == 0:                                                    # the others wait for its validation
@@ -517,10 +514,14 @@ def resume_position(state, rng, batches_per_epoch):
     return state.batch_in_epoch
 
 
-def save_due(args, state, i, batches_per_epoch):
-    """A step checkpoint every --save-every steps, at an optimizer-step boundary, not at an epoch's end."""
-    return (args.save_every and state.step - state.saved_at >= args.save_every and not state.accumulated
-            and i < batches_per_epoch - 1)
+def save_step_checkpoint(run, model, optimizer, state, rng, args, meta, rollback_point, meter, i, batches_per_epoch):
+    """ckpt.pt every --save-every steps, at an optimizer-step boundary, not at an epoch's end."""
+    if not (args.save_every and state.step - state.saved_at >= args.save_every and not state.accumulated
+            and i < batches_per_epoch - 1):
+        return
+    meter.check_finite(state, run)                                        # nothing is saved after a non-finite loss
+    state.batch_in_epoch, state.epoch_rng, state.saved_at = state.batch_in_epoch + 1, rng.bit_generator.state, state.step
+    save(run / "ckpt.pt", model, optimizer, state, args, meta, n_remove_at_eval(args, state), rollback_point)
 
 
 def n_remove_at_eval(args, state):
@@ -647,8 +648,7 @@ def rank_zero_first(make, *args):
 def global_sum(value):
     """A tensor summed over all processes (the tensor itself in one process)."""
     if WORLD_SIZE > 1:
-        value = value.clone()
-        dist.all_reduce(value)
+        dist.all_reduce(value := value.clone())
     return value
 
 
