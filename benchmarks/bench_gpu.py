@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import data                                                     # noqa: E402
 import train                                                    # noqa: E402
+from eval import sync                                           # noqa: E402
 from model import GPT, GPTConfig                                # noqa: E402
 
 SIZES = {   # tasks, GPT-2 shape (layers, heads, width), batch, timed steps, decoded examples, parity shape, steps
@@ -127,18 +128,13 @@ def decode(model, split, device, examples):
         new = int(split.seps[0, 2] - split.seps[0, first])
         prompt = torch.from_numpy(split.batch(np.array([0]))[0][:, :split.seps[0, 0] - split.starts[0] + 1]).to(device)
         model.generate(prompt, new, stop_after_separators=10 ** 9)      # warm-up
-        sync(device)
+        sync(torch.device(device))
         started = time.perf_counter()
         for _ in range(examples):
             model.generate(prompt, new, stop_after_separators=10 ** 9)
-        sync(device)
+        sync(torch.device(device))
         rates[level] = {"new_tokens": new, "examples_per_s": round(examples / (time.perf_counter() - started), 2)}
     return rates
-
-
-def sync(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def parity(root, device, size):
@@ -201,11 +197,11 @@ def reference(ref, root, gpt2, task, device, size):
     for level, first in (("zero CoT", 1), ("full CoT", 0)):
         new = int(split.seps[0, 2] - split.seps[0, first])
         model.generate(tokens, max_new_tokens=new)                      # warm-up
-        sync(device)
+        sync(torch.device(device))
         started = time.perf_counter()
         for _ in range(size["examples"]):
             model.generate(tokens, max_new_tokens=new)
-        sync(device)
+        sync(torch.device(device))
         rows[f"decode {level}"] = {"examples_per_s": round(size["examples"] / (time.perf_counter() - started), 2)}
     return rows
 
