@@ -253,8 +253,6 @@ def to_device(array, device):
     return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
 
 
-
-
 class TrainingError(RuntimeError):
     """The run cannot go on (a non-finite loss); the message says where."""
 
@@ -728,7 +726,9 @@ def time_training_step(model, task, args, steps=5):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", required=True, help="multKxK (generated if missing) or an imported task folder name")
+    p.add_argument("--task", help="multKxK (generated if missing) or an imported task folder name")
+    p.add_argument("--recipe", metavar="ARGS_JSON", help="start from a run's saved args.json: its settings, with "
+                   "this command line's flags changing them (not its --device, --resume, --plan)")
     p.add_argument("--model", choices=["paper", "tiny"], default="paper",
                    help="settings preset: the paper's GPT-2 fine-tuning, or a small scratch model for a CPU")
     p.add_argument("--mode", choices=["stepwise", "explicit", "nocot"], default="stepwise")
@@ -798,9 +798,28 @@ def parse_args(argv=None):
     p.add_argument("--save-every", type=int, default=0, help="also write ckpt.pt every N steps (at an optimizer "
                    "step's boundary), for an exact --resume from the middle of an epoch")
     args = p.parse_args(argv)
+    if args.recipe:                                                      # the saved settings become the defaults
+        p.set_defaults(**read_recipe(args.recipe, p))
+        args = p.parse_args(argv)
+    if args.task is None:
+        p.error("the following arguments are required: --task (or --recipe)")
     fill_in_preset(args)
     check_filled(args, p.error)
     return args
+
+
+def read_recipe(path, parser):
+    """A saved args.json (train.py writes every setting, resolved) as settings, minus where and how it ran."""
+    try:
+        recipe = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        parser.error(f"--recipe {path}: not a readable args.json ({e})")
+    if not isinstance(recipe, dict):
+        parser.error(f"--recipe {path}: not a JSON object of settings")
+    unknown = sorted(set(recipe) - set(vars(parser.parse_args(["--task", "-"]))))
+    if unknown:
+        parser.error(f"--recipe {path}: not settings of this train.py: {', '.join(map(str, unknown))}")
+    return {k: v for k, v in recipe.items() if k not in ("device", "resume", "plan", "recipe")}
 
 
 def fill_in_preset(args):

@@ -84,6 +84,29 @@ def test_resumed_run_matches_an_uninterrupted_one(data_root, tmp_path):
     assert losses[0] == losses[1] and len(losses[0]) == 4                  # T = 20: steps 10, 20, 30, 40
 
 
+def test_a_run_started_from_its_saved_args_json_reproduces_the_recipe(data_root, tmp_path, capsys):
+    """args.json holds every setting, resolved; --recipe ARGS_JSON starts the same run, flags changing it."""
+    flags = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--train-size", "320",
+             "--epochs", "2", "--carry-weight", "0", *TINY]                    # adaptive, decay after recovery
+    train.main([*flags, "--out", str(tmp_path / "first")])
+    saved = json.loads((tmp_path / "first" / "args.json").read_text())
+    assert None not in (saved["schedule"], saved["carry_weight"], saved["decay_after_recovery"], saved["lr"])
+    recipe = ["--recipe", str(tmp_path / "first" / "args.json")]
+    assert {**vars(train.parse_args(recipe)), "recipe": None} == saved
+    train.main([*recipe, "--out", str(tmp_path / "again")])
+    assert losses(tmp_path / "again") == losses(tmp_path / "first") and len(losses(tmp_path / "first")) == 2
+    assert json.loads((tmp_path / "again" / "args.json").read_text()) == {
+        **saved, "out": str(tmp_path / "again"), "recipe": recipe[1]}
+    changed = vars(train.parse_args([*recipe, "--seed", "5", "--lr", "0.01"]))
+    assert (changed["seed"], changed["lr"], changed["batch_size"]) == (5, 0.01, 32)
+    for text, message in (("[1]", "not a JSON object"), ('{"task": "mult3x3", "probe_examples": 9}', "probe_examples"),
+                          ("{", "not a readable args.json")):
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(SystemExit):
+            train.parse_args(["--recipe", str(tmp_path / "bad.json")])
+        assert message in capsys.readouterr().err
+
+
 def test_rollback_restores_model_and_optimizer_bit_for_bit(data_root):
     args = train.parse_args(["--task", "mult3x3", *TINY])
     torch.manual_seed(0)
