@@ -269,6 +269,12 @@ def pyplot():
     return plt
 
 
+def run_label(run):
+    """A run folder's name in a legend: results/TASK/STUDY/ROW/seedNN -> "ROW seedNN"."""
+    run = Path(run)
+    return f"{run.parent.name} {run.name}" if run.name.startswith("seed") else run.name
+
+
 def plot(runs, out):
     """Fig. 3 (validation accuracy against CoT tokens removed, one line per run) and Fig. 2a (accuracy
     against batch-1 speed over a run's epochs) from the runs' metrics.jsonl."""
@@ -281,9 +287,9 @@ def plot(runs, out):
         points = [(m["cot_removed"], m["val_acc"]) for m in evals]
         if per_token:                                                  # then the final epoch's point
             points = [(m["cot_removed"], m["teacher_forced_acc"]) for m in per_token] + points[-1:]
-        left.plot(*zip(*points), marker="o", markersize=3, label=Path(run).name)
+        left.plot(*zip(*points), marker="o", markersize=3, label=run_label(run))
         right.plot([m["val_examples_per_s"] for m in evals], [m["val_acc"] for m in evals], marker="o",
-                   label=Path(run).name)
+                   label=run_label(run))
     left.set(xlabel="CoT tokens removed (scheduled, capped at the CoT length)", ylabel="validation accuracy",
              title="Fig. 3: accuracy during removal")   # per token: teacher-forced; last point: the final epoch
     right.set(xlabel="examples/s at batch size 1", ylabel="validation accuracy", xscale="log",
@@ -310,10 +316,10 @@ def curves(runs, out):
             raise data.DataError(f"{run}: no test_ood_acc in metrics.jsonl (not a two-hop run)")
         steps = [m["step"] for m in evals]
         for ax, key in zip(axes, ("test_id_acc", "test_ood_acc", "atomic_ood_acc")):
-            ax.plot(steps, [m[key] for m in evals], label=Path(run).name)
+            ax.plot(steps, [m[key] for m in evals], label=run_label(run))
         last = evals[-1]
         half = next((m["step"] for m in evals if m["test_ood_acc"] >= 0.5), None)
-        print(f"{Path(run).name:28s} {last['step']:7d} {last['test_id_acc']:8.3f} {last['test_ood_acc']:9.3f} "
+        print(f"{run_label(run):28s} {last['step']:7d} {last['test_id_acc']:8.3f} {last['test_ood_acc']:9.3f} "
               f"{last['atomic_ood_acc']:11.3f} {str(half or '-'):>28s}")
     for ax, title in zip(axes, ("test_id (both hops ID)", "test_ood (both hops OOD)", "atomic_ood (OOD facts alone)")):
         ax.set(xlabel="batches trained (optimizer steps x --accumulate)", title=title)

@@ -2,9 +2,11 @@
 # The two-hop study on a CPU (README, "Second study"): one graph, explicit CoT vs no-CoT vs stepwise,
 # tail noise at four shares and bridge noise at one, two values of lambda, the bridge probe; then the logit lens.
 #   bash results/twohop/run.sh [NAME ...]            # default: every 1,920-step run; each ~3 min on an idle 2-core CPU
-#   SEED=1 bash results/twohop/run.sh cot            # another training seed on the same graph: folder cot-seed1
-#   BRIDGE_W=3 bash results/twohop/run.sh stepwise-bridge   # the probe's weight (default 1): folder stepwise-bridge-w3
+#   SEED=1 bash results/twohop/run.sh cot            # another training seed on the same graph: main/cot/seed01
+#   BRIDGE_W=3 bash results/twohop/run.sh stepwise-bridge   # the probe's weight (default 1): bridge-weight/w3/seed00
 #   bash results/twohop/run.sh cot-10x tail005-10x   # ten times the budget (19,200 steps): 33-38 min each, idle
+# Folders: results/twohop/STUDY/ROW/seedNN, STUDY main (cot, nocot, stepwise, stepwise-bridge), noise (the other
+# graphs), noise-10x (NAME-10x) or bridge-weight (BRIDGE_W other than 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEED="${SEED:-0}"
@@ -27,6 +29,11 @@ for run in ${@:-cot nocot stepwise stepwise-bridge tail005 tail02 tail04 tail06 
   [ -f "data/$task/meta.json" ] || python data.py --task "$task" $GRAPH ${DATA[$graph]:-}
   extra=$([ "$run" = "$recipe" ] && echo "--epochs 60" || echo "$TEN_X")
   python train.py --task "$task" --out "runs/twohop-$name" $TRAIN $extra ${MODE[$recipe]}
-  mkdir -p "results/twohop/$name"
-  cp "runs/twohop-$name/metrics.jsonl" "runs/twohop-$name/args.json" "data/$task/meta.json" "results/twohop/$name/"
+  case "$run" in *-10x) study=noise-10x ;; cot|nocot|stepwise|stepwise-bridge) study=main ;; *) study=noise ;; esac
+  row="$recipe"
+  [ "$recipe" != stepwise-bridge ] || [ "$BRIDGE_W" = 1 ] || { study=bridge-weight; row="w$BRIDGE_W"; }
+  dest=$(printf "results/twohop/%s/%s/seed%02d" "$study" "$row" "$SEED")
+  mkdir -p "$dest"
+  cp "runs/twohop-$name/metrics.jsonl" "runs/twohop-$name/args.json" "data/$task/meta.json" "$dest/"
+  bash results/machine.sh > "$dest/machine.json"
 done

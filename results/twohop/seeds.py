@@ -2,8 +2,8 @@
 With --late, per run: the last epoch beside the median and minimum of the last tenth of the evaluations (the
 constant-lr runs dip hard now and then, so one epoch can land in a dip) and the peak.
 
-    python results/twohop/seeds.py cot nocot stepwise stepwise-bridge    # reads results/twohop/ROW[-seedN]/metrics.jsonl
-    python results/twohop/seeds.py --late cot-10x tail005-10x            # one run folder each
+    python results/twohop/seeds.py main/cot main/nocot main/stepwise main/stepwise-bridge   # STUDY/ROW/seedNN/metrics.jsonl
+    python results/twohop/seeds.py --late noise-10x/cot noise-10x/tail005                 # each seed folder
 """
 import json
 import sys
@@ -25,11 +25,8 @@ def last_epoch(folder):
 
 
 def seed_folders(row):
-    """Seed 0 is ROW/, seed N is ROW-seedN/."""
-    folders = {0: HERE / row} if (HERE / row / "metrics.jsonl").exists() else {}
-    for folder in HERE.glob(f"{row}-seed*"):
-        folders[int(folder.name.rsplit("-seed", 1)[1])] = folder
-    return dict(sorted(folders.items()))
+    """Seed N is STUDY/ROW/seedNN/."""
+    return {int(folder.name[4:]): folder for folder in sorted(HERE.glob(f"{row}/seed[0-9][0-9]"))}
 
 
 def main(rows):
@@ -50,6 +47,7 @@ def main(rows):
 
 
 def late(runs):
+    runs = [folder.relative_to(HERE) for run in runs for folder in sorted(HERE.glob(f"{run}/seed[0-9][0-9]"))] or runs
     missing = [run for run in runs if not (HERE / run / "metrics.jsonl").exists()]
     if missing:
         sys.exit(f"seeds.py: no run folder {HERE / missing[0]}")
@@ -71,4 +69,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--late"]:
         late(sys.argv[2:])
     else:
-        main(sys.argv[1:] or ["cot", "nocot", "stepwise"])
+        main(sys.argv[1:] or ["main/cot", "main/nocot", "main/stepwise"])

@@ -1,0 +1,67 @@
+"""results/index.csv: one row per run folder (results/TASK/STUDY/ROW/seedNN/), generated from the folders' files,
+so that the index cannot say what the folders do not. tests/test_results.py fails when the committed index
+differs from a fresh one.
+    python results/index.py            # rewrite results/index.csv
+"""
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+HERE = Path(__file__).parent
+COLUMNS = ["path", "task", "study", "row", "seed", "mode", "schedule", "probe", "steps", "examples", "device",
+           "machine", "commit", "test_exact_match", "test_ood_exact_match", "minutes"]
+
+
+def run_folders():
+    return sorted(folder.parent for folder in HERE.glob("*/*/*/seed[0-9][0-9]/args.json"))
+
+
+def log_records(folder):
+    log = folder / "metrics.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def probe(args):
+    """The probe beside the model, in short: carry=W, bridge=W or none."""
+    weights = [f"{name}={args[f'{name}_weight']:g}" for name in ("carry", "bridge") if args[f"{name}_weight"]]
+    return " ".join(weights) or "none"
+
+
+def test_figures(folder, records):
+    """Exact match on the test split: eval.py's test.json, or (two-hop) the last epoch's ID and OOD test splits."""
+    if (folder / "test.json").exists():
+        return f"{json.loads((folder / 'test.json').read_text())[0]['accuracy']:.3f}", ""
+    last = [r for r in records if "test_id_acc" in r]
+    return (f"{last[-1]['test_id_acc']:.3f}", f"{last[-1]['test_ood_acc']:.3f}") if last else ("", "")
+
+
+def row(folder):
+    args = json.loads((folder / "args.json").read_text())
+    machine = json.loads((folder / "machine.json").read_text())
+    records = log_records(folder)
+    steps = max((r["step"] for r in records), default=None)
+    minutes = max((r["minutes"] for r in records if "minutes" in r), default=None)
+    task, study, row_name, seed = folder.relative_to(HERE).parts
+    gpu = machine["gpu"] if machine["gpu"] not in ("none", "") else None
+    return {"path": folder.relative_to(HERE).as_posix(), "task": task, "study": study, "row": row_name,
+            "seed": int(seed[4:]), "mode": args["mode"], "schedule": args["schedule"], "probe": probe(args),
+            "steps": steps if steps is not None else "",
+            "examples": steps * args["batch_size"] if steps is not None else "",
+            "device": args["device"], "machine": gpu or machine["cpu"], "commit": machine["code"],
+            **dict(zip(("test_exact_match", "test_ood_exact_match"), test_figures(folder, records))),
+            "minutes": "" if minutes is None or not math.isfinite(minutes) else f"{minutes:.1f}"}
+
+
+def index_text():
+    out = io.StringIO()
+    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(row(folder) for folder in run_folders())
+    return out.getvalue()
+
+
+if __name__ == "__main__":
+    (HERE / "index.csv").write_text(index_text())
+    print(f"results/index.csv: {len(run_folders())} runs")
