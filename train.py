@@ -17,6 +17,7 @@ the Fig. 3 point (teacher-forced validation exact match at every removed token);
     python train.py --task mult7x7 --delta 8 --plan       # what that run costs, before starting it
     python train.py --task mult4x4 --mode nocot           # the no-CoT baseline (or --mode explicit)
     torchrun --nproc_per_node 8 train.py --task mult7x7   # data parallel: the same run, batch 32 split 8 ways
+    python train.py --recipe results/mult3x3/seeds/preset/seed03/args.json --out runs/again  # its saved settings
 """
 import argparse
 import copy
