@@ -44,12 +44,12 @@ def row(folder):
     steps = max((r["step"] for r in records), default=None)
     minutes = max((r["minutes"] for r in records if "minutes" in r), default=None)
     task, study, row_name, seed = folder.relative_to(HERE).parts
-    gpu = machine["gpu"] if machine["gpu"] not in ("none", "") else None
     return {"path": folder.relative_to(HERE).as_posix(), "task": task, "study": study, "row": row_name,
             "seed": int(seed[4:]), "mode": args["mode"], "schedule": args["schedule"], "probe": probe(args),
             "steps": steps if steps is not None else "",
             "examples": steps * args["batch_size"] if steps is not None else "",
-            "device": args["device"], "machine": gpu or machine["cpu"], "commit": machine["code"],
+            "device": args["device"], "machine": machine["gpu" if args["device"].startswith("cuda") else "cpu"],
+            "commit": machine["code"],
             **dict(zip(("test_exact_match", "test_ood_exact_match"), test_figures(folder, records))),
             "minutes": "" if minutes is None or not math.isfinite(minutes) else f"{minutes:.1f}"}
 
