@@ -31,6 +31,8 @@ def test_every_run_records_its_resolved_recipe_and_its_machine():
                                               "batch_size", "remove_by_epoch", "fig3_examples")], run
         machine = json.loads((run / "machine.json").read_text())
         assert set(machine) == {"cpu", "cores", "gpu", "code"} and all(v != "" for v in machine.values()), run
+        for test in json.loads((run / "test.json").read_text()) if (run / "test.json").exists() else []:
+            assert Path(test["checkpoint"]).parent == Path(args["out"]), f"{run}: test.json scored another run"
 
 
 def test_a_saved_recipe_starts_the_same_run():
