@@ -363,7 +363,7 @@ def ablation(rows, out):
                 by_token.setdefault(removed, []).append(accuracy)
         x = sorted(by_token)
         mean = [float(np.mean(by_token[t])) for t in x]
-        color = f"C{number}"
+        color = f"C{number}" if len(rows) <= 10 else plt.get_cmap("tab20")(2 * number % 20 + 2 * number // 20)
         left.plot(x, mean, marker="o", markersize=3, color=color, label=f"{label} ({len(runs)})")
         left.fill_between(x, [min(by_token[t]) for t in x], [max(by_token[t]) for t in x], color=color, alpha=0.12)
         right.scatter([number] * len(tests), tests, s=14, color=color, zorder=3)
