@@ -28,7 +28,10 @@ case "$row" in preset|slower|linear) study=seeds ;; *) study=ablation ;; esac
 for seed in "$@"; do
   out="runs/mult3x3-$row-seed$seed"
   python train.py --task mult3x3 --model tiny --seed "$seed" --out "$out" ${RESUME:+--resume} ${ROW[$row]}
-  python eval.py --ckpt "$out/best.pt" --batch-size 250 --json "$out/test.json"
+  # explicit-then-all: no batch after the jump keeps CoT, so the reference's "best" rule keeps the explicit epoch
+  # as best.pt; its row is scored on the last checkpoint, at zero CoT (docs/reference.md, "Best checkpoint")
+  ckpt=$([ "$row" = explicit-then-all ] && echo ckpt.pt || echo best.pt)
+  python eval.py --ckpt "$out/$ckpt" --batch-size 250 --json "$out/test.json"
   dest=$(printf "results/mult3x3/%s/%s/seed%02d" "$study" "$row" "$seed")
   mkdir -p "$dest"
   cp "$out/args.json" "$out/metrics.jsonl" "$out/test.json" "$dest/"
