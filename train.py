@@ -622,7 +622,7 @@ def seed_this_process(args):
 
 def set_up_device(args):
     """This process's device; under torchrun it joins the group (NCCL on GPUs, gloo on CPUs). On CUDA, as the
-    reference and nanoGPT do, fp32 matrix products and convolutions run as TF32 (a 10-bit mantissa, 7x faster)."""
+    reference and nanoGPT do, fp32 matrix products and convolutions run as TF32 (a 10-bit mantissa)."""
     cuda = torch.device(args.device).type == "cuda"
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -800,7 +800,7 @@ def parse_args(argv=None):
                    "step's boundary), for an exact --resume from the middle of an epoch")
     args = p.parse_args(argv)
     if args.recipe:                                                      # the saved settings become the defaults
-        p.set_defaults(**read_recipe(args.recipe, p))
+        p.set_defaults(**read_recipe(args.recipe, set(vars(args)), p.error))
         args = p.parse_args(argv)
     if args.task is None:
         p.error("the following arguments are required: --task (or --recipe)")
@@ -809,17 +809,17 @@ def parse_args(argv=None):
     return args
 
 
-def read_recipe(path, parser):
+def read_recipe(path, settings, error):
     """A saved args.json (train.py writes every setting, resolved) as settings, minus where and how it ran."""
     try:
         recipe = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
-        parser.error(f"--recipe {path}: not a readable args.json ({e})")
+        error(f"--recipe {path}: not a readable args.json ({e})")
     if not isinstance(recipe, dict):
-        parser.error(f"--recipe {path}: not a JSON object of settings")
-    unknown = sorted(set(recipe) - set(vars(parser.parse_args(["--task", "-"]))))
+        error(f"--recipe {path}: not a JSON object of settings")
+    unknown = sorted(set(recipe) - settings)
     if unknown:
-        parser.error(f"--recipe {path}: not settings of this train.py: {', '.join(map(str, unknown))}")
+        error(f"--recipe {path}: not settings of this train.py: {', '.join(map(str, unknown))}")
     return {k: v for k, v in recipe.items() if k not in ("device", "resume", "plan", "recipe")}
 
 
