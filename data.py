@@ -18,15 +18,17 @@ therefore holds exactly three id-50256 separators and the .bin needs no index.
 
     python data.py --task mult4x4                       # generate data/mult4x4/
     python data.py --task gsm8k --from-text DIR          # import the reference's text files
-    python data.py --task twohop [graph options]         # two-hop facts, the second study (twohop.py)
+    python data.py --task twohop [graph options]         # two-hop facts, the second study (beyond/twohop.py)
 """
 import argparse
 import json
+import math
 import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import tiktoken
@@ -168,30 +170,6 @@ def multiplication_tokens(a, b, enc):
     rows = np.tile(ids.astype(np.uint16), (len(a), 1))
     rows[:, slots] = DIGIT_IDS[values % 10]
     return rows
-
-
-def carry_targets(tokens, k):
-    """
-    Beyond the paper (after Bai et al. 2025, who probe the output's running sums): the value behind every CoT
-    and output digit of K-by-K rows (multiplication_values: the digit + 10 x the carry it passes on), placed at
-    the position that predicts the digit, NaN elsewhere; for the carry probe of train.py --carry-weight.
-    tokens: (B, L) rows with any number of CoT tokens removed from the left. The operands are the first 2K+1
-    tokens ' a * b'; counted from the row's end, the digits left are the template's last ones.
-    """
-    digit_of = np.full(EOT + 1, -1)
-    digit_of[DIGIT_IDS] = np.arange(10)
-    digits = digit_of[tokens]
-    a, b = digits[:, :k], digits[:, k + 1:2 * k + 1]
-    if (a < 0).any() or (b < 0).any() or tokens.shape[1] <= 2 * k + 1:
-        raise DataError(f"carry targets need mult{k}x{k} rows that start with ' a * b' in digits")
-    values = multiplication_values(a, b)[0].astype(np.float64)
-    is_digit = digits >= 0
-    slot = values.shape[1] - np.cumsum(is_digit[:, ::-1], axis=1)[:, ::-1]   # the template slot of each digit
-    computed = is_digit & (np.arange(tokens.shape[1]) > 2 * k)              # CoT and output, not the operands
-    at_digit = np.where(computed, np.take_along_axis(values, np.clip(slot, 0, values.shape[1] - 1), axis=1), np.nan)
-    targets = np.full(tokens.shape, np.nan, dtype=np.float32)             # the model's dtype: a GPU will not mix them
-    targets[:, :-1] = at_digit[:, 1:]                                        # position t predicts token t+1
-    return targets
 
 
 # ----------------------------------------------------------------------------- text lines
@@ -354,6 +332,21 @@ def load_meta(data_dir):
     return json.loads(path.read_text())
 
 
+def load_task(folder, train_size=None, batch_size=1):
+    """A task folder as train.py reads it: meta, the train and val splits (and the ones meta.json asks to report,
+    two-hop: test_id, test_ood), the first `train_size` training examples, T batches an epoch, the longest
+    example and CoTs."""
+    meta = load_meta(folder)
+    train, val = load_split(folder, "train"), load_split(folder, "val")
+    n_train = len(train) if train_size is None else min(train_size, len(train))
+    longest_cot = lambda split, n: int((split.seps[:n, 1] - split.seps[:n, 0] - 1).max())
+    return SimpleNamespace(meta=meta, train=train, val=val, n_train=n_train,
+                           batches_per_epoch=math.ceil(n_train / batch_size),
+                           reported={name: load_split(folder, name) for name in meta.get("report_splits", [])},
+                           longest_example=max(s["longest_example"] for s in meta["splits"].values()),
+                           longest_val_cot=longest_cot(val, len(val)), longest_train_cot=longest_cot(train, n_train))
+
+
 def prepare(task, data_root, train_size=808000, val_size=1000, test_size=1000, seed=0):
     """Data folder of a task, generated if missing (what train.py calls). Small K has fewer distinct
     problems than 808,000 (2x2: 8,100): then the training split takes all that are left, and says so."""
@@ -372,7 +365,7 @@ def prepare(task, data_root, train_size=808000, val_size=1000, test_size=1000, s
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", required=True,
-                        help="multKxK (K = 2..20), twohop... (see twohop.py for its options), or any name with --from-text")
+                        help="multKxK (K = 2..20), twohop... (see beyond/twohop.py for its options), or any name with --from-text")
     parser.add_argument("--out", help="output folder (default data/TASK)")
     parser.add_argument("--from-text", help="import a folder in the reference's text format")
     parser.add_argument("--train-size", type=int, default=808000)
@@ -381,7 +374,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args, unknown = parser.parse_known_args(argv)
     if args.task.startswith("twohop"):                               # the second study's generator, own options
-        import twohop
+        from beyond import twohop
         return twohop.main(argv)
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")

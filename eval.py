@@ -17,7 +17,9 @@ import json
 import math
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -25,6 +27,14 @@ import torch
 import data
 from model import GPT, GPTConfig, CheckpointError
 from schedule import IGNORE, remove_cot
+
+
+class Level(NamedTuple):
+    """How much CoT a model is evaluated with: n_remove tokens removed (inf: all), from which side, and whether the
+    tokens after them keep their positions (what the checkpoint was trained with)."""
+    n_remove: float
+    side: str = "left"
+    keep_position: bool = False
 
 
 def exact_match(predicted_texts, reference_texts):
@@ -54,12 +64,16 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def prompts_and_targets(split, example_ids, n_remove, side, keep_position):
-    """Apply the checkpoint's removal level (the one shared function), then cut each row after its first
-    separator: the prompt; the rest is the reference continuation."""
+def removed(split, example_ids, level):
+    """The examples as the model sees them at this level: CoT removed by the one shared function."""
     tokens, lengths, seps = split.batch(example_ids)
-    tokens, _, positions, lengths, seps, _ = remove_cot(tokens, lengths, seps, np.full(len(tokens), n_remove),
-                                                        side, keep_position)
+    return remove_cot(tokens, lengths, seps, np.full(len(tokens), level.n_remove), level.side, level.keep_position)
+
+
+def prompts_and_targets(split, example_ids, level):
+    """Apply the checkpoint's removal level, then cut each row after its first separator: the prompt; the rest is
+    the reference continuation."""
+    tokens, _, positions, lengths, seps, _ = removed(split, example_ids, level)
     prompt_length = seps[0, 0] + 1
     targets = [row[prompt_length:length] for row, length in zip(tokens, lengths)]
     positions = None if positions is None else positions[:, :prompt_length]
@@ -67,14 +81,13 @@ def prompts_and_targets(split, example_ids, n_remove, side, keep_position):
 
 
 @torch.no_grad()
-def evaluate(model, split, n_remove, side="left", keep_position=False, batch_size=1, limit=None,
-             device="cpu", progress_every=0):
-    """Greedy-decode every example from its input (plus whatever CoT the removal level leaves to generate)
-    and score the answer. Returns accuracy (the answer after '####'), target_accuracy (the whole
+def evaluate(model, split, level, batch_size=1, limit=None, progress_every=0):
+    """Greedy-decode every example from its input (plus whatever CoT the removal level leaves to generate), on the
+    model's device, and score the answer. Returns accuracy (the answer after '####'), target_accuracy (the whole
     continuation: CoT left to generate and answer), generated tokens per example, and examples/s where only
     the generation is timed (device synchronized around it): the median over batches, so that a burst of
     load from elsewhere on a shared machine does not decide the figure."""
-    device = torch.device(device)
+    device = next(model.parameters()).device
     model.eval()
     enc = data.tokenizer()
     n = len(split) if limit is None else min(limit, len(split))
@@ -84,7 +97,7 @@ def evaluate(model, split, n_remove, side="left", keep_position=False, batch_siz
                for ids in [np.flatnonzero(prompt_lengths == length)] for i in range(0, len(ids), batch_size)]
     correct, whole, generated, seconds, done, rates, texts = 0, 0, 0, 0.0, 0, [], ([], [])
     for number, ids in enumerate(batches):
-        prompts, positions, targets = prompts_and_targets(split, ids, n_remove, side, keep_position)
+        prompts, positions, targets = prompts_and_targets(split, ids, level)
         model.check_inputs(prompts, positions)
         prompts = torch.from_numpy(prompts).to(device)
         positions = None if positions is None else torch.from_numpy(positions).to(device)
@@ -130,21 +143,17 @@ def labels_right(model, logits, labels, label_rows=None):
 
 
 @torch.no_grad()
-def teacher_forced_accuracy(model, split, n_remove, side="left", keep_position=False, limit=256, batch_size=256,
-                            device="cpu"):
+def teacher_forced_accuracy(model, split, level, limit=256, batch_size=256):
     """Cheap validation exact match at a removal level: one teacher-forced pass over the first `limit`
     examples, no generation (what the training run logs at every removed token, Fig. 3's points). A row whose
     argmax is right at every labelled position is exactly a row greedy decoding gets right, so no generation
     is needed (stricter than the answer-only rule while CoT tokens are left: those must be right too)."""
-    was_training = model.training
+    was_training, device = model.training, next(model.parameters()).device
     model.eval()
     n = min(limit, len(split))
     right = 0
     for first in range(0, n, batch_size):
-        ids = np.arange(first, min(first + batch_size, n))
-        tokens, lengths, seps = split.batch(ids)
-        tokens, labels, positions, *_ = remove_cot(tokens, lengths, seps, np.full(len(ids), n_remove), side,
-                                                   keep_position)
+        tokens, labels, positions, *_ = removed(split, np.arange(first, min(first + batch_size, n)), level)
         model.check_inputs(tokens, positions)
         tokens, labels = torch.from_numpy(tokens).to(device), torch.from_numpy(labels).to(device)
         positions = None if positions is None else torch.from_numpy(positions).to(device)
@@ -177,20 +186,36 @@ def bridge_lens(model, split, entity_ids, limit=None, batch_size=512, device="cp
     return {name: (count / n).tolist() for name, count in hits.items()}
 
 
-def measure_speed(model, split, n_remove, side, keep_position, device, examples=20, warmup=3):
+def validate(model, task, level, limit=None):
+    """What train.py logs at an epoch's end: validation exact match at this level, the CoT it removes, batch-1
+    speed, and the exact match of the task's reported splits (two-hop: test_id, test_ood; answer and whole)."""
+    result = evaluate(model, task.val, level, batch_size=250, limit=limit)
+    record = {"cot_removed": int(min(level.n_remove, task.longest_val_cot)), "val_acc": result["accuracy"],
+              "val_examples_per_s": round(measure_speed(model, task.val, level), 2),
+              "tokens_per_example": result["tokens_per_example"]}
+    for name, split in task.reported.items():
+        other = evaluate(model, split, level, batch_size=250, limit=limit)
+        record.update({f"{name}_acc": other["accuracy"], f"{name}_target_acc": other["target_accuracy"]})
+    return record
+
+
+def measure_speed(model, split, level, examples=20, warmup=3):
     """Batch-1 examples per second after a warm-up, as in the paper's speed column."""
-    evaluate(model, split, n_remove, side, keep_position, 1, warmup, device)
-    return evaluate(model, split, n_remove, side, keep_position, 1, examples, device)["examples_per_s"]
+    evaluate(model, split, level, 1, warmup)
+    return evaluate(model, split, level, 1, examples)["examples_per_s"]
 
 
 # ----------------------------------------------------------------------------- checkpoints
 
 def read_checkpoint(path):
-    """A train.py checkpoint (.pt): the model and the whole checkpoint dict (what --resume also needs)."""
+    """A train.py checkpoint (.pt): the model and the whole checkpoint dict (what --resume also needs). Settings
+    and tensors of additions that older versions kept inside the model (its probes) are not the GPT's: left out."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model = GPT(GPTConfig(**ckpt["model_config"]))
-        model.load_state_dict(ckpt["model"])
+        names = {f.name for f in fields(GPTConfig)}
+        model = GPT(GPTConfig(**{k: v for k, v in ckpt["model_config"].items() if k in names}))
+        own = model.state_dict()                                    # strict: a missing tensor is an error
+        model.load_state_dict({k: v for k, v in ckpt["model"].items() if k in own})
     except Exception as e:
         reason = " ".join(line.strip() for line in str(e).strip().splitlines()[:2])[:300] or type(e).__name__
         raise CheckpointError(f"{path}: not a train.py checkpoint ({reason})") from None
@@ -483,9 +508,9 @@ def main(argv=None):
             model, info = load_checkpoint(path, args.device)
             split = eval_split(args, info, args.split)
             n_remove = info["n_remove"] if args.n_remove is None else args.n_remove
-            level = (n_remove, info["removal_side"], info["keep_position"])
-            evaluate(model, split, *level, 1, args.warmup, args.device)                 # warm-up, untimed
-            result = evaluate(model, split, *level, args.batch_size, args.limit, args.device,
+            level = Level(n_remove, info["removal_side"], info["keep_position"])
+            evaluate(model, split, level, 1, args.warmup)                                # warm-up, untimed
+            result = evaluate(model, split, level, args.batch_size, args.limit,
                               progress_every=max(1, 100 // args.batch_size))
             rows.append({"checkpoint": str(path), "split": "text" if args.text else args.split,
                          "n_remove": int(n_remove) if math.isfinite(n_remove) else "all",

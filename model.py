@@ -42,9 +42,6 @@ class GPTConfig:
     dropout: float = 0.0
     activation: str = "gelu_tanh"    # GPT-2's gelu_new; or "gelu" (erf), a faster step on a CPU
     vocab_ids: list = None           # compact vocabulary: the GPT-2 ids this model knows (from meta.json)
-    carry_probe_layer: int = 0       # beyond the paper: a linear probe reads digit values after this block (0: none)
-    bridge_probe_layer: int = 0      # beyond the paper: a linear probe names a two-hop bridge after this block (0: none)
-    bridge_classes: int = 0          # ... out of this many entities
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
@@ -159,10 +156,6 @@ class GPT(nn.Module):
             ln_f=nn.LayerNorm(config.n_embd, eps=1e-5),
         ))
         self.lm_head = Conv1D(config.n_embd, config.vocab_size, bias=False)   # tied: its transpose is wte
-        if config.carry_probe_layer:                                  # a checkpoint trained with a probe
-            self.carry_probe = CarryProbe(config.n_embd, config.carry_probe_layer)
-        if config.bridge_probe_layer:
-            self.bridge_probe = BridgeProbe(config.n_embd, config.bridge_probe_layer, config.bridge_classes)
         if config.vocab_ids is not None:                              # compact vocabulary: GPT-2 id <-> row
             ids = torch.tensor(config.vocab_ids)
             index = torch.full((GPT2_VOCAB,), -1, dtype=torch.long)
@@ -177,19 +170,6 @@ class GPT(nn.Module):
     def _init_weights(self, module):
         if isinstance(module, (Conv1D, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
-
-    def add_carry_probe(self):
-        """Beyond the paper: a CarryProbe after the second-to-last block, so that the last block is left only to
-        name the digit. It is a submodule (saved, trained and averaged by DDP with the model); forward never
-        runs it: train.py reads hidden_states and calls it."""
-        self.config.carry_probe_layer = max(1, self.config.n_layer - 1)
-        self.carry_probe = CarryProbe(self.config.n_embd, self.config.carry_probe_layer).to(self.lm_head.weight.device)
-
-    def add_bridge_probe(self, n_entities):
-        """Beyond the paper: a BridgeProbe after the middle block (the blocks above it are left the second hop)."""
-        self.config.bridge_probe_layer, self.config.bridge_classes = max(1, self.config.n_layer // 2), n_entities
-        self.bridge_probe = BridgeProbe(self.config.n_embd, self.config.bridge_probe_layer,
-                                        n_entities).to(self.lm_head.weight.device)
 
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
@@ -227,7 +207,7 @@ class GPT(nn.Module):
 
     def hidden_states(self, idx, position_ids=None, cache=None):
         """The residual stream after the embedding and after each block: a list of n_layer + 1 (B, T, n_embd),
-        what the probes and the logit lens read."""
+        what the logit lens (and train.py's training forward) reads."""
         states = [self.embed(idx, position_ids, cache)]
         for block in self.transformer.h:
             states.append(block(states[-1], cache))
@@ -331,68 +311,6 @@ class GPT(nn.Module):
                 if t.shape != p.shape:
                     raise CheckpointError(f"{file}: tensor {name} has shape {tuple(t.shape)}, the model needs {tuple(p.shape)}")
                 p.copy_(t)
-
-
-# ----------------------------------------------------------------------------- training with probes
-# Beside the GPT: the training forward, and the probes (beyond the paper), each a small module that reads one
-# residual stream of GPT.hidden_states. The positions to read come as flat indices built on the host with the
-# batch: no boolean mask on the device, so no shape depends on a tensor's values (and no GPU sync).
-
-def probe_targets(values):
-    """The carry probe's three targets for digit values v: v in units of ten (the carry it passes on; Bai et
-    al.'s running sum) and its last digit on a circle, (cos, sin)(2 pi v / 10) (the periodic form models of
-    modular addition use; without it a 3x3 seed held c2's sum yet named its digit on 0.17 of examples)."""
-    angle = 2 * math.pi * values / 10
-    return torch.stack([values / 10, torch.cos(angle), torch.sin(angle)], dim=-1)
-
-
-class CarryProbe(nn.Linear):
-    """After Bai et al. 2025: a linear probe that reads, from the residual stream after block `layer`, the value
-    v behind the next digit (digit + 10 x carry, data.carry_targets) as probe_targets."""
-
-    def __init__(self, n_embd, layer):
-        super().__init__(n_embd, 3)
-        self.layer = layer
-
-    def loss(self, states, rows, values, steer=True):
-        """Mean squared error at the positions `rows` (flat indices into B x T) whose digit values are `values`;
-        steer=False reads a detached stream, so that the probe learns to read the model without shaping it."""
-        x = states[self.layer].flatten(0, 1).index_select(0, rows)
-        return F.mse_loss(self((x if steer else x.detach()).float()), probe_targets(values))
-
-
-class BridgeProbe(nn.Linear):
-    """A linear probe that reads, from the residual stream after block `layer`, which of n_entities the bridge
-    of a two-hop fact is (h, r1 -> b), at the separator that emits b in explicit CoT (Yao et al. 2025)."""
-
-    def __init__(self, n_embd, layer, n_entities):
-        super().__init__(n_embd, n_entities)
-        self.layer = layer
-
-    def loss(self, states, rows, bridges, steer=True):
-        """Mean cross-entropy at the positions `rows` (flat indices into B x T) whose bridge entities are
-        `bridges`; 0 for a batch without one (atomic facts only)."""
-        x = states[self.layer].flatten(0, 1).index_select(0, rows)
-        return F.cross_entropy(self((x if steer else x.detach()).float()), bridges, reduction="sum") \
-            / max(1, bridges.size(0))
-
-
-class WithProbe(nn.Module):
-    """The training forward: a GPT and one of its probes (or none), one graph for torch.compile and one module
-    for DDP. The head runs only at the positions with a label, `label_rows` (flat indices into B x (T-1):
-    position t predicts token t+1), whose next tokens are `targets`. Returns their logits (M, vocab), the mean
-    cross-entropy, and the probe's loss at `probe_rows` (None without a probe)."""
-
-    def __init__(self, model, probe=None):
-        super().__init__()
-        self.model, self.probe = model, probe
-
-    def forward(self, idx, targets, label_rows, position_ids=None, probe_rows=None, probe_targets=None, steer=True):
-        states = self.model.hidden_states(idx, position_ids)
-        x = self.model.transformer.ln_f(states[-1])[:, :-1].flatten(0, 1).index_select(0, label_rows)
-        logits = self.model.lm_head(x)
-        loss = F.cross_entropy(logits.float(), self.model.to_index(targets))
-        return logits, loss, None if self.probe is None else self.probe.loss(states, probe_rows, probe_targets, steer)
 
 
 # ----------------------------------------------------------------------------- checkpoint files

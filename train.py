@@ -1,29 +1,22 @@
 """
 Stepwise Internalization training (Deng, Choi & Shieber 2024). Training starts as explicit CoT; as it goes,
-the first s(t) = Delta * t / T CoT tokens are removed from every example (T batches per epoch, Delta tokens
-per epoch), each example removing s(t) + o tokens with a random offset o ~ P(o) proportional to
-exp(-lambda o) (removal smoothing), and AdamW starts fresh every time s(t) grows. Once all CoT is gone the
-model answers directly: implicit CoT. `train()` below is that loop, in the paper's order.
+the first s(t) = Delta t / T CoT tokens are removed from every example (T batches per epoch, Delta tokens per
+epoch), each example removing s(t) + o tokens with a random offset o ~ P(o) proportional to exp(-lambda o)
+(removal smoothing), and AdamW starts fresh every time s(t) grows. Once all CoT is gone the model answers
+directly: implicit CoT. `train()` is that loop, in the paper's order. What goes beyond the paper lives in
+beyond/, called in lines marked "beyond"; without that folder this file runs the paper alone.
 
-Beyond the paper, each a marked line in the loop that calls a helper further down: --schedule adaptive
-(s(t) advances once the model has recovered, or a deadline needs it, and an advance the model collapsed
-after is rolled back); --carry-weight (a linear probe that must read, before each digit, the value behind it,
-carry included: after Bai et al. 2025); --decay-after-recovery (the lr decay waits for recovery at zero CoT);
-the Fig. 3 point (teacher-forced validation exact match at every removed token); step checkpoints.
-
-    python train.py --task mult3x3 --model tiny           # the CPU preset: 3 layers x 128, adaptive + carry probe
-    python train.py --task mult3x3 --model tiny --schedule linear      # the same model with the paper's s(t) alone
-    python train.py --task mult7x7 --delta 8              # the paper's recipe: GPT-2 small, lr 5e-5, batch 32
-    python train.py --task mult7x7 --delta 8 --plan       # what that run costs, before starting it
-    python train.py --task mult4x4 --mode nocot           # the no-CoT baseline (or --mode explicit)
-    torchrun --nproc_per_node 8 train.py --task mult7x7   # data parallel: the same run, batch 32 split 8 ways
-    python train.py --recipe results/mult3x3/seeds/preset/seed03/args.json --out runs/again  # its saved settings
+    python train.py --task mult3x3 --model tiny --schedule linear   # the paper's method, 0.6M model, CPU
+    python train.py --task mult3x3 --model tiny      # the CPU preset: that, plus beyond/'s gate and probe
+    python train.py --task mult7x7 --delta 8         # the paper's recipe: GPT-2 small, lr 5e-5, batch 32
+    python train.py --task mult4x4 --mode nocot      # the no-CoT baseline (or --mode explicit)
+    torchrun --nproc_per_node 8 train.py --task mult7x7   # data parallel: batch 32 split 8 ways
 """
 import argparse
-import copy
 import json
 import math
 import os
+import re
 import sys
 import time
 from contextlib import nullcontext
@@ -35,26 +28,28 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 import data
-import twohop
-from eval import evaluate, labels_right, load_checkpoint, measure_speed, read_checkpoint, teacher_forced_accuracy
-from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError, WithProbe
-from schedule import (GateConfig, IGNORE, gate_step, new_gate_state, offset_distribution, remove_cot, retry_gently,
-                      sample_offsets, scheduled_to_remove, should_reset)
+from eval import Level, labels_right, read_checkpoint, teacher_forced_accuracy, validate
+from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError
+from schedule import IGNORE, remove_cot, sample_offsets, scheduled_to_remove, should_reset
 
-# Settings a preset fills in where the command line is silent (see `fill_in_preset`).
-PAPER = dict(init="gpt2", schedule="linear", delta=8, remove_by_epoch=math.inf, lr=5e-5, weight_decay=0.01,
-             batch_size=32, epochs=200, train_size=None, smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0,
-             keep_position=False, pretrain_epochs=0, dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None,
-             n_embd=None, carry_weight=0.0, decay_after_recovery=False)
-TINY = dict(init="scratch", schedule="linear", delta=12, remove_by_epoch=6, lr=1e-3, weight_decay=0.01,
-            batch_size=128, epochs=10, train_size=102400, smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4,
-            keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4, n_embd=128,
-            carry_weight=0.0, decay_after_recovery=False)
-TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0, decay_after_recovery=True),   # per-task changes
-              "mult4x4": dict(batch_size=64, epochs=30, remove_by_epoch=22)}
+try:
+    import beyond            # the additions beyond the paper (the folder beyond/); the paper runs without it
+except ModuleNotFoundError as e:
+    if e.name != "beyond":
+        raise
+    beyond = None
+
+PAPER = dict(init="gpt2", schedule="linear", delta=8, lr=5e-5, weight_decay=0.01, batch_size=32, epochs=200,
+             train_size=None, smoothing_lambda=4.0, reset_warmup=0, decay_epochs=0, keep_position=False,
+             pretrain_epochs=0, dropout=0.1, activation="gelu_tanh", n_layer=None, n_head=None, n_embd=None)
+TINY = dict(init="scratch", schedule="linear", delta=12, lr=1e-3, weight_decay=0.01, batch_size=128,
+            epochs=10, train_size=102400, smoothing_lambda=4.0, reset_warmup=20, decay_epochs=4,
+            keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4,
+            n_embd=128, mult4x4=dict(batch_size=64, epochs=30))          # per task: what changes
 RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))   # set by torchrun
 
 
@@ -66,128 +61,84 @@ class RunState:
     step: int = 0                    # batches trained so far: the clock of every log record
     schedule_batch: int = 0          # t of s(t): batches since removal began (explicit epochs do not count)
     to_remove: float = 0             # s(t): CoT tokens scheduled for removal (inf: all)
-    all_removed_previous: bool = False   # reference: every example of the previous batch had lost all its CoT
-    best_val: float = -math.inf      # best validation exact match so far (reference: restarts, see below)
+    all_removed_previous: bool = False   # every example of the previous batch had lost all its CoT
+    best_val: float = -math.inf      # best validation exact match since "best" last restarted
+    best_level: int = None           # the CoT tokens removed at that validation
     since_reset: int = 0             # optimizer steps since the last fresh AdamW (its lr warm-up)
     accumulated: int = 0             # batches whose gradients wait for the next optimizer step
-    gate: dict = None                # beyond the paper: the adaptive gate's state (schedule.new_gate_state)
-    last_exact_match: float = None   # beyond: the previous batch's exact match, which the gate judges
-    recovered_at: int = None         # beyond: the batch at which the gate saw recovery at zero CoT (lr decay)
-    epoch_rng: dict = None           # beyond: the epoch's RNG at the last step checkpoint
-    saved_at: int = 0                # beyond: the step of the last step checkpoint
 
 
 def train(args):
     seed_this_process(args)
-    device = set_up_device(args)                                         # TF32 on CUDA, as the reference
-    task = load_task(args)
-    model, optimizer, state, rollback_point = start_or_resume(args, task, device)
-    forward = training_forward(model, args, device)                      # probes, torch.compile, DDP
-    T, run = task.batches_per_epoch, Path(args.out)
-    gate_config = make_gate_config(args, T)
-    meter = Meter(state.step, args.epochs * T, device)
-    print_start(args, task, model, device)
+    run = start_or_resume(args, set_up_device(args))
+    task, state, adds, T = run.task, run.state, run.additions, run.task.batches_per_epoch
+    forward = compile_and_distribute(run.net, args, run.device)
     for epoch in range(state.epoch, args.epochs):
         state.epoch = epoch
-        rng = np.random.default_rng([args.seed, epoch])                  # data order and offsets, shared by all processes
+        rng = np.random.default_rng([args.seed, epoch])         # data order and offsets, shared by processes
         order = rng.permutation(task.n_train)
-        first = resume_position(state, rng, T)                           # beyond: mid-epoch step checkpoint
-        model.train()
+        first = adds.steps.first_batch(state, rng, T) if adds.steps else 0   # beyond: mid-epoch checkpoint
+        run.net.train()
         for i in range(first, T):
-            state.batch_in_epoch = i
+            state.batch_in_epoch, previous = i, state.to_remove
             ids = order[i * args.batch_size:(i + 1) * args.batch_size]
-            previous = state.to_remove
-            # 1. s(t) = Delta * t / T, CoT tokens scheduled for removal (Sec. 3), discretized as the reference does
+            # 1. s(t) = Delta * t / T CoT tokens scheduled for removal (Sec. 3), as the reference discretizes it
             if args.mode == "stepwise" and epoch >= args.pretrain_epochs:
-                if args.schedule == "linear":
-                    state.to_remove = scheduled_to_remove(state.schedule_batch, T, args.delta,
-                                                          args.remove_start_from, args.remove_all_beyond)
-                elif state.last_exact_match is not None:                 # beyond: the adaptive gate sets s(t)
-                    optimizer, rollback_point = follow_gate(state, gate_config, model, optimizer, rollback_point,
-                                                            args, run, task)
+                state.to_remove = scheduled_to_remove(state.schedule_batch, T, args.delta, args.remove_start_from,
+                                                      args.remove_all_beyond)
+                if adds.gate:                                     # beyond: the adaptive gate sets s(t) instead
+                    state.to_remove, run.optimizer = adds.gate.to_remove(state, run.optimizer)
                 state.schedule_batch += 1
-            log_fig3_point(model, task, previous, args, run, state, device)   # beyond: Fig. 3, a point per token
+            log_fig3_point(run, previous)                         # Fig. 3: a point per removed token
             # 2. a fresh AdamW whenever s(t) grows
             if should_reset(state.to_remove, previous, state.all_removed_previous, not args.no_reset_optimizer):
-                optimizer = reset_optimizer(model, args, state, run)
+                run.optimizer = reset_optimizer(run)
             # 3. each example loses s(t) + o CoT tokens, o ~ P(o) = (1 - e^-lambda) e^(-lambda o)
-            tokens, lengths, seps = task.train.batch(ids)
-            bridges = bridge_targets(tokens, seps, args, task)           # beyond: what the bridge probe must name
+            raw = task.train.batch(ids)
             n_remove = removal_counts(args, state, epoch, len(ids), rng)
-            tokens, labels, positions, _, _, reaches_end = remove_cot(tokens, lengths, seps, n_remove,
-                                                                      args.removal_side, args.keep_position)
-            note_all_removed(args, state, reaches_end, n_remove >= seps[:, 1] - seps[:, 0] - 1)   # reset rule, "best"
-            if 0 < args.max_len_train < tokens.shape[1]:                 # reference: skip batches longer than this
+            tokens, labels, positions, _, _, reaches_end = remove_cot(*raw, n_remove, args.removal_side,
+                                                                      args.keep_position)
+            note_all_removed(args, state, reaches_end, n_remove >= raw[2][:, 1] - raw[2][:, 0] - 1)
+            if 0 < args.max_len_train < tokens.shape[1]:          # reference: skip batches longer than this
                 continue
             # 4. forward and backward (loss on everything after the first separator); a step every --accumulate
-            batch = this_process_batch(model, tokens, labels, positions, bridges, args, state, device)   # probes: beyond
-            logits, loss, probe_loss = forward_backward(forward, batch, args, state)
+            batch = this_process_batch(run, raw, tokens, labels, positions)
+            logits, loss, probe_loss = forward_backward(forward, run, batch)
             if state.accumulated == args.accumulate:
-                optimizer_step(model, optimizer, args, state, T)
-            meter.count(tokens.size, loss, state.step)                   # a non-finite loss, noticed on the device
+                optimizer_step(run)
+            run.meter.count(tokens.size, loss, state.step)       # a non-finite loss, noticed on the device
             state.step += 1
-            if args.schedule == "adaptive":                              # beyond: the gate's one host read a batch
-                state.last_exact_match = batch_exact_match(model, logits, batch, len(ids))
+            if adds.gate:                                         # beyond: the gate's one host read a batch
+                adds.gate.after_batch(logits, batch)
             if state.step % args.log_every == 0:
-                log_batch(model, logits, loss, probe_loss, batch, args, state, meter, run)
-            save_step_checkpoint(run, model, optimizer, state, rng, args, task.meta, rollback_point, meter,
-                                 i, T)                                   # beyond: every --save-every steps
+                log_batch(run, logits, loss, probe_loss, batch)
+            if adds.steps:                                        # beyond: ckpt.pt every --save-every steps
+                adds.steps.after_batch(run, rng, i)
         state.batch_in_epoch = T
-        meter.check_finite(state, run)                                   # nothing is saved after a non-finite loss
-        if RANK == 0:                                                    # the others wait for its validation
-            end_of_epoch(model, optimizer, state, args, task, run, meter, device, rollback_point)
+        run.meter.check_finite(state, run.folder)                 # nothing is saved after a non-finite loss
+        if RANK == 0:                                             # the others wait for its validation
+            end_of_epoch(run)
         if WORLD_SIZE > 1:
             dist.barrier()
-    report_unfinished_removal(args, state, task)
+    if cot_left(run) and RANK == 0:                               # not internalized: say so
+        print(f"train.py: the run ended with {cot_left(run)} of {task.longest_val_cot} CoT tokens still in place "
+              f"(s(t) = {scheduled(state.to_remove)}): more epochs or a larger --delta", flush=True)
 
 
 # ----------------------------------------------------------------------------- the paper's pieces
 
 def removal_counts(args, state, epoch, batch_size, rng):
     """How many CoT tokens each example of this batch loses: s(t) + o, by mode."""
-    if args.mode == "explicit":
-        return np.zeros(batch_size)
-    if args.mode == "nocot":
-        return np.full(batch_size, math.inf)
-    if epoch < args.pretrain_epochs:                                      # reference: fill_(remove_start_from)
+    if args.mode != "stepwise":
+        return np.full(batch_size, 0 if args.mode == "explicit" else math.inf)
+    if epoch < args.pretrain_epochs:                              # reference: fill_(remove_start_from)
         return np.full(batch_size, args.remove_start_from)
     return state.to_remove + sample_offsets(args.smoothing_lambda, batch_size, rng)
 
 
-def new_optimizer(model, args):
-    """The reference's AdamW: lr, torch's other defaults (weight decay 0.01); fused into one kernel on CUDA."""
-    return torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
-                             fused=torch.device(args.device).type == "cuda")
-
-
-def forward_backward(forward, batch, args, state):
-    """One batch's forward and backward (bf16 autocast with --dtype bfloat16), the loss weighted by this process's
-    share of the labels (DDP averages gradients), all-reduced only on the last batch of an --accumulate window."""
-    autocast = torch.autocast(batch.tokens.device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
-    last = state.accumulated + 1 == args.accumulate
-    with autocast, forward.no_sync() if WORLD_SIZE > 1 and not last else nullcontext():
-        logits, loss, probe_loss = forward(batch.tokens, batch.targets, batch.label_rows, batch.positions,
-                                           batch.probe_rows, batch.probe_targets, batch.steer)
-        total = loss * batch.share * WORLD_SIZE + weighted_probe_loss(probe_loss, batch, args)   # probe: beyond
-        (total / args.accumulate).backward()
-    state.accumulated += 1
-    return logits, loss, probe_loss
-
-
-def reset_optimizer(model, args, state, run):
-    """A fresh AdamW; the reference drops the gradients of a partial accumulation window."""
-    model.zero_grad(set_to_none=True)
-    state.since_reset, state.accumulated = 0, 0
-    log(run, {"event": "optimizer_reset", "step": state.step, "scheduled_to_remove": scheduled(state.to_remove)})
-    return new_optimizer(model, args)
-
-
 def note_all_removed(args, state, reaches_end, all_gone):
-    """Reference: its removal code runs only when s(t) > 0 or smoothing is on; then "all CoT removed in this
-    batch" means every removed span reaches the second separator (the reset rule reads it), and the best
-    validation accuracy restarts while some example still has CoT. The reference tests that too by the span
-    reaching the separator, which on the right side is always true, so its best checkpoint stays an
-    explicit-CoT one; here the restart reads whether every example's CoT is gone (the same on the left side)."""
+    """Reference: where removal runs (s(t) > 0 or smoothing on), "all CoT removed" is every removed span reaching
+    the second separator (the reset rule reads it), and "best" restarts while an example keeps CoT."""
     removal_ran = args.mode == "nocot" or (args.mode == "stepwise" and (
         state.to_remove > 0 or math.isfinite(args.smoothing_lambda)))
     state.all_removed_previous = removal_ran and bool(reaches_end.all())
@@ -195,176 +146,168 @@ def note_all_removed(args, state, reaches_end, all_gone):
         state.best_val = -math.inf
 
 
-def optimizer_step(model, optimizer, args, state, batches_per_epoch):
+def new_optimizer(parameters, args):
+    """The reference's AdamW: lr, torch's other defaults (weight decay 0.01); fused into one kernel on CUDA."""
+    return torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay,
+                             fused=torch.device(args.device).type == "cuda")
+
+
+def reset_optimizer(run):
+    """A fresh AdamW; the reference drops the gradients of a partial accumulation window."""
+    run.net.zero_grad(set_to_none=True)
+    run.state.since_reset, run.state.accumulated = 0, 0
+    run.log({"event": "optimizer_reset", "step": run.state.step, "scheduled_to_remove": scheduled(run.state.to_remove)})
+    return new_optimizer(run.net.parameters(), run.args)
+
+
+class TrainingForward(torch.nn.Module):
+    """The training pass, one graph for torch.compile and one unit for DDP: the GPT's blocks, the head only at the
+    labelled positions `label_rows` (flat indices into B x (T-1); position t predicts token t+1, ids `targets`),
+    their mean cross-entropy; and a probe's loss on the same hidden states, where there is one."""
+
+    def __init__(self, model, probe=None):
+        super().__init__()
+        self.model, self.probe = model, probe
+
+    def forward(self, idx, targets, label_rows, position_ids=None, probe_inputs=None):
+        states = self.model.hidden_states(idx, position_ids)
+        x = self.model.transformer.ln_f(states[-1])[:, :-1].flatten(0, 1).index_select(0, label_rows)
+        logits = self.model.lm_head(x)
+        loss = F.cross_entropy(logits.float(), self.model.to_index(targets))
+        probe_loss = None if self.probe is None else self.probe.loss(states, *probe_inputs)   # beyond
+        return logits, loss, probe_loss
+
+
+def this_process_batch(run, raw, tokens, labels, positions):
+    """Every process built the whole global batch (same order, same offsets); each trains on its rows, its share
+    of the batch's labels weighting its loss. The inputs are checked here, on the host: no GPU stall."""
+    run.net.model.check_inputs(tokens, positions)
+    mine = np.array_split(np.arange(len(tokens)), WORLD_SIZE)[RANK]
+    cuda = run.device.type == "cuda"                              # pinned memory: the copy overlaps the GPU's work
+    to_device = lambda a: torch.from_numpy(a).pin_memory().to(run.device, non_blocking=True) if cuda else \
+        torch.from_numpy(a).to(run.device)
+    label_rows = np.flatnonzero(labels[mine, 1:] != IGNORE)      # where the head runs: indices, not a mask
+    batch = SimpleNamespace(tokens=to_device(tokens[mine]), labels=to_device(labels[mine]), size=len(tokens),
+                            targets=to_device(labels[mine, 1:].reshape(-1)[label_rows]),
+                            label_rows=to_device(label_rows), probe_inputs=None, probe_share=0.0,
+                            positions=None if positions is None else to_device(positions[mine]),
+                            share=float((labels[mine, 1:] != IGNORE).sum() / (labels[:, 1:] != IGNORE).sum()))
+    if run.net.probe is not None:                                 # beyond: the probe's positions and targets
+        batch.probe_inputs, batch.probe_share = run.net.probe.inputs(raw, tokens, mine, run.state.to_remove,
+                                                                     to_device)
+    return batch
+
+
+def forward_backward(forward, run, batch):
+    """Forward and backward (bf16 autocast with --dtype bfloat16), the loss weighted by this process's share of
+    the labels (DDP averages gradients), all-reduced only on the last batch of an --accumulate window."""
+    args, state = run.args, run.state
+    autocast = torch.autocast(batch.tokens.device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
+    last = state.accumulated + 1 == args.accumulate
+    with autocast, forward.no_sync() if WORLD_SIZE > 1 and not last else nullcontext():
+        logits, loss, probe_loss = forward(batch.tokens, batch.targets, batch.label_rows, batch.positions,
+                                           batch.probe_inputs)
+        total = loss * batch.share * WORLD_SIZE
+        if probe_loss is not None:                                # beyond: the probe's weighted loss
+            total = total + run.net.probe.loss_weight * probe_loss * batch.probe_share * WORLD_SIZE
+        (total / args.accumulate).backward()
+    state.accumulated += 1
+    return logits, loss, probe_loss
+
+
+def optimizer_step(run):
     """Clip, step at this batch's lr, and clear the gradients."""
-    state.accumulated = 0
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate(args, state, batches_per_epoch)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    state.since_reset += 1
+    run.state.accumulated = 0
+    for group in run.optimizer.param_groups:
+        group["lr"] = learning_rate(run.args, run.state, run.task.batches_per_epoch, run.additions.gate)
+    torch.nn.utils.clip_grad_norm_(run.net.parameters(), run.args.max_grad_norm)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.state.since_reset += 1
 
 
-def learning_rate(args, state, batches_per_epoch):
-    """The paper's constant lr, times (beyond the paper) a linear warm-up after each optimizer reset and a linear
-    decay to 0 over the last --decay-epochs epochs (all, in a shorter run), counted in batches seen (skipped ones
-    too). With --decay-after-recovery the decay waits, at the full lr, for the gate's "recovered" at zero CoT,
-    but leaves itself at least --min-decay-epochs."""
+def learning_rate(args, state, batches_per_epoch, gate=None):
+    """The paper's constant lr, times a linear warm-up after each optimizer reset and a linear decay to 0 over
+    the last --decay-epochs epochs (all, in a shorter run), counted in batches seen (skipped ones too)."""
     warmup = min(1.0, (state.since_reset + 1) / args.reset_warmup) if args.reset_warmup else 1.0
     if not args.decay_epochs:
         return args.lr * warmup
     seen = state.epoch * batches_per_epoch + state.batch_in_epoch
     total = args.epochs * batches_per_epoch
     decay_from = total - min(args.decay_epochs, args.epochs) * batches_per_epoch
-    if args.decay_after_recovery:
-        latest = total - round(args.min_decay_epochs * batches_per_epoch)
-        decay_from = latest if state.recovered_at is None else min(latest, max(decay_from, state.recovered_at))
+    if gate:                                                      # beyond: the decay may wait for recovery
+        decay_from = gate.decay_start(decay_from, total)
     return args.lr * warmup * min(1.0, (total - seen) / max(1, total - decay_from))
 
 
-# ----------------------------------------------------------------------------- batch plumbing
+# ----------------------------------------------------------------------------- logs, validation, checkpoints
 
-def this_process_batch(model, tokens, labels, positions, bridges, args, state, device):
-    """Every process built the whole global batch (same order, same offsets); each trains on its rows, its
-    share of the batch's labels weighting its loss. With a probe: the rows' carry or bridge targets, and
-    this process's share of them. The inputs are checked here, on the host, where it costs no GPU stall."""
-    model.check_inputs(tokens, positions)
-    mine = np.array_split(np.arange(len(tokens)), WORLD_SIZE)[RANK]
-    share = float((labels[mine, 1:] != IGNORE).sum() / (labels[:, 1:] != IGNORE).sum())
-    label_rows = np.flatnonzero(labels[mine, 1:] != IGNORE)             # where the head runs: indices, not a mask
-    targets = data.carry_targets(tokens, data.parse_task(args.task)) if args.carry_weight else \
-        None if bridges is None else bridges[:, :tokens.shape[1]]      # the separator is before what was removed
-    probe_rows, probe_share = None, 0.0
-    if targets is not None:
-        has_target = ~np.isnan(targets) if args.carry_weight else targets != IGNORE
-        rows, probe_share = np.flatnonzero(has_target[mine]), float(has_target[mine].sum() / max(1, has_target.sum()))
-        probe_rows, targets = to_device(rows, device), to_device(targets[mine].reshape(-1)[rows], device)
-    return SimpleNamespace(tokens=to_device(tokens[mine], device), labels=to_device(labels[mine], device),
-                           targets=to_device(labels[mine, 1:].reshape(-1)[label_rows], device),
-                           label_rows=to_device(label_rows, device),
-                           positions=None if positions is None else to_device(positions[mine], device),
-                           share=share, probe_rows=probe_rows, probe_targets=targets, probe_share=probe_share,
-                           steer=args.mode == "nocot" or state.to_remove > 0)   # a probe watches until CoT goes
-
-
-def to_device(array, device):
-    """numpy -> device; on a GPU through pinned memory, so the copy overlaps with the work queued before it."""
-    tensor = torch.from_numpy(array)
-    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
-
-
-class TrainingError(RuntimeError):
-    """The run cannot go on (a non-finite loss); the message says where."""
-
-
-# ----------------------------------------------------------------------------- beyond the paper
-
-def make_gate_config(args, batches_per_epoch):
-    deadline = (args.remove_by_epoch - args.pretrain_epochs) * batches_per_epoch   # counted from removal's start
-    return GateConfig(threshold=args.gate_threshold, min_steps=args.gate_min_steps, max_steps=args.gate_max_steps,
-                      deadline=deadline, collapse=args.gate_collapse, patience=args.gate_patience,
-                      max_retries=args.gate_max_retries, max_chunk=args.max_chunk, slower_from=args.slower_from,
-                      slower_by=args.slower_by)
-
-
-def follow_gate(state, gate_config, model, optimizer, rollback_point, args, run, task):
-    """The adaptive schedule at the top of a batch: schedule.gate_step decides from the previous batch's
-    exact match, this acts on it (advance: keep a rollback point; rollback: restore it and retry gently)
-    and logs it. Sets s(t); returns the optimizer and the rollback point, either of which may be new."""
-    action, new, measure = gate_step(state.gate, state.last_exact_match, gate_config, task.longest_train_cot,
-                                     args.remove_all_beyond, state.schedule_batch)
-    event = {"event": action, "step": state.step, "schedule_batch": state.schedule_batch,
-             "scheduled_to_remove": scheduled(state.gate["to_remove"]), "measure": round(measure, 4),
-             "steps_held": state.gate["steps"] + 1}
-    if action == "advance":
-        rollback_point = snapshot(model, optimizer, state)
-        state.gate = new
-        event["to"] = scheduled(new["to_remove"])
-    elif action == "recovered":                                          # learning_rate may start its decay
-        state.gate = new
-        state.recovered_at = state.epoch * task.batches_per_epoch + state.batch_in_epoch   # learning_rate's clock
-    elif action == "rollback":
-        optimizer = restore(rollback_point, model, args)
-        state.gate = retry_gently(rollback_point["gate"], new, gate_config)
-        state.since_reset, state.accumulated = rollback_point["since_reset"], 0   # a partial window is dropped
-        event.update(back_to=scheduled(state.gate["to_remove"]), retry=state.gate["retries"])
-    else:
-        state.gate = new
-    if action != "hold" or state.schedule_batch % args.log_every == 0:
-        log(run, event)
-    state.to_remove, state.last_exact_match = state.gate["to_remove"], None
-    return optimizer, rollback_point
-
-
-def snapshot(model, optimizer, state):
-    """The state an adaptive advance can be rolled back to, in host memory (and in ckpt.pt, for --resume)."""
-    host = lambda tree: {k: host(v) if isinstance(v, dict) else v.detach().to("cpu", copy=True)
-                         if torch.is_tensor(v) else copy.deepcopy(v) for k, v in tree.items()}
-    return {"model": host(model.state_dict()), "optimizer": host(optimizer.state_dict()), "gate": dict(state.gate),
-            "since_reset": state.since_reset}
-
-
-def restore(point, model, args):
-    """Model and AdamW exactly as they were before the advance, no gradients pending; returns the optimizer."""
-    model.load_state_dict(point["model"])
-    model.zero_grad(set_to_none=True)
-    optimizer = new_optimizer(model, args)
-    optimizer.load_state_dict(copy.deepcopy(point["optimizer"]))
-    return optimizer
-
-
-def log_fig3_point(model, task, previous, args, run, state, device):
-    """Fig. 3: when s(t) has just grown, the validation exact match (teacher-forced, no generation) at the
-    s(t) left behind."""
-    if state.to_remove <= previous or previous >= task.longest_val_cot or not args.fig3_examples or RANK:
-        return
-    accuracy = teacher_forced_accuracy(model, task.val, previous, args.removal_side, args.keep_position,
-                                       args.fig3_examples, device=device)
-    log(run, {"event": "fig3_point", "step": state.step, "cot_removed": int(previous),
-              "teacher_forced_acc": accuracy})
-
-
-def bridge_targets(tokens, seps, args, task):
-    """--bridge-weight: the bridge each two-hop row's CoT names, read before its CoT is removed."""
-    return twohop.bridge_targets(tokens, seps, np.array(task.meta["entity_ids"])) if args.bridge_weight else None
-
-
-def weighted_probe_loss(probe_loss, batch, args):
-    """--carry-weight or --bridge-weight W times the probe's loss, weighted like the language loss by this
-    process's share."""
-    weight = args.carry_weight or args.bridge_weight
-    return 0.0 if probe_loss is None else weight * probe_loss * batch.probe_share * WORLD_SIZE
-
-
-def batch_exact_match(model, logits, batch, batch_size):
-    """The adaptive gate's input: the batch's share of rows right at every label (its one host read a batch)."""
-    right = labels_right(model, logits.detach(), batch.labels, batch.label_rows)
-    return global_sum(right.all(dim=1).sum()).item() / batch_size
-
-
-def log_batch(model, logits, loss, probe_loss, batch, args, state, meter, run):
+def log_batch(run, logits, loss, probe_loss, batch):
     """Every --log-every steps: loss, token accuracy, probe loss, speed; read from the device here, only here."""
-    meter.check_finite(state, run)
+    state, meter, probe = run.state, run.meter, run.net.probe
+    meter.check_finite(state, run.folder)
     has_label = batch.labels[:, 1:] != IGNORE
-    right = labels_right(model, logits.detach(), batch.labels, batch.label_rows) & has_label
+    right = labels_right(run.net.model, logits.detach(), batch.labels, batch.label_rows) & has_label
     counts = global_sum(torch.stack([loss.detach().float() * batch.share, right.sum().float(),
                                      has_label.sum().float()])).tolist()
-    record = {"step": state.step, "epoch": state.epoch, "scheduled_to_remove": scheduled(n_remove_at_eval(args, state)),
-              "loss": round(counts[0], 4), "token_acc": round(counts[1] / counts[2], 4),
-              "tokens_per_s": meter.tokens_per_s(), "minutes": meter.minutes()}
-    probe = "carry_mse" if args.carry_weight else "bridge_ce"              # this process's rows
-    if probe_loss is not None:
-        record[probe] = round(probe_loss.item(), 4)
-    log(run, record, f"step {record['step']} epoch {state.epoch} removed {record['scheduled_to_remove']} "
-                     f"loss {record['loss']:.4f} token_acc {record['token_acc']:.3f} "
-                     + (f"{probe} {record[probe]:.3f} " if probe_loss is not None else "") +
-                     f"{record['tokens_per_s']} tok/s ETA {meter.eta_minutes(state.step):.1f} min")
+    record = {"step": state.step, "epoch": state.epoch, "scheduled_to_remove": scheduled(eval_level(run).n_remove),
+              "loss": round(counts[0], 4), "token_acc": round(counts[1] / counts[2], 4), **meter.progress(state.step)}
+    eta = record.pop("eta")
+    if probe_loss is not None:                                    # beyond: this process's rows
+        record[probe.name] = round(probe_loss.item(), 4)
+    run.log(record, f"step {state.step} epoch {state.epoch} removed {record['scheduled_to_remove']} loss "
+                    f"{record['loss']:.4f} token_acc {record['token_acc']:.3f} " +
+                    (f"{probe.name} {record[probe.name]:.3f} " if probe_loss is not None else "") +
+                    f"{record['tokens_per_s']} tok/s ETA {eta:.1f} min")
+
+
+def log_fig3_point(run, previous):
+    """Fig. 3: when s(t) has just grown, the validation exact match (teacher-forced) at the s(t) left behind."""
+    if run.state.to_remove <= previous or previous >= run.task.longest_val_cot or not run.args.fig3_examples or RANK:
+        return
+    level = Level(previous, run.args.removal_side, run.args.keep_position)
+    run.log({"event": "fig3_point", "step": run.state.step, "cot_removed": int(previous),
+             "teacher_forced_acc": teacher_forced_accuracy(run.net.model, run.task.val, level, run.args.fig3_examples)})
+
+
+def end_of_epoch(run):
+    """Validation at the current removal level (offsets off); the checkpoint and the best one. "Best" restarts
+    when the CoT left at validation changes (docs/reference.md, "Best checkpoint")."""
+    state, task = run.state, run.task
+    record = {"epoch": state.epoch, "step": state.step, "scheduled_to_remove": scheduled(eval_level(run).n_remove),
+              **validate(run.net.model, task, eval_level(run), run.args.val_limit), "minutes": round((time.time() - run.meter.started) / 60, 2)}
+    if state.epoch == run.args.epochs - 1 and cot_left(run):
+        record["cot_left"] = cot_left(run)                        # the run ends before all CoT is gone
+    others = "".join(f", {name} {record[f'{name}_acc']:.3f}" for name in task.reported)
+    run.log(record, f"epoch {state.epoch}: val exact match {record['val_acc']:.3f}{others} with "
+                    f"{record['cot_removed']}/{task.longest_val_cot} CoT tokens removed, "
+                    f"{record['val_examples_per_s']:.1f} examples/s")
+    if state.best_level not in (None, record["cot_removed"]):    # the CoT level changed: a new "best"
+        state.best_val = -math.inf
+    state.best_level = record["cot_removed"]
+    if record["val_acc"] > state.best_val:
+        state.best_val = record["val_acc"]
+        save_checkpoint(run, "best.pt")
+    save_checkpoint(run, "ckpt.pt")
+
+
+def eval_level(run):
+    """The CoT removed at evaluation (offsets off): s(t) in stepwise mode, none or all in the baselines."""
+    n_remove = {"stepwise": run.state.to_remove, "explicit": 0, "nocot": math.inf}[run.args.mode]
+    return Level(n_remove, run.args.removal_side, run.args.keep_position)
+
+
+def cot_left(run):
+    return int(max(0, run.task.longest_val_cot - run.state.to_remove)) if run.args.mode == "stepwise" else 0
+
+
+def scheduled(to_remove):
+    return "all" if math.isinf(to_remove) else int(to_remove)
 
 
 class Meter:
-    """What the run watches between log lines: tokens/s, minutes, time left, and a non-finite loss without a host
-    read a batch (its first step stays on the device, read at log lines and before saves: the run stops)."""
+    """Speed and time between log lines, and a non-finite loss without a host read a batch: its first step stays
+    on the device, read at log lines and before saves (then the run stops)."""
 
     def __init__(self, first_step, total_steps, device):
         self.started = self.window_start = time.time()
@@ -375,194 +318,114 @@ class Meter:
         self.window_tokens += tokens
         self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss.detach()), step, self.first_bad)
 
-    def check_finite(self, state, run):
-        if global_sum((self.first_bad >= 0).long()).item():                 # one host read
+    def check_finite(self, state, folder):
+        if global_sum((self.first_bad >= 0).long()).item():       # one host read
             where = f"step {self.first_bad.item()}" if self.first_bad >= 0 else "another process's step"
+            kept = "holds the last good checkpoint" if (folder / "ckpt.pt").exists() else "was never written"
             raise TrainingError(f"{where} (epoch {state.epoch}): the loss is not finite (nan or inf); stopped, "
-                                f"{run / 'ckpt.pt'} holds the last good checkpoint")
+                                f"{folder / 'ckpt.pt'} {kept}")
 
-    def tokens_per_s(self):
-        rate = self.window_tokens / (time.time() - self.window_start)
-        self.window_start, self.window_tokens = time.time(), 0
-        return round(rate)
-
-    def minutes(self):
-        return round((time.time() - self.started) / 60, 2)
-
-    def eta_minutes(self, step):
-        return (time.time() - self.started) / max(1, step - self.first_step) * (self.total_steps - step) / 60
+    def progress(self, step):
+        """Tokens/s since the last call, minutes so far, and minutes left at this pace."""
+        now, rate = time.time(), self.window_tokens / (time.time() - self.window_start)
+        self.window_start, self.window_tokens = now, 0
+        left = (now - self.started) / max(1, step - self.first_step) * (self.total_steps - step) / 60
+        return {"tokens_per_s": round(rate), "minutes": round((now - self.started) / 60, 2), "eta": left}
 
 
-def report_unfinished_removal(args, state, task):
-    """A stepwise run that ends with CoT still in place has not internalized: say so in one line."""
-    if cot_left(args, state, task) and RANK == 0:
-        print(f"train.py: the run ended with {cot_left(args, state, task)} of {task.longest_val_cot} CoT tokens still "
-              f"in place (s(t) = {scheduled(state.to_remove)}): more epochs, a larger --delta or an earlier "
-              f"--remove-by-epoch", flush=True)
+class TrainingError(RuntimeError):
+    """The run cannot go on (a non-finite loss); the message says where."""
 
 
-def cot_left(args, state, task):
-    return int(max(0, task.longest_val_cot - state.to_remove)) if args.mode == "stepwise" else 0
+def new_run(args, task, model, device):
+    """What the loop works on: the task, model (+ a probe), AdamW, RunState and the additions, on `device`."""
+    folder = Path(args.out)
+    net = TrainingForward(model, beyond.make_probe(args, task, model.config) if beyond else None).to(device)
+    run = SimpleNamespace(args=args, task=task, folder=folder, device=device, net=net, state=RunState(
+        to_remove=args.remove_start_from), log=lambda record, echo=None: log(folder, record, echo))
+    run.optimizer = new_optimizer(net.parameters(), args)
+    run.additions = beyond.make_additions(run, new_optimizer, save_checkpoint) if beyond else \
+        SimpleNamespace(gate=None, steps=None)
+    return run
 
 
-# ----------------------------------------------------------------------------- run files
-
-def load_task(args):
-    """The task's splits (generated first if it is multKxK and missing), and the numbers the loop needs."""
-    data.tokenizer()                                                      # fail now, not at the first evaluation
-    folder = rank_zero_first(data.prepare, args.task, args.data) if args.task.startswith("mult") else \
-        Path(args.data) / args.task
-    meta = data.load_meta(folder)
-    train_split, val_split = data.load_split(folder, "train"), data.load_split(folder, "val")
-    n_train = len(train_split) if args.train_size is None else min(args.train_size, len(train_split))
-    if 0 < n_train % args.batch_size < WORLD_SIZE:
-        raise data.DataError(f"the last batch of an epoch has {n_train % args.batch_size} examples, fewer than the "
-                             f"{WORLD_SIZE} processes: change --batch-size or --train-size")
-    return SimpleNamespace(
-        meta=meta, train=train_split, val=val_split, n_train=n_train,
-        batches_per_epoch=math.ceil(n_train / args.batch_size),                                 # T
-        reported={name: data.load_split(folder, name) for name in meta.get("report_splits", [])},   # two-hop: ID, OOD
-        longest_example=max(s["longest_example"] for s in meta["splits"].values()),
-        longest_val_cot=int((val_split.seps[:, 1] - val_split.seps[:, 0] - 1).max()),
-        longest_train_cot=int((train_split.seps[:n_train, 1] - train_split.seps[:n_train, 0] - 1).max()))
-
-
-def start_or_resume(args, task, device):
-    """A new model and AdamW, or (--resume) everything ckpt.pt holds: model, optimizer, RunState, RNG."""
-    run = Path(args.out)
-    if not args.resume:
-        model = rank_zero_first(build_model, args, task.meta, task.longest_example).to(device)
-        add_probes(model, args, task.meta)
-        if RANK == 0:
-            run.mkdir(parents=True, exist_ok=True)
-            (run / "metrics.jsonl").write_text("")
-            (run / "args.json").write_text(json.dumps(vars(args), indent=1))
-        state = RunState(to_remove=args.remove_start_from, gate=new_gate_state(args.remove_start_from))
-        return model, new_optimizer(model, args), state, None
-    model, ckpt = read_checkpoint(run / "ckpt.pt")
-    if ckpt["task"] != args.task:
-        raise data.DataError(f"{run / 'ckpt.pt'} was trained on {ckpt['task']}, not {args.task}")
-    for probe, flag in (("carry", "carry_weight"), ("bridge", "bridge_weight")):   # its AdamW state has no probe
-        if getattr(args, flag) and not hasattr(model, f"{probe}_probe"):
-            raise data.DataError(f"{run / 'ckpt.pt'} was trained without the {probe} probe: resume with "
-                                 f"--{flag.replace('_', '-')} 0")
-    add_probes(model.to(device), args, task.meta)
-    optimizer = new_optimizer(model, args)
-    optimizer.load_state_dict(ckpt["optimizer"])
-    for group in optimizer.param_groups:                                  # weight decay from this command line, like lr
-        group["weight_decay"] = args.weight_decay
-    state = run_state_from(ckpt["schedule"], run / "ckpt.pt")
+def start_or_resume(args, device):
+    """A new run (its folder, args.json, an empty log), or (--resume) the run ckpt.pt holds, RNG included."""
+    task, path = load_task(args), Path(args.out) / "ckpt.pt"
+    model, ckpt = read_checkpoint(path) if args.resume else (None, None)
+    if ckpt and beyond:                                           # beyond: checkpoints written before beyond/
+        ckpt = beyond.upgrade_checkpoint(ckpt)
+    run = new_run(args, task, model or rank_zero_first(build_model, args, task.meta, task.longest_example), device)
+    if ckpt:
+        resume(run, ckpt, path)
+    elif RANK == 0:
+        run.folder.mkdir(parents=True, exist_ok=True)
+        (run.folder / "metrics.jsonl").write_text("")
+        (run.folder / "args.json").write_text(json.dumps(vars(args), indent=1))
+    run.meter = Meter(run.state.step, args.epochs * task.batches_per_epoch, device)
     if RANK == 0:
-        cut_torn_line(run / "metrics.jsonl")
-    if state.batch_in_epoch >= task.batches_per_epoch:                     # saved at an epoch's end
-        state.epoch += 1
-    set_rng_state(ckpt, device, args, state)
-    return model, optimizer, state, ckpt.get("rollback_point")
+        print(f"{args.task}: {task.n_train} examples, T={task.batches_per_epoch} batches/epoch, CoT "
+              f"{task.longest_val_cot} tokens, model {run.net.model.num_params() / 1e6:.2f}M parameters on "
+              f"{device} x {WORLD_SIZE} ({args.dtype}), {args.schedule} schedule", flush=True)
+    return run
 
 
-def build_model(args, meta, longest):
-    """GPT-2 weights (full vocabulary), a train.py checkpoint, or a scratch model over the dataset's compact
-    vocabulary; in every case with positions for the longest example."""
-    if args.init == "scratch":
-        config = GPTConfig(block_size=longest, n_layer=args.n_layer or 3, n_head=args.n_head or 4,
-                           n_embd=args.n_embd or 128, dropout=args.dropout, activation=args.activation,
-                           vocab_ids=meta["vocab_ids"])
-        return GPT(config)
-    if args.init.endswith(".pt"):
-        model = load_checkpoint(args.init)[0]
-        unknown = sorted(set(meta["vocab_ids"]) - set(model.config.vocab_ids or range(model.config.vocab_size)))
-        if unknown:
-            raise data.DataError(f"--init {args.init}: its vocabulary lacks {len(unknown)} token ids of {args.task} "
-                                 f"(e.g. {unknown[0]} = {data.tokenizer().decode([unknown[0]])!r})")
-    else:
-        model = GPT.from_pretrained(args.init, dropout=args.dropout)      # HF GPT-2 trains with dropout 0.1
-    model.extend_positions(longest)
-    return model
+def resume(run, ckpt, path):
+    """Optimizer, RunState, RNG and additions as ckpt.pt holds them; the log cut back to a whole last line."""
+    if ckpt["task"] != run.args.task:
+        raise data.DataError(f"{path} was trained on {ckpt['task']}, not {run.args.task}")
+    if set(ckpt["schedule"]) != {f.name for f in fields(RunState)}:
+        raise CheckpointError(f"{path}: its run state was written by another version of train.py: start a new run")
+    if beyond:                                                    # beyond: the run's own probe and schedule
+        beyond.check_resume(ckpt, run.additions, path)
+    elif ckpt.get("additions"):
+        raise CheckpointError(f"{path}: holds {', '.join(ckpt['additions'])}, which need beyond/ beside train.py")
+    for name, saved in ckpt.get("additions", {}).items():         # beyond: the probe's, the gate's state
+        getattr(run.additions, name).load_state_dict(saved)
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    for group in run.optimizer.param_groups:                      # weight decay from this command line, like lr
+        group["weight_decay"] = run.args.weight_decay
+    run.state = RunState(**ckpt["schedule"])
+    run.state.epoch += run.state.batch_in_epoch >= run.task.batches_per_epoch   # saved at an epoch's end
+    if RANK == 0:
+        cut_torn_line(run.folder / "metrics.jsonl")
+    set_rng_state(ckpt, run.device, run.args.seed + RANK + 1000003 * run.state.step)
 
 
-def add_probes(model, args, meta):
-    """Beyond the paper: the probe the command line asks for, unless the model has it; a probe with weight 0 is
-    frozen (DDP stops on a trainable parameter without a gradient)."""
-    if args.carry_weight and not hasattr(model, "carry_probe"):
-        model.add_carry_probe()
-    if args.bridge_weight and not hasattr(model, "bridge_probe"):
-        model.add_bridge_probe(len(meta["entity_ids"]))
-    for probe, weight in (("carry_probe", args.carry_weight), ("bridge_probe", args.bridge_weight)):
-        if hasattr(model, probe):
-            getattr(model, probe).requires_grad_(bool(weight))
-
-
-def training_forward(model, args, device):
-    """The training pass, with the probe if any (eval uses the model itself): compiled with the sequence length
-    dynamic, since every removed token shortens it (one graph, not one per length); under DDP, its gradients
-    are averaged over the processes."""
-    forward = WithProbe(model, model.carry_probe if args.carry_weight else model.bridge_probe if args.bridge_weight
-                        else None)
-    if args.compile:
-        forward = torch.compile(forward, dynamic=True)
-    if WORLD_SIZE > 1:
-        forward = DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
-    return forward
-
-
-def resume_position(state, rng, batches_per_epoch):
-    """The batch this epoch starts at: 0, or after a step checkpoint's batch, with the epoch's RNG as it was."""
-    if not 0 < state.batch_in_epoch < batches_per_epoch:
-        return 0
-    rng.bit_generator.state = state.epoch_rng
-    return state.batch_in_epoch
-
-
-def save_step_checkpoint(run, model, optimizer, state, rng, args, meta, rollback_point, meter, i, batches_per_epoch):
-    """ckpt.pt every --save-every steps, at an optimizer-step boundary, not at an epoch's end."""
-    if not (args.save_every and state.step - state.saved_at >= args.save_every and not state.accumulated
-            and i < batches_per_epoch - 1):
+def save_checkpoint(run, name):
+    """What eval.py and --resume need, loadable with weights_only=True; by rank 0, atomically."""
+    if RANK:
         return
-    meter.check_finite(state, run)                                        # nothing is saved after a non-finite loss
-    state.batch_in_epoch, state.epoch_rng, state.saved_at = state.batch_in_epoch + 1, rng.bit_generator.state, state.step
-    save(run / "ckpt.pt", model, optimizer, state, args, meta, n_remove_at_eval(args, state), rollback_point)
+    model, args = run.net.model, run.args
+    ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "schedule": asdict(run.state), **rng_state(run.device), "task": args.task,
+            "n_remove": float(eval_level(run).n_remove), "removal_side": args.removal_side,
+            "keep_position": args.keep_position, "vocab_ids": run.task.meta["vocab_ids"], "args": dict(vars(args)),
+            "additions": {name: addition.state_dict() for name, addition in vars(run.additions).items() if addition}}
+    data.write_atomic(run.folder / name, lambda f: torch.save(ckpt, f))
 
 
-def n_remove_at_eval(args, state):
-    """CoT tokens removed at evaluation (offsets off): s(t) in stepwise mode, none or all in the baselines."""
-    return state.to_remove if args.mode == "stepwise" else 0 if args.mode == "explicit" else math.inf
+def rng_state(device):
+    """The RNGs dropout draws from: the CPU's, and the GPU's when training on one."""
+    return {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state(device)}
+                                             if device.type == "cuda" else {})}
 
 
-def scheduled(to_remove):
-    return "all" if math.isinf(to_remove) else int(to_remove)
+def set_rng_state(ckpt, device, other_seed):
+    """Rank 0 continues the saved RNG streams exactly; the other processes draw their own dropout masks."""
+    if RANK:
+        return torch.manual_seed(other_seed)
+    torch.set_rng_state(ckpt["rng"])
+    if device.type == "cuda" and "cuda_rng" in ckpt:
+        torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
 
 
-def end_of_epoch(model, optimizer, state, args, task, run, meter, device, rollback_point):
-    """Validation exact match at the current removal level (offsets off), and of the task's reported splits
-    (two-hop: test_id, test_ood; answer only and the whole target); checkpoint, best checkpoint."""
-    level = (n_remove_at_eval(args, state), args.removal_side, args.keep_position)
-    result = evaluate(model, task.val, *level, batch_size=250, limit=args.val_limit, device=device)
-    speed = measure_speed(model, task.val, *level, device)
-    record = {"epoch": state.epoch, "step": state.step, "scheduled_to_remove": scheduled(level[0]),
-              "cot_removed": int(min(level[0], task.longest_val_cot)), "val_acc": result["accuracy"],
-              "val_examples_per_s": round(speed, 2), "tokens_per_example": result["tokens_per_example"],
-              "minutes": meter.minutes()}
-    for name, split in task.reported.items():
-        other = evaluate(model, split, *level, batch_size=250, limit=args.val_limit, device=device)
-        record.update({f"{name}_acc": other["accuracy"], f"{name}_target_acc": other["target_accuracy"]})
-    if state.epoch == args.epochs - 1 and cot_left(args, state, task):
-        record["cot_left"] = cot_left(args, state, task)                 # the run ends before all CoT is gone
-    others = "".join(f", {name} {record[f'{name}_acc']:.3f}" for name in task.reported)
-    log(run, record, f"epoch {state.epoch}: val exact match {result['accuracy']:.3f}{others} with "
-                     f"{record['cot_removed']}/{task.longest_val_cot} CoT tokens removed, {speed:.1f} examples/s")
-    if result["accuracy"] > state.best_val:
-        state.best_val = result["accuracy"]
-        save(run / "best.pt", model, optimizer, state, args, task.meta, level[0])
-    save(run / "ckpt.pt", model, optimizer, state, args, task.meta, level[0], rollback_point)
-
-
-def log(run, record, echo=None):
-    if RANK:                                                              # rank 0 logs for all
-        return
-    with open(run / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-    if echo:
-        print(echo, flush=True)
+def log(folder, record, echo=None):
+    if RANK == 0:                                                 # rank 0 logs for all
+        with open(folder / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if echo:
+            print(echo, flush=True)
 
 
 def cut_torn_line(path):
@@ -572,51 +435,40 @@ def cut_torn_line(path):
         os.truncate(path, text.rfind(b"\n") + 1)
 
 
-def save(path, model, optimizer, state, args, meta, n_remove, rollback_point=None):
-    """Everything eval.py and --resume need; plain tensors and containers, loadable with weights_only=True.
-    Written by rank 0 (every process holds the same weights), atomically: a crash leaves the previous file."""
-    if RANK:
-        return
-    ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "schedule": asdict(state), **rng_state(next(model.parameters()).device), "task": args.task,
-            "n_remove": float(n_remove), "removal_side": args.removal_side, "keep_position": args.keep_position,
-            "vocab_ids": meta["vocab_ids"], "args": dict(vars(args))}
-    if rollback_point is not None:                                        # the adaptive schedule's only
-        ckpt["rollback_point"] = rollback_point
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
+def load_task(args):
+    """The task's splits (generated first if it is multKxK and missing); the last batch must feed every process."""
+    data.tokenizer()                                              # fail now, not at the first evaluation
+    folder = rank_zero_first(data.prepare, args.task, args.data) if args.task.startswith("mult") else \
+        Path(args.data) / args.task
+    task = data.load_task(folder, args.train_size, args.batch_size)
+    if 0 < task.n_train % args.batch_size < WORLD_SIZE:
+        raise data.DataError(f"the last batch of an epoch has {task.n_train % args.batch_size} examples, fewer than "
+                             f"the {WORLD_SIZE} processes: change --batch-size or --train-size")
+    return task
 
 
-def run_state_from(saved, path):
-    names = {f.name for f in fields(RunState)}
-    if set(saved) != names:
-        raise CheckpointError(f"{path}: its run state has keys {sorted(set(saved) ^ names)} that this train.py "
-                              f"does not match (written by another version): start a new run")
-    return RunState(**saved)
+def build_model(args, meta, longest):
+    """GPT-2 weights (full vocabulary), a train.py checkpoint, or a scratch model over the dataset's compact
+    vocabulary; in every case with positions for the longest example."""
+    if args.init == "scratch":
+        return GPT(GPTConfig(block_size=longest, n_layer=args.n_layer or 3, n_head=args.n_head or 4,
+                             n_embd=args.n_embd or 128, dropout=args.dropout, activation=args.activation,
+                             vocab_ids=meta["vocab_ids"]))
+    model = read_checkpoint(args.init)[0] if args.init.endswith(".pt") else \
+        GPT.from_pretrained(args.init, dropout=args.dropout)      # HF GPT-2 trains with dropout 0.1
+    unknown = sorted(set(meta["vocab_ids"]) - set(model.config.vocab_ids or range(model.config.vocab_size)))
+    if unknown:
+        raise data.DataError(f"--init {args.init}: its vocabulary lacks {len(unknown)} token ids of {args.task} "
+                             f"(e.g. {unknown[0]} = {data.tokenizer().decode([unknown[0]])!r})")
+    model.extend_positions(longest)
+    return model
 
 
-def rng_state(device):
-    """The RNGs dropout draws from: the CPU's, and the GPU's when training on one."""
-    return {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state(device)}
-                                             if device.type == "cuda" else {})}
-
-
-def set_rng_state(ckpt, device, args, state):
-    """Rank 0 continues the saved RNG streams exactly; the other processes draw their own dropout masks."""
-    if RANK:
-        torch.manual_seed(args.seed + RANK + 1000003 * state.step)
-        return
-    torch.set_rng_state(ckpt["rng"])
-    if device.type == "cuda" and "cuda_rng" in ckpt:
-        torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
-
-
-# ----------------------------------------------------------------------------- processes
+# ----------------------------------------------------------------------------- devices and processes
 
 def seed_this_process(args):
-    """Model init and dropout draw from torch's generator: seeded by rank, so that processes with equal shards
-    draw their own dropout masks (as nanoGPT does); data order and offsets come from the shared numpy RNG."""
+    """Init and dropout draw from torch's generator, seeded by rank (as nanoGPT): processes draw their own
+    dropout masks; data order and offsets come from the shared numpy RNG."""
     torch.manual_seed(args.seed + RANK)
 
 
@@ -635,10 +487,17 @@ def set_up_device(args):
     return device
 
 
+def compile_and_distribute(net, args, device):
+    """--compile: one graph for every length (each removed token shortens the batch); under torchrun, DDP."""
+    forward = torch.compile(net, dynamic=True) if args.compile else net
+    if WORLD_SIZE > 1:
+        forward = DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
+    return forward
+
+
 def rank_zero_first(make, *args):
     """Rank 0 makes what may be written to disk (generated data, downloaded weights); then the others read it."""
-    if RANK == 0:
-        result = make(*args)
+    result = make(*args) if RANK == 0 else None
     if WORLD_SIZE > 1:
         dist.barrier()
     return result if RANK == 0 else make(*args)
@@ -651,239 +510,120 @@ def global_sum(value):
     return value
 
 
-def print_start(args, task, model, device):
-    if RANK == 0:
-        print(f"{args.task}: {task.n_train} examples, T={task.batches_per_epoch} batches/epoch, CoT "
-              f"{task.longest_val_cot} tokens, model {model.num_params() / 1e6:.2f}M parameters on {device} x "
-              f"{WORLD_SIZE} ({args.dtype}), {args.schedule} schedule", flush=True)
-
-
-# ----------------------------------------------------------------------------- the plan of a run
-
-def plan(args):
-    """--plan: what the run will cost, without training it."""
-    task = load_task(args)
-    T = task.batches_per_epoch
-    model = GPT(plan_model_config(args, task))
-    config, n_params = model.config, model.num_params()
-    mean_length = float(np.mean(task.train.seps[:task.n_train, 2] - task.train.starts[:task.n_train] + 1))
-    tokens_per_step = args.batch_size * args.accumulate * mean_length     # explicit CoT: the most a step sees
-    flops_per_token = 6 * n_params + 12 * config.n_layer * config.n_embd * mean_length   # PaLM's estimate
-    steps = args.epochs * T // args.accumulate
-    print(f"task {args.task}: {task.n_train:,} training examples, longest CoT {task.longest_train_cot} tokens, "
-          f"{mean_length:.1f} tokens an example (explicit CoT)")
-    print(f"T = {T} batches/epoch of {args.batch_size}; {args.epochs} epochs = {args.epochs * T:,} batches, "
-          f"{steps:,} optimizer steps, {args.epochs * task.n_train:,} examples")
-    if args.mode == "stepwise" and args.schedule == "linear":
-        every = max(1, int(round(T / args.delta)))
-        done = args.pretrain_epochs + (task.longest_train_cot - args.remove_start_from) / args.delta
-        print(f"linear s(t): a token more every {every} batches (Delta = {args.delta:g}); all CoT gone at epoch "
-              f"{done:.1f} of {args.epochs}" + ("" if done <= args.epochs else " -- after the run ends"))
-    elif args.mode == "stepwise":
-        print(f"adaptive s(t): the gate holds each token {args.gate_min_steps}-{args.gate_max_steps} steps, "
-              f"all CoT gone by epoch {args.remove_by_epoch:g}")
-    print(f"model: {config.n_layer} layers x {config.n_embd} ({n_params / 1e6:.2f}M parameters), "
-          f"{flops_per_token * tokens_per_step / 1e12:.3f} TFLOPs a step, "
-          f"{flops_per_token * tokens_per_step * steps / 1e15:.2f} PFLOPs in all")
-    seconds, tokens = time_training_step(model, task, args) if not args.plan_tokens_per_s else ([1.0], 0)
-    rate = args.plan_tokens_per_s or tokens / min(seconds)              # a busy machine slows steps, never speeds one
-    hours = tokens_per_step * steps / rate / 3600
-    print(f"at {rate:,.0f} training tokens/s: {hours:.2f} hours ({hours * 60:.0f} minutes) with the whole CoT in "
-          f"every step, an upper bound (removal shortens the examples); evaluation not counted")
-
-
-def plan_model_config(args, task):
-    """The model's shape: GPT-2 sizes from model.PRESETS without their weights, else the model itself."""
-    if args.init not in PRESETS:
-        return build_model(args, task.meta, task.longest_example).config   # scratch, a .pt or a GPT-2 folder
-    n_layer, n_head, n_embd = PRESETS[args.init]
-    return GPTConfig(block_size=max(1024, task.longest_example), n_layer=n_layer, n_head=n_head, n_embd=n_embd)
-
-
-def time_training_step(model, task, args, steps=5):
-    """Seconds of the loop's own step (device setup, --dtype, --compile, the probe, forward, backward, AdamW) on
-    an explicit-CoT batch, after warm-up; and the batch's tokens. What --plan and benchmarks/bench_gpu.py time."""
-    device = set_up_device(args)
-    add_probes(model.to(device).train(), args, task.meta)
-    optimizer, forward, state = new_optimizer(model, args), training_forward(model, args, device), RunState()
-    tokens, lengths, seps = task.train.batch(np.arange(min(args.batch_size, task.n_train)))
-    tokens, labels, positions, *_ = remove_cot(tokens, lengths, seps, np.zeros(len(tokens)), args.removal_side,
-                                               args.keep_position)
-    batch = this_process_batch(model, tokens, labels, positions, bridge_targets(tokens, seps, args, task), args,
-                               state, device)
-    seconds = []
-    for _ in range(steps + (3 if args.compile else 1)):                   # the first ones warm up (and compile)
-        started = time.perf_counter()
-        forward_backward(forward, batch, args, state)
-        if state.accumulated == args.accumulate:
-            optimizer_step(model, optimizer, args, state, task.batches_per_epoch)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds.append(time.perf_counter() - started)
-    return seconds[-steps:], tokens.size
-
-
 # ----------------------------------------------------------------------------- command line
 
+def ranged(kind, test, what):
+    """An argparse type: `kind` of the text where test(value) holds; else one line saying `what` it expects."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not test(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+COUNT = ranged(int, lambda v: v >= 0, "a whole number >= 0")
+POSITIVE = ranged(int, lambda v: v >= 1, "a whole number >= 1")
+RATE = ranged(float, lambda v: 0 < v < math.inf, "a number > 0")
+WEIGHT = ranged(float, lambda v: 0 <= v < math.inf, "a number >= 0")
+FLAGS = [  # name, type (a list: choices; "bool": a switch; "both": --x / --no-x), default (None: the preset's), help
+    ("--task", str, None, "multKxK (generated if missing) or an imported task folder name"),
+    ("--model", ["paper", "tiny"], "paper", "preset: the paper's GPT-2 fine-tuning, or a small scratch model"),
+    ("--mode", ["stepwise", "explicit", "nocot"], "stepwise", "stepwise removal, or a baseline"),
+    ("--init", str, None, "gpt2, gpt2-medium, gpt2-large, gpt2-xl, scratch, or a checkpoint path"),
+    ("--n-layer", POSITIVE, None, "blocks of a scratch model"), ("--n-head", POSITIVE, None, "its heads"),
+    ("--n-embd", POSITIVE, None, "its width"), ("--activation", list(ACTIVATIONS), None, "its MLP activation"),
+    ("--dropout", ranged(float, lambda v: 0 <= v < 1, "a number in [0, 1)"), None, "dropout"),
+    ("--data", str, "data", "data root; the task's folder is DATA/TASK"),
+    ("--out", str, None, "run folder (default runs/TASK-MODEL-MODE)"),
+    ("--resume", "bool", False, "continue the run in --out from its ckpt.pt"),
+    ("--schedule", ["linear", "adaptive"], None, "linear: the paper's s(t) = Delta t / T; adaptive: beyond/"),
+    ("--delta", RATE, None, "CoT tokens removed per epoch (reference: --remove_per_epoch; paper: 8)"),
+    ("--fig3-examples", COUNT, 256, "validation examples of Fig. 3's point at every removed token (0: off)"),
+    ("--smoothing-lambda", ranged(float, lambda v: v >= 0, "a number >= 0 or inf"), None, "inf: no smoothing"),
+    ("--no-reset-optimizer", "bool", False, "keep AdamW's state when s(t) grows"),
+    ("--removal-side", ["left", "right"], "left", "remove CoT tokens from its start or its end"),
+    ("--keep-position", "both", None, "tokens after the removed span keep their position ids (tiny: on)"),
+    ("--pretrain-epochs", COUNT, None, "epochs of explicit CoT before removal starts"),
+    ("--remove-start-from", COUNT, 0, "s(t) starts at this count"),
+    ("--remove-all-beyond", ranged(float, lambda v: v > 0, "a number > 0 or inf"), math.inf,
+     "remove all CoT once s(t) reaches this"),
+    ("--max-len-train", int, -1, "skip batches longer than this (GSM8K; <= 0: none)"),
+    ("--epochs", POSITIVE, None, "epochs"), ("--batch-size", POSITIVE, None, "global batch size"),
+    ("--lr", RATE, None, "learning rate"), ("--weight-decay", WEIGHT, None, "AdamW's weight decay"),
+    ("--accumulate", POSITIVE, 1, "batches per optimizer step"), ("--max-grad-norm", RATE, 1.0, "gradient clip"),
+    ("--reset-warmup", COUNT, None, "linear lr warm-up steps after each optimizer reset (paper: 0)"),
+    ("--decay-epochs", COUNT, None, "lr decays linearly to 0 over the last N epochs (paper: 0, constant)"),
+    ("--train-size", POSITIVE, None, "use only the first N training examples"),
+    ("--val-limit", POSITIVE, None, "validate on the first N examples only"),
+    ("--seed", COUNT, 0, "seed of init, data order and offsets"),
+    ("--device", ranged(str, lambda v: re.fullmatch(r"cpu|mps|cuda(:\d+)?", v), "cpu, cuda, cuda:N or mps"),
+     "cuda" if torch.cuda.is_available() else "cpu", "where to train"),
+    ("--dtype", ["float32", "bfloat16"], "float32", "bfloat16: autocast over fp32 weights"),
+    ("--compile", "bool", False, "torch.compile the training forward and backward"),
+    ("--log-every", POSITIVE, 50, "steps between log lines")]
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", help="multKxK (generated if missing) or an imported task folder name")
-    p.add_argument("--recipe", metavar="ARGS_JSON", help="start from a run's saved args.json: its settings, with "
-                   "this command line's flags changing them (not its --device, --resume, --plan)")
-    p.add_argument("--model", choices=["paper", "tiny"], default="paper",
-                   help="settings preset: the paper's GPT-2 fine-tuning, or a small scratch model for a CPU")
-    p.add_argument("--mode", choices=["stepwise", "explicit", "nocot"], default="stepwise")
-    p.add_argument("--init", help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, scratch, or a checkpoint path")
-    for name, kind in (("--n-layer", int), ("--n-head", int), ("--n-embd", int), ("--dropout", float)):
-        p.add_argument(name, type=kind)
-    p.add_argument("--activation", choices=list(ACTIVATIONS), help="MLP activation of a scratch model")
-    p.add_argument("--data", default="data", help="data root; the task's folder is DATA/TASK")
-    p.add_argument("--out", help="run folder (default runs/TASK-MODEL-MODE)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its ckpt.pt, with this command line's settings")
-    p.add_argument("--plan", action="store_true", help="print what the run costs (steps, FLOPs, time), then stop")
-    p.add_argument("--plan-tokens-per-s", type=float, help="--plan: the speed to assume (default: timed steps)")
-    p.add_argument("--schedule", choices=["linear", "adaptive"],
-                   help="linear: the paper's s(t) = Delta t / T; adaptive: advance once the model has recovered")
-    p.add_argument("--delta", type=float, help="CoT tokens removed per epoch (reference: --remove_per_epoch; paper: 8)")
-    gate = GateConfig()
-    p.add_argument("--gate-threshold", type=float, default=gate.threshold,
-                   help="adaptive: advance once the running train exact match is at least this")
-    p.add_argument("--gate-min-steps", type=int, default=gate.min_steps, help="adaptive: steps at one s(t), at least")
-    p.add_argument("--gate-max-steps", type=int, default=gate.max_steps, help="adaptive: advance anyway after this")
-    p.add_argument("--remove-by-epoch", type=float,
-                   help="adaptive: advance at least fast enough to have all CoT removed by the end of this epoch")
-    p.add_argument("--slower-from", type=float, default=gate.slower_from,
-                   help="adaptive: the counts from this one on get --slower-by times the deadline's steps of the others")
-    p.add_argument("--slower-by", type=float, default=gate.slower_by)
-    p.add_argument("--gate-collapse", type=float, default=gate.collapse,
-                   help="adaptive: a running exact match below this for --gate-patience steps rolls back")
-    p.add_argument("--gate-patience", type=int, default=gate.patience)
-    p.add_argument("--gate-max-retries", type=int, default=gate.max_retries, help="adaptive: rollbacks per advance")
-    p.add_argument("--max-chunk", type=int, default=gate.max_chunk,
-                   help="adaptive: tokens per advance may double up to this while the model recovers at once")
-    p.add_argument("--carry-weight", type=float, help="beyond the paper, multKxK: weight of the carry probe's loss "
-                   "(model.CarryProbe, after Bai et al. 2025; 0: off; the 3x3 tiny preset: 1)")
-    p.add_argument("--bridge-weight", type=float, default=0.0, help="beyond the paper, two-hop tasks: weight of the "
-                   "bridge probe's loss (model.BridgeProbe: it must name the bridge entity at the separator)")
-    p.add_argument("--fig3-examples", type=int, default=256, help="validation examples of Fig. 3's points, the "
-                   "teacher-forced exact match logged at every removed token (0: off)")
-    p.add_argument("--smoothing-lambda", type=float, help="removal smoothing lambda; inf turns it off")
-    p.add_argument("--no-reset-optimizer", action="store_true")
-    p.add_argument("--removal-side", choices=["left", "right"], default="left")
-    p.add_argument("--keep-position", action=argparse.BooleanOptionalAction,
-                   help="tokens after the removed span keep their position ids (the tiny preset: on)")
-    p.add_argument("--pretrain-epochs", type=int, help="epochs of explicit CoT before removal starts")
-    p.add_argument("--remove-start-from", type=int, default=0)
-    p.add_argument("--remove-all-beyond", type=float, default=math.inf, help="remove all CoT once s(t) reaches this")
-    p.add_argument("--max-len-train", type=int, default=-1, help="skip batches longer than this (GSM8K)")
-    for name, kind in (("--epochs", int), ("--lr", float), ("--weight-decay", float), ("--batch-size", int)):
-        p.add_argument(name, type=kind)
-    p.add_argument("--accumulate", type=int, default=1)
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
-    p.add_argument("--reset-warmup", type=int, help="linear lr warm-up steps after each optimizer reset (0 = paper)")
-    p.add_argument("--decay-epochs", type=int, help="lr decays linearly to 0 over the last N epochs (0 = paper: constant)")
-    p.add_argument("--decay-after-recovery", action=argparse.BooleanOptionalAction,
-                   help="adaptive: the decay starts no sooner than the running train exact match at zero CoT reaches "
-                        "--gate-threshold, and no later than --min-decay-epochs before the end (on in the 3x3 tiny preset)")
-    p.add_argument("--min-decay-epochs", type=float, default=1.0,
-                   help="with --decay-after-recovery: epochs the decay keeps, at least (at most --decay-epochs)")
-    p.add_argument("--train-size", type=int, help="use only the first N training examples")
-    p.add_argument("--val-limit", type=int, help="validate on the first N examples only")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                   help="bfloat16: autocast over fp32 weights (on a GPU; on a CPU where torch supports it)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training forward and backward")
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--save-every", type=int, default=0, help="also write ckpt.pt every N steps (at an optimizer "
-                   "step's boundary), for an exact --resume from the middle of an epoch")
-    args = p.parse_args(argv)
-    if args.recipe:                                                      # the saved settings become the defaults
-        p.set_defaults(**read_recipe(args.recipe, set(vars(args)), p.error))
-        args = p.parse_args(argv)
+    p = argparse.ArgumentParser(prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                usage="train.py --task TASK [options]   (--help lists them)")
+    for name, kind, default, help in FLAGS + (beyond.FLAGS if beyond else []):   # beyond: the additions' flags
+        switch = {"bool": "store_true", "both": argparse.BooleanOptionalAction}.get(kind) if isinstance(kind, str) else 0
+        p.add_argument(name, help=help, **({"action": switch} if switch else {"choices": kind, "default": default}
+                                            if isinstance(kind, list) else {"type": kind, "default": default}))
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        p.error(f"unrecognized arguments: {' '.join(unknown)}" + ("" if beyond else " (flags beyond the paper "
+                "need the folder beyond/ beside train.py)"))
+    if beyond:                                                    # beyond: a saved run's settings as defaults
+        args = beyond.apply_recipe(p, args, argv)
     if args.task is None:
-        p.error("the following arguments are required: --task (or --recipe)")
-    fill_in_preset(args)
-    check_filled(args, p.error)
+        p.error("the following arguments are required: --task")
+    fill_in_preset(args, p.error)
     return args
 
 
-def read_recipe(path, settings, error):
-    """A saved args.json (train.py writes every setting, resolved) as settings, minus where and how it ran."""
-    try:
-        recipe = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        error(f"--recipe {path}: not a readable args.json ({e})")
-    if not isinstance(recipe, dict):
-        error(f"--recipe {path}: not a JSON object of settings")
-    unknown = sorted(set(recipe) - settings)
-    if unknown:
-        error(f"--recipe {path}: not settings of this train.py: {', '.join(map(str, unknown))}")
-    return {k: v for k, v in recipe.items() if k not in ("device", "resume", "plan", "recipe")}
-
-
-def fill_in_preset(args):
-    """Every setting left None is decided here, by the preset and the other flags: the preset's value, except
-    where that value goes only with other settings (the gate learns the explicit CoT at its own pace; the
-    carry probe goes with adaptive removal from the left; the decay waits for recovery only where it can)."""
-    preset = PAPER if args.model == "paper" else {**TINY, **TINY_TASKS.get(args.task, {})}
+def fill_in_preset(args, error):
+    """Every setting left None is the preset's, except where that goes only with other settings (the gate learns
+    the explicit CoT at its own pace; weights bring their activation); then what no single flag can check."""
+    preset = PAPER if args.model == "paper" else {**TINY, **TINY.get(args.task, {})}
+    if beyond:                                                    # beyond: the 3x3 preset's gate, probe, decay
+        preset = beyond.preset(args, preset)
     fill = lambda key, value: getattr(args, key) is None and setattr(args, key, value)
     for key in ("schedule", "init", "decay_epochs"):
         fill(key, preset[key])
-    adaptive, stepwise = args.schedule == "adaptive", args.mode == "stepwise"
-    fill("pretrain_epochs", 0 if adaptive else preset["pretrain_epochs"])
-    fill("carry_weight", preset["carry_weight"] if adaptive and stepwise and args.removal_side == "left" else 0.0)
-    fill("decay_after_recovery", preset["decay_after_recovery"] and adaptive and stepwise and args.decay_epochs > 0)
-    fill("activation", preset["activation"] if args.init == "scratch" else "gelu_tanh")   # weights bring theirs
+    fill("pretrain_epochs", 0 if args.schedule == "adaptive" else preset["pretrain_epochs"])
+    if beyond:                                                    # beyond: the probe and decay that go with it
+        beyond.fill_in(args, preset)
+    fill("activation", preset["activation"] if args.init == "scratch" else "gelu_tanh")
     fill("out", f"runs/{args.task}-{args.model}-{args.mode}")
     for key, value in preset.items():
-        fill(key, value)
-
-
-def check_filled(args, error):
-    """Checks of the settings the run will use, once the preset has filled them in."""
+        if hasattr(args, key):
+            fill(key, value)
     if args.init not in ("scratch", *PRESETS) and not Path(args.init).exists():
         error(f"--init {args.init}: not a GPT-2 name, 'scratch', or an existing checkpoint path")
-    if args.init != "scratch" and args.activation != "gelu_tanh":      # the preset gives those gelu_tanh
+    if args.init != "scratch" and args.activation != "gelu_tanh":
         error(f"--activation {args.activation}: only a scratch model can change GPT-2's gelu_tanh")
-    try:
-        offset_distribution(args.smoothing_lambda)
-    except ValueError as e:
-        error(f"--smoothing-lambda: {e}")
-    for keys, least in ((("batch_size", "epochs", "accumulate", "gate_min_steps", "gate_patience", "max_chunk"), 1),
-                        (("reset_warmup", "decay_epochs", "pretrain_epochs", "gate_max_retries", "fig3_examples",
-                          "save_every", "carry_weight", "bridge_weight"), 0)):
-        for key in keys:
-            if not getattr(args, key) >= least:                          # NaN too
-                error(f"--{key.replace('_', '-')} must be >= {least}, got {getattr(args, key)}")
-    for key in ("delta", "slower_by", "plan_tokens_per_s"):
-        if getattr(args, key) is not None and not getattr(args, key) > 0:
-            error(f"--{key.replace('_', '-')} must be > 0, got {getattr(args, key)}")
-    if not args.slower_from >= 0:
-        error(f"--slower-from must be >= 0, got {args.slower_from}")
-    if not 0 < args.gate_threshold <= 1 or not 0 <= args.gate_collapse < args.gate_threshold:
-        error(f"--gate-threshold must be in (0, 1] and --gate-collapse in [0, threshold), got "
-              f"{args.gate_threshold} and {args.gate_collapse}")
+    if args.init == "scratch" and (args.n_embd or 128) % (args.n_head or 4):
+        error(f"--n-embd {args.n_embd} must be a multiple of --n-head {args.n_head}")
+    if args.schedule == "adaptive" and not beyond:
+        error("--schedule adaptive needs the folder beyond/ beside train.py; the paper's is --schedule linear")
     if args.batch_size < WORLD_SIZE:
         error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE} processes")
-    if args.decay_after_recovery and (args.schedule != "adaptive" or not args.decay_epochs
-                                      or not 0 < args.min_decay_epochs <= args.decay_epochs):
-        error("--decay-after-recovery needs --schedule adaptive, --decay-epochs > 0 and "
-              "0 < --min-decay-epochs <= --decay-epochs")
-    if args.gate_max_steps < args.gate_min_steps:
-        error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
-    if args.carry_weight and (not args.task.startswith("mult") or args.removal_side != "left"):
-        error(f"--carry-weight is for multKxK tasks with CoT removed from the left, not {args.task} "
-              f"from the {args.removal_side}")
-    if args.bridge_weight and not args.task.startswith("twohop"):
-        error(f"--bridge-weight is for two-hop tasks (twohop...), not {args.task}")
+    if beyond:                                                    # beyond: the additions' settings
+        beyond.check(args, error)
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        plan(args) if args.plan else train(args)
+        if beyond and args.plan:                                  # beyond: what the run costs, without training
+            beyond.plan(args, load_task(args), sys.modules[__name__])
+        else:
+            train(args)
     except (data.DataError, CheckpointError, TrainingError, OSError) as e:
         sys.exit(f"train.py: error: {e}")
     finally:

@@ -1,5 +1,4 @@
 import json
-import math
 
 import numpy as np
 import pytest
@@ -41,53 +40,6 @@ def test_small_k_layout():
 def test_digit_ids_are_the_tokenizers():
     enc = data.tokenizer()
     assert data.DIGIT_IDS.tolist() == [enc.encode_ordinary(f" {d}")[0] for d in range(10)]
-
-
-def test_carry_targets_of_a_hand_worked_example():
-    """58 * 78, '8 5 * 8 7||4 6 4 + 0 6 0 4 #### 4 2 5 4': 58 * 8 column by column is 8*8 = 64, 5*8 + 6 = 46,
-    then the carry 4; 58 * 70 is 0, 8*7 = 56, 5*7 + 5 = 40, 4; the product's columns (Bai et al.'s running
-    sums) are 8*8 = 64, 5*8 + 8*7 + 6 = 102, 5*7 + 10 = 45, then the carry 4."""
-    from schedule import remove_cot
-    a, b = np.array([[8, 5]], np.uint8), np.array([[8, 7]], np.uint8)
-    tokens = data.multiplication_tokens(a, b, data.tokenizer()).astype(np.int64)
-    expected = [64, 46, 4, 0, 56, 40, 4, 64, 102, 45, 4]
-    targets = data.carry_targets(tokens, 2)
-    assert targets.dtype == np.float32                # the model's dtype: a float64 target broke backward on CUDA
-    has_target = ~np.isnan(targets[0])
-    assert targets[0][has_target].tolist() == expected
-    assert (tokens[0][1:][has_target[:-1]] == data.DIGIT_IDS[np.array(expected) % 10]).all()   # before each digit
-    seps = np.flatnonzero(tokens[0] == data.EOT)[None]
-    removed = remove_cot(tokens, np.array([tokens.shape[1]]), seps, np.array([3]))[0]        # '4 6 4' gone
-    assert data.carry_targets(removed, 2)[0][~np.isnan(data.carry_targets(removed, 2)[0])].tolist() == expected[3:]
-
-
-@pytest.mark.parametrize("n_remove", [0, 7, math.inf])
-def test_carry_targets_sit_before_every_cot_and_output_digit(mult3x3, n_remove):
-    """With any number of CoT tokens removed: a target before every CoT digit left and every output digit,
-    target % 10 is that digit, and the output's values spell the product with their carries."""
-    from schedule import remove_cot
-    split = data.load_split(mult3x3, "train")
-    tokens, lengths, seps = split.batch(np.arange(64))
-    tokens, _, _, _, seps, _ = remove_cot(tokens, lengths, seps, np.full(64, n_remove))
-    targets = data.carry_targets(tokens, 3)
-    digit_of = np.full(data.EOT + 1, -1)
-    digit_of[data.DIGIT_IDS] = np.arange(10)
-    is_digit = digit_of[tokens] >= 0
-    after_first_separator = np.arange(tokens.shape[1]) > seps[:, :1]
-    assert (~np.isnan(targets[:, :-1]) == (is_digit & after_first_separator)[:, 1:]).all()
-    rows, columns = np.nonzero(~np.isnan(targets))
-    assert (targets[rows, columns].astype(int) % 10 == digit_of[tokens[rows, columns + 1]]).all()
-    output = np.stack([targets[i][~np.isnan(targets[i])][-6:] for i in range(64)]).astype(int)
-    a, b = operands((mult3x3 / "train.txt").read_text().splitlines()[:64])
-    powers = 10 ** np.arange(3)
-    assert ((output % 10) @ 10 ** np.arange(6) == (a @ powers).astype(int) * (b @ powers).astype(int)).all()
-    assert (output[:, -1] < 10).all()                                  # the last column passes no carry on
-
-
-def test_carry_targets_need_digit_operands(mult3x3):
-    tokens, _, _ = data.load_split(mult3x3, "train").batch(np.arange(2))
-    with pytest.raises(data.DataError, match="mult4x4 rows that start with ' a \\* b'"):
-        data.carry_targets(tokens, 4)                             # a 4x4 reading of 3x3 rows meets the '*'
 
 
 def decoded_lines(folder, split):

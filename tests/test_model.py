@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import model as model_module
-from model import EOT, GPT, GPTConfig, CheckpointError, WithProbe, linear, probe_targets
+from model import EOT, GPT, GPTConfig, CheckpointError, linear
 
 from conftest import gpt2_tensors, write_safetensors
 
@@ -111,53 +111,6 @@ def test_forward_has_nanogpts_interface_logits_of_every_position_and_the_loss_of
     assert none is None and torch.equal(full, logits)
     targets = m.to_index(labels[0, 3:])
     assert torch.allclose(loss, torch.nn.functional.cross_entropy(full[0, 2:7], targets), atol=1e-6)
-
-
-def test_the_training_forward_runs_the_head_at_the_labelled_positions_only_with_the_same_loss():
-    torch.manual_seed(0)
-    m = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_ids=list(range(20)) + [EOT]))
-    idx = torch.tensor([[1, 2, EOT, 5, 6, EOT, 7, EOT], [3, 4, EOT, 8, EOT, 9, EOT, EOT]])
-    labels = torch.tensor([[-100, -100, -100, 5, 6, EOT, 7, EOT], [-100, -100, -100, 8, EOT, 9, EOT, -100]])
-    rows = torch.nonzero((labels[:, 1:] != -100).flatten())[:, 0]     # train.py builds these on the host
-    logits, loss, none = WithProbe(m)(idx, labels[:, 1:].flatten()[rows], rows)
-    full, full_loss = m(idx, labels)
-    assert none is None and logits.shape == (len(rows), m.config.vocab_size)
-    assert torch.allclose(logits, full[:, :-1].flatten(0, 1)[rows], atol=1e-6) and torch.allclose(loss, full_loss)
-
-
-def test_carry_probe_reads_the_stream_before_the_last_block_where_there_are_values_and_can_only_watch():
-    torch.manual_seed(0)
-    m = GPT(GPTConfig(block_size=16, n_layer=3, n_head=2, n_embd=16, vocab_ids=list(range(20)) + [EOT]))
-    assert not hasattr(m, "carry_probe")
-    m.add_carry_probe()
-    assert m.config.carry_probe_layer == 2
-    idx = torch.tensor([[1, 2, EOT, 5, 6, EOT, 7, EOT]] * 2)
-    labels = torch.tensor([[-100, -100, -100, 5, 6, EOT, 7, EOT]] * 2)
-    rows, values = torch.tensor([5, 8 + 6]), torch.tensor([27.0, 4.0])   # positions (0, 5) and (1, 6) of 2 x 8
-    probe_loss = m.carry_probe.loss(m.hidden_states(idx), rows, values)  # forward never runs the probe
-    stream = m.residual_stream(idx)[2]                                  # after blocks 1 and 2 of 3
-    read = m.carry_probe(torch.stack([stream[0, 5], stream[1, 6]]))
-    wanted = torch.tensor([[2.7, -0.309017, -0.951057],    # 27: 2.7 tens, digit 7 at 252 degrees
-                           [0.4, -0.809017, 0.587785]])    # 4: 0.4 tens, digit 4 at 144 degrees
-    assert torch.allclose(probe_loss, ((read - wanted) ** 2).mean(), atol=1e-5)
-    probe_loss.backward()
-    assert m.carry_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
-    assert m.transformer.h[2].mlp.c_fc.weight.grad is None              # the last block is not read
-    m.zero_grad()
-    m.carry_probe.loss(m.hidden_states(idx), rows, values, steer=False).backward()   # watching: only the probe learns
-    assert m.carry_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad is None
-    again = GPT(GPTConfig(**vars(m.config)))                            # a checkpoint's config brings the probe back
-    again.load_state_dict(m.state_dict())
-    assert torch.equal(again.carry_probe.weight, m.carry_probe.weight)
-
-
-def test_probe_targets_put_values_with_the_same_last_digit_on_the_same_point_of_the_circle():
-    targets = probe_targets(torch.tensor([0.0, 3.0, 13.0, 103.0, 5.0]))
-    assert torch.allclose(targets[:, 0], torch.tensor([0.0, 0.3, 1.3, 10.3, 0.5]))
-    assert torch.allclose(targets[1, 1:], targets[2, 1:], atol=1e-5)           # 3, 13 and 103: digit 3
-    assert torch.allclose(targets[1, 1:], targets[3, 1:], atol=1e-5)
-    assert torch.allclose(targets[0, 1:], torch.tensor([1.0, 0.0]))            # digit 0 at 0 degrees
-    assert torch.allclose(targets[4, 1:], torch.tensor([-1.0, 0.0]), atol=1e-6)  # digit 5 at 180 degrees
 
 
 def test_one_row_product_equals_plain_matmul():
@@ -420,30 +373,3 @@ def test_model_py_works_copied_alone_into_another_repo(gpt2_folder, tmp_path):
     with torch.no_grad():
         expected = written(torch.tensor([[1, 2, 3, 4]]))[0][0, -1, :5]
     assert torch.allclose(torch.tensor(result["logits"]), expected, atol=1e-5)
-
-
-def test_bridge_probe_reads_the_middle_block_at_marked_positions_and_can_only_watch():
-    torch.manual_seed(0)
-    m = GPT(GPTConfig(block_size=16, vocab_size=50, n_layer=4, n_head=2, n_embd=32))
-    m.add_bridge_probe(7)
-    assert m.config.bridge_probe_layer == 2 and m.config.bridge_classes == 7
-    idx = torch.randint(0, 50, (2, 10))
-    labels = idx.clone()
-    rows, bridges = torch.tensor([4, 10 + 3]), torch.tensor([5, 2])     # positions (0, 4) and (1, 3) of 2 x 10
-    probe_loss = m.bridge_probe.loss(m.hidden_states(idx), rows, bridges)
-    x = m.embed(idx)
-    for block in m.transformer.h[:2]:
-        x = block(x)
-    read = m.bridge_probe(torch.stack([x[0, 4], x[1, 3]]))
-    assert torch.allclose(probe_loss, torch.nn.functional.cross_entropy(read, torch.tensor([5, 2])), atol=1e-5)
-    probe_loss.backward()
-    assert m.bridge_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
-    assert m.transformer.h[3].attn.c_attn.weight.grad is None                   # above the probe: no gradient
-    m.zero_grad(set_to_none=True)
-    m.bridge_probe.loss(m.hidden_states(idx), rows, bridges, steer=False).backward()
-    assert m.bridge_probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad is None
-    none = m.bridge_probe.loss(m.hidden_states(idx), torch.zeros(0, dtype=torch.long),
-                               torch.zeros(0, dtype=torch.long))               # a batch of atomic facts only
-    assert none.item() == 0
-    again = GPT(GPTConfig(**vars(m.config)))
-    assert again.bridge_probe.weight.shape == (7, 32)

@@ -1,0 +1,155 @@
+"""
+What this project adds beyond the paper, beside the five files that hold it. train.py runs without this folder
+(the paper alone) and, with it, calls each addition in one line marked "beyond":
+
+- gate.py         --schedule adaptive: s(t) advances once the model has recovered; rollback after a collapse;
+                  --decay-after-recovery (the lr decay waits for recovery at zero CoT)
+- probes.py       --carry-weight / --bridge-weight: a linear probe on the residual stream, trained with the model
+- checkpoints.py  --save-every (mid-epoch checkpoints), and the checkpoints written before this folder existed
+- plan.py         --plan: what a run costs before it starts
+- twohop.py       the second study's data: two-hop facts, ID and OOD (Yao et al. 2025)
+
+This file is the interface: the additions' flags and their checks, the CPU preset's choices, --recipe, and the
+objects the loop calls. It imports from the project's files but none imports it back, except train.py.
+"""
+import argparse
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+from beyond.checkpoints import StepCheckpoints, upgrade_checkpoint   # noqa: F401 (train.py calls it)
+from beyond.gate import Gate, GateConfig
+from beyond.plan import plan                                           # noqa: F401 (train.py calls it)
+from beyond.probes import make_probe                                   # noqa: F401 (train.py calls it)
+from model import CheckpointError
+
+# The 3x3 CPU preset (train.py --task mult3x3 --model tiny): the adaptive gate, the carry probe and the decay that
+# waits; it reaches >= 0.99 where the paper's schedule alone on a 0.6M model mostly does not (README).
+TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0, decay_after_recovery=True),
+              "mult4x4": dict(remove_by_epoch=22)}
+
+
+def ranged(kind, test, what):
+    """An argparse type (as train.py's): `kind` of the text where test(value) holds; else a line saying `what`."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not test(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+COUNT, POSITIVE = ranged(int, lambda v: v >= 0, "a whole number >= 0"), ranged(int, lambda v: v >= 1, "a whole number >= 1")
+FRACTION = ranged(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+WEIGHT = ranged(float, lambda v: 0 <= v < math.inf, "a number >= 0")
+FLAGS = [  # as train.FLAGS: name, type (a list: choices; "bool"; "both": --x / --no-x), default, help
+    ("--recipe", str, None, "start from a run's saved args.json: its settings, with this command line's flags "
+                            "changing them (not its --device, --resume, --plan)"),
+    ("--plan", "bool", False, "print what the run costs (steps, FLOPs, time), then stop"),
+    ("--plan-tokens-per-s", ranged(float, lambda v: 0 < v < math.inf, "a number > 0"), None,
+     "--plan: the speed to assume (default: timed steps)"),
+    ("--remove-by-epoch", ranged(float, lambda v: v > 0, "a number > 0 or inf"), None,
+     "adaptive: advance at least fast enough to have all CoT removed by the end of this epoch"),
+    ("--gate-threshold", ranged(float, lambda v: 0 < v <= 1, "a number in (0, 1]"), GateConfig.threshold,
+     "adaptive: advance once the running train exact match is at least this"),
+    ("--gate-min-steps", POSITIVE, GateConfig.min_steps, "adaptive: steps at one s(t), at least"),
+    ("--gate-max-steps", POSITIVE, GateConfig.max_steps, "adaptive: advance anyway after this"),
+    ("--slower-from", ranged(float, lambda v: v >= 0, "a number >= 0 or inf"), GateConfig.slower_from,
+     "adaptive: the counts from this one on get --slower-by times the deadline's steps of the others"),
+    ("--slower-by", ranged(float, lambda v: 0 < v < math.inf, "a number > 0"), GateConfig.slower_by,
+     "adaptive: see --slower-from"),
+    ("--gate-collapse", FRACTION, GateConfig.collapse,
+     "adaptive: a running exact match below this for --gate-patience steps rolls back"),
+    ("--gate-patience", POSITIVE, GateConfig.patience, "adaptive: steps of collapse before a rollback"),
+    ("--gate-max-retries", COUNT, GateConfig.max_retries, "adaptive: rollbacks per advance"),
+    ("--max-chunk", POSITIVE, GateConfig.max_chunk,
+     "adaptive: tokens per advance may double up to this while the model recovers at once"),
+    ("--decay-after-recovery", "both", None, "adaptive: the decay starts no sooner than the running train exact "
+     "match at zero CoT reaches --gate-threshold, no later than --min-decay-epochs before the end (3x3 tiny)"),
+    ("--min-decay-epochs", ranged(float, lambda v: 0 < v < math.inf, "a number > 0"), 1.0,
+     "with --decay-after-recovery: epochs the decay keeps, at least (at most --decay-epochs)"),
+    ("--carry-weight", WEIGHT, None, "multKxK: weight of the carry probe's loss (beyond/probes.py, after Bai et al. "
+                                     "2025; 0: off; the 3x3 tiny preset: 1)"),
+    ("--bridge-weight", WEIGHT, 0.0, "two-hop tasks: weight of the bridge probe's loss (beyond/probes.py)"),
+    ("--save-every", COUNT, 0, "also write ckpt.pt every N steps, for an exact --resume mid-epoch")]
+
+
+def apply_recipe(p, args, argv):
+    """--recipe RUN/args.json: the saved settings (train.py writes every one, resolved) become the defaults, and the
+    command line changes them; where and how it ran (--device, --resume, --plan) are not the recipe."""
+    if not args.recipe:
+        return args
+    try:
+        recipe = json.loads(Path(args.recipe).read_text())
+    except (OSError, ValueError) as e:
+        p.error(f"--recipe {args.recipe}: not a readable args.json ({e})")
+    if not isinstance(recipe, dict):
+        p.error(f"--recipe {args.recipe}: not a JSON object of settings")
+    unknown = sorted(set(recipe) - set(vars(args)))
+    if unknown:
+        p.error(f"--recipe {args.recipe}: not settings of this train.py: {', '.join(map(str, unknown))}")
+    p.set_defaults(**{k: v for k, v in recipe.items() if k not in ("device", "resume", "plan", "recipe")})
+    return p.parse_known_args(argv)[0]
+
+
+def preset(args, settings):
+    """The preset's settings with the additions' values: the deadline of the adaptive schedule, and the 3x3 tiny
+    preset's gate, probe and decay that waits."""
+    settings = {**settings, "remove_by_epoch": math.inf if args.model == "paper" else 6, "carry_weight": 0.0,
+                "decay_after_recovery": False}
+    return {**settings, **(TINY_TASKS.get(args.task, {}) if args.model == "tiny" else {})}
+
+
+def fill_in(args, settings):
+    """The additions' settings left None: the probe goes with adaptive removal from the left, and the decay waits
+    for recovery only where there is one to wait for."""
+    adaptive, stepwise = args.schedule == "adaptive", args.mode == "stepwise"
+    if args.carry_weight is None:
+        args.carry_weight = settings["carry_weight"] if adaptive and stepwise and args.removal_side == "left" else 0.0
+    if args.decay_after_recovery is None:
+        args.decay_after_recovery = settings["decay_after_recovery"] and adaptive and stepwise and args.decay_epochs > 0
+
+
+def check(args, error):
+    """The checks of the additions' settings that no single flag can make."""
+    if not args.gate_collapse < args.gate_threshold:
+        error(f"--gate-collapse ({args.gate_collapse}) must be below --gate-threshold ({args.gate_threshold})")
+    if args.decay_after_recovery and (args.schedule != "adaptive" or not args.decay_epochs
+                                      or not args.min_decay_epochs <= args.decay_epochs):
+        error("--decay-after-recovery needs --schedule adaptive, --decay-epochs > 0 and "
+              "--min-decay-epochs <= --decay-epochs")
+    if args.gate_max_steps < args.gate_min_steps:
+        error(f"--gate-max-steps ({args.gate_max_steps}) must be >= --gate-min-steps ({args.gate_min_steps})")
+    if args.carry_weight and (not args.task.startswith("mult") or args.removal_side != "left"):
+        error(f"--carry-weight is for multKxK tasks with CoT removed from the left, not {args.task} "
+              f"from the {args.removal_side}")
+    if args.bridge_weight and not args.task.startswith("twohop"):
+        error(f"--bridge-weight is for two-hop tasks (twohop...), not {args.task}")
+
+
+def make_additions(run, new_optimizer, save_checkpoint):
+    """The objects the loop calls, each None where its flag is off: the probe (already in run.net), the gate and
+    the step checkpoints."""
+    args = run.args
+    log = lambda record: run.log(record)
+    gate = Gate(args, run.task, run.net, new_optimizer, log) if args.schedule == "adaptive" else None
+    return SimpleNamespace(probe=run.net.probe, gate=gate, steps=StepCheckpoints(args.save_every, save_checkpoint))
+
+
+def check_resume(ckpt, additions, path):
+    """--resume continues a run with the probe and the schedule it was trained with, or says which flag differs."""
+    saved, was = ckpt.get("additions", {}), ckpt["args"]
+    for key in ("carry_weight", "bridge_weight"):
+        flag, kind = "--" + key.replace("_", "-"), key.split("_")[0]
+        now = additions.probe is not None and additions.probe.name.startswith(kind)
+        if now and not ("probe" in saved and was.get(key)):
+            raise CheckpointError(f"{path} was trained without the {kind} probe: resume with {flag} 0")
+        if "probe" in saved and was.get(key) and not now:
+            raise CheckpointError(f"{path} was trained with the {kind} probe: resume with {flag} {was[key]:g}")
+    if ("gate" in saved) != (additions.gate is not None):
+        schedule = "adaptive" if "gate" in saved else "linear"
+        raise CheckpointError(f"{path} was trained with the {schedule} schedule: resume with --schedule {schedule}")

@@ -1,0 +1,68 @@
+"""
+Beyond the paper: `train.py ... --plan` prints what a run will cost (examples, steps, FLOPs, hours at the speed of
+the loop's own step, timed here) without training it.
+"""
+import time
+
+import numpy as np
+
+from model import GPT, GPTConfig, PRESETS
+
+
+def plan(args, task, train):
+    """--plan: the run's size and time; `train` is the train module (its model builder and timed step)."""
+    T = task.batches_per_epoch
+    model = GPT(model_config(args, task, train.build_model))
+    config, n_params = model.config, model.num_params()
+    mean_length = float(np.mean(task.train.seps[:task.n_train, 2] - task.train.starts[:task.n_train] + 1))
+    tokens_per_step = args.batch_size * args.accumulate * mean_length     # explicit CoT: the most a step sees
+    flops_per_token = 6 * n_params + 12 * config.n_layer * config.n_embd * mean_length   # PaLM's estimate
+    steps = args.epochs * T // args.accumulate
+    print(f"task {args.task}: {task.n_train:,} training examples, longest CoT {task.longest_train_cot} tokens, "
+          f"{mean_length:.1f} tokens an example (explicit CoT)")
+    print(f"T = {T} batches/epoch of {args.batch_size}; {args.epochs} epochs = {args.epochs * T:,} batches, "
+          f"{steps:,} optimizer steps, {args.epochs * task.n_train:,} examples")
+    if args.mode == "stepwise" and args.schedule == "linear":
+        every = max(1, int(round(T / args.delta)))
+        done = args.pretrain_epochs + (task.longest_train_cot - args.remove_start_from) / args.delta
+        print(f"linear s(t): a token more every {every} batches (Delta = {args.delta:g}); all CoT gone at epoch "
+              f"{done:.1f} of {args.epochs}" + ("" if done <= args.epochs else " -- after the run ends"))
+    elif args.mode == "stepwise":
+        print(f"adaptive s(t): the gate holds each token {args.gate_min_steps}-{args.gate_max_steps} steps, "
+              f"all CoT gone by epoch {args.remove_by_epoch:g}")
+    print(f"model: {config.n_layer} layers x {config.n_embd} ({n_params / 1e6:.2f}M parameters), "
+          f"{flops_per_token * tokens_per_step / 1e12:.3f} TFLOPs a step, "
+          f"{flops_per_token * tokens_per_step * steps / 1e15:.2f} PFLOPs in all")
+    seconds, tokens = time_training_step(train, args, task, model) if not args.plan_tokens_per_s else ([1.0], 0)
+    rate = args.plan_tokens_per_s or tokens / min(seconds)              # a busy machine slows steps, never speeds one
+    hours = tokens_per_step * steps / rate / 3600
+    print(f"at {rate:,.0f} training tokens/s: {hours:.2f} hours ({hours * 60:.0f} minutes) with the whole CoT in "
+          f"every step, an upper bound (removal shortens the examples); evaluation not counted")
+
+
+def model_config(args, task, build_model):
+    """The model's shape: GPT-2 sizes from model.PRESETS without their weights, else the model itself."""
+    if args.init not in PRESETS:
+        return build_model(args, task.meta, task.longest_example).config   # scratch, a .pt or a GPT-2 folder
+    n_layer, n_head, n_embd = PRESETS[args.init]
+    return GPTConfig(block_size=max(1024, task.longest_example), n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+
+
+def time_training_step(train, args, task, model, steps=5):
+    """Seconds of the loop's own step (train.py's: device setup, --dtype, --compile, a probe, forward, backward,
+    AdamW) on an explicit-CoT batch, after warm-up, and its tokens: what --plan and the benchmarks time."""
+    run = train.new_run(args, task, model, train.set_up_device(args))
+    raw = task.train.batch(np.arange(min(args.batch_size, task.n_train)))
+    tokens, labels, positions, *_ = train.remove_cot(*raw, np.zeros(len(raw[0])), args.removal_side,
+                                                     args.keep_position)
+    batch = train.this_process_batch(run, raw, tokens, labels, positions)
+    forward, seconds = train.compile_and_distribute(run.net.train(), args, run.device), []
+    for _ in range(steps + (3 if args.compile else 1)):           # the first ones warm up (and compile)
+        started = time.perf_counter()
+        train.forward_backward(forward, run, batch)
+        if run.state.accumulated == args.accumulate:
+            train.optimizer_step(run)
+        if run.device.type == "cuda":
+            train.torch.cuda.synchronize(run.device)
+        seconds.append(time.perf_counter() - started)
+    return seconds[-steps:], tokens.size
