@@ -45,6 +45,27 @@ class DataError(ValueError):
     """Bad input: the message says what was wrong and where."""
 
 
+def ranged(kind, test, what):
+    """An argparse type for the project's command lines: `kind` of the text where test(value) holds; else one
+    line saying `what` it expects."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not test(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+COUNT = ranged(int, lambda v: v >= 0, "a whole number >= 0")
+POSITIVE = ranged(int, lambda v: v >= 1, "a whole number >= 1")
+RATE = ranged(float, lambda v: 0 < v < math.inf, "a number > 0")
+RATE_OR_INF = ranged(float, lambda v: v > 0, "a number > 0 or inf")
+WEIGHT = ranged(float, lambda v: 0 <= v < math.inf, "a number >= 0")
+
+
 def tokenizer():
     """tiktoken's GPT-2 encoding; its files are downloaded once, or read from $TIKTOKEN_CACHE_DIR offline."""
     try:
@@ -332,16 +353,21 @@ def load_meta(data_dir):
     return json.loads(path.read_text())
 
 
-def load_task(folder, train_size=None, batch_size=1):
-    """A task folder as train.py reads it: meta, the train and val splits (and the ones meta.json asks to report,
-    two-hop: test_id, test_ood), the first `train_size` training examples, T batches an epoch, the longest
-    example and CoTs."""
-    meta = load_meta(folder)
-    train, val = load_split(folder, "train"), load_split(folder, "val")
-    n_train = len(train) if train_size is None else min(train_size, len(train))
+def load_task(args, processes=1, rank_zero_first=lambda make, *a: make(*a)):
+    """A task as train.py reads it (generated first if multKxK is missing): meta, the train and val splits (and
+    the ones meta.json asks to report: two-hop test_id, test_ood), the first --train-size training examples,
+    T batches an epoch, the longest example and CoTs. The last batch must have a row for each process."""
+    tokenizer()                                                   # fail now, not at the first evaluation
+    folder = rank_zero_first(prepare, args.task, args.data) if args.task.startswith("mult") else \
+        Path(args.data) / args.task
+    meta, train, val = load_meta(folder), load_split(folder, "train"), load_split(folder, "val")
+    n_train = len(train) if args.train_size is None else min(args.train_size, len(train))
+    if 0 < n_train % args.batch_size < processes:
+        raise DataError(f"the last batch of an epoch has {n_train % args.batch_size} examples, fewer than the "
+                        f"{processes} processes: change --batch-size or --train-size")
     longest_cot = lambda split, n: int((split.seps[:n, 1] - split.seps[:n, 0] - 1).max())
     return SimpleNamespace(meta=meta, train=train, val=val, n_train=n_train,
-                           batches_per_epoch=math.ceil(n_train / batch_size),
+                           batches_per_epoch=math.ceil(n_train / args.batch_size),
                            reported={name: load_split(folder, name) for name in meta.get("report_splits", [])},
                            longest_example=max(s["longest_example"] for s in meta["splits"].values()),
                            longest_val_cot=longest_cot(val, len(val)), longest_train_cot=longest_cot(train, n_train))

@@ -87,7 +87,7 @@ def evaluate(model, split, level, batch_size=1, limit=None, progress_every=0):
     continuation: CoT left to generate and answer), generated tokens per example, and examples/s where only
     the generation is timed (device synchronized around it): the median over batches, so that a burst of
     load from elsewhere on a shared machine does not decide the figure."""
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.empty(0)).device
     model.eval()
     enc = data.tokenizer()
     n = len(split) if limit is None else min(limit, len(split))

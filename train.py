@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 import data
+from data import COUNT, POSITIVE, RATE, RATE_OR_INF, WEIGHT, ranged
 from eval import Level, labels_right, read_checkpoint, teacher_forced_accuracy, validate
 from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError
 from schedule import IGNORE, remove_cot, sample_offsets, scheduled_to_remove, should_reset
@@ -72,7 +73,9 @@ def train(args):
     seed_this_process(args)
     run = start_or_resume(args, set_up_device(args))
     task, state, adds, T = run.task, run.state, run.additions, run.task.batches_per_epoch
-    forward = compile_and_distribute(run.net, args, run.device)
+    forward = torch.compile(run.net, dynamic=True) if args.compile else run.net   # one graph for every length
+    if WORLD_SIZE > 1:
+        forward = DistributedDataParallel(forward, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     for epoch in range(state.epoch, args.epochs):
         state.epoch = epoch
         rng = np.random.default_rng([args.seed, epoch])         # data order and offsets, shared by processes
@@ -84,15 +87,18 @@ def train(args):
             ids = order[i * args.batch_size:(i + 1) * args.batch_size]
             # 1. s(t) = Delta * t / T CoT tokens scheduled for removal (Sec. 3), as the reference discretizes it
             if args.mode == "stepwise" and epoch >= args.pretrain_epochs:
-                state.to_remove = scheduled_to_remove(state.schedule_batch, T, args.delta, args.remove_start_from,
-                                                      args.remove_all_beyond)
+                state.to_remove = scheduled_to_remove(state.schedule_batch, T, args.delta,
+                                                      args.remove_start_from, args.remove_all_beyond)
                 if adds.gate:                                     # beyond: the adaptive gate sets s(t) instead
                     state.to_remove, run.optimizer = adds.gate.to_remove(state, run.optimizer)
                 state.schedule_batch += 1
             log_fig3_point(run, previous)                         # Fig. 3: a point per removed token
-            # 2. a fresh AdamW whenever s(t) grows
+            # 2. a fresh AdamW whenever s(t) grows (reference: the gradients of a partial window are dropped)
             if should_reset(state.to_remove, previous, state.all_removed_previous, not args.no_reset_optimizer):
-                run.optimizer = reset_optimizer(run)
+                run.net.zero_grad(set_to_none=True)
+                state.since_reset, state.accumulated = 0, 0
+                run.optimizer = new_optimizer(run.net.parameters(), args)
+                run.log({"event": "optimizer_reset", "step": state.step, "scheduled_to_remove": count(state.to_remove)})
             # 3. each example loses s(t) + o CoT tokens, o ~ P(o) = (1 - e^-lambda) e^(-lambda o)
             raw = task.train.batch(ids)
             n_remove = removal_counts(args, state, epoch, len(ids), rng)
@@ -120,12 +126,10 @@ def train(args):
             end_of_epoch(run)
         if WORLD_SIZE > 1:
             dist.barrier()
-    if cot_left(run) and RANK == 0:                               # not internalized: say so
+    if cot_left(run) and RANK == 0:
         print(f"train.py: the run ended with {cot_left(run)} of {task.longest_val_cot} CoT tokens still in place "
-              f"(s(t) = {scheduled(state.to_remove)}): more epochs or a larger --delta", flush=True)
+              f"(s(t) = {count(state.to_remove)}): more epochs or a larger --delta", flush=True)
 
-
-# ----------------------------------------------------------------------------- the paper's pieces
 
 def removal_counts(args, state, epoch, batch_size, rng):
     """How many CoT tokens each example of this batch loses: s(t) + o, by mode."""
@@ -137,8 +141,8 @@ def removal_counts(args, state, epoch, batch_size, rng):
 
 
 def note_all_removed(args, state, reaches_end, all_gone):
-    """Reference: where removal runs (s(t) > 0 or smoothing on), "all CoT removed" is every removed span reaching
-    the second separator (the reset rule reads it), and "best" restarts while an example keeps CoT."""
+    """Reference: where removal runs (s(t) > 0 or smoothing on), "all CoT removed" is every removed span
+    reaching the second separator (the reset rule reads it), and "best" restarts while an example keeps CoT."""
     removal_ran = args.mode == "nocot" or (args.mode == "stepwise" and (
         state.to_remove > 0 or math.isfinite(args.smoothing_lambda)))
     state.all_removed_previous = removal_ran and bool(reaches_end.all())
@@ -152,18 +156,10 @@ def new_optimizer(parameters, args):
                              fused=torch.device(args.device).type == "cuda")
 
 
-def reset_optimizer(run):
-    """A fresh AdamW; the reference drops the gradients of a partial accumulation window."""
-    run.net.zero_grad(set_to_none=True)
-    run.state.since_reset, run.state.accumulated = 0, 0
-    run.log({"event": "optimizer_reset", "step": run.state.step, "scheduled_to_remove": scheduled(run.state.to_remove)})
-    return new_optimizer(run.net.parameters(), run.args)
-
-
 class TrainingForward(torch.nn.Module):
-    """The training pass, one graph for torch.compile and one unit for DDP: the GPT's blocks, the head only at the
-    labelled positions `label_rows` (flat indices into B x (T-1); position t predicts token t+1, ids `targets`),
-    their mean cross-entropy; and a probe's loss on the same hidden states, where there is one."""
+    """The training pass, one graph for torch.compile and one unit for DDP: the GPT's blocks, the head only at
+    the labelled positions `label_rows` (flat indices into B x (T-1); position t predicts token t+1, ids
+    `targets`), their mean cross-entropy; and a probe's loss on the same hidden states, where there is one."""
 
     def __init__(self, model, probe=None):
         super().__init__()
@@ -179,13 +175,12 @@ class TrainingForward(torch.nn.Module):
 
 
 def this_process_batch(run, raw, tokens, labels, positions):
-    """Every process built the whole global batch (same order, same offsets); each trains on its rows, its share
-    of the batch's labels weighting its loss. The inputs are checked here, on the host: no GPU stall."""
+    """Every process built the whole global batch (same order, same offsets); each trains on its rows, its
+    share of the batch's labels weighting its loss. Inputs are checked here, on the host: no GPU stall."""
     run.net.model.check_inputs(tokens, positions)
-    mine = np.array_split(np.arange(len(tokens)), WORLD_SIZE)[RANK]
-    cuda = run.device.type == "cuda"                              # pinned memory: the copy overlaps the GPU's work
-    to_device = lambda a: torch.from_numpy(a).pin_memory().to(run.device, non_blocking=True) if cuda else \
-        torch.from_numpy(a).to(run.device)
+    mine, pinned = np.array_split(np.arange(len(tokens)), WORLD_SIZE)[RANK], run.device.type == "cuda"
+    to_device = lambda a: (torch.from_numpy(a).pin_memory() if pinned else torch.from_numpy(a)).to(
+        run.device, non_blocking=pinned)                          # pinned: the copy overlaps the GPU's work
     label_rows = np.flatnonzero(labels[mine, 1:] != IGNORE)      # where the head runs: indices, not a mask
     batch = SimpleNamespace(tokens=to_device(tokens[mine]), labels=to_device(labels[mine]), size=len(tokens),
                             targets=to_device(labels[mine, 1:].reshape(-1)[label_rows]),
@@ -199,8 +194,8 @@ def this_process_batch(run, raw, tokens, labels, positions):
 
 
 def forward_backward(forward, run, batch):
-    """Forward and backward (bf16 autocast with --dtype bfloat16), the loss weighted by this process's share of
-    the labels (DDP averages gradients), all-reduced only on the last batch of an --accumulate window."""
+    """Forward and backward (bf16 autocast with --dtype bfloat16), the loss weighted by this process's share
+    of the labels (DDP averages gradients), all-reduced only on the last batch of an --accumulate window."""
     args, state = run.args, run.state
     autocast = torch.autocast(batch.tokens.device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
     last = state.accumulated + 1 == args.accumulate
@@ -240,21 +235,22 @@ def learning_rate(args, state, batches_per_epoch, gate=None):
     return args.lr * warmup * min(1.0, (total - seen) / max(1, total - decay_from))
 
 
-# ----------------------------------------------------------------------------- logs, validation, checkpoints
-
 def log_batch(run, logits, loss, probe_loss, batch):
     """Every --log-every steps: loss, token accuracy, probe loss, speed; read from the device here, only here."""
-    state, meter, probe = run.state, run.meter, run.net.probe
+    state, probe, meter = run.state, run.net.probe, run.meter
     meter.check_finite(state, run.folder)
     has_label = batch.labels[:, 1:] != IGNORE
     right = labels_right(run.net.model, logits.detach(), batch.labels, batch.label_rows) & has_label
-    counts = global_sum(torch.stack([loss.detach().float() * batch.share, right.sum().float(),
-                                     has_label.sum().float()])).tolist()
-    record = {"step": state.step, "epoch": state.epoch, "scheduled_to_remove": scheduled(eval_level(run).n_remove),
-              "loss": round(counts[0], 4), "token_acc": round(counts[1] / counts[2], 4), **meter.progress(state.step)}
-    eta = record.pop("eta")
+    sums = global_sum(torch.stack([loss.detach().float() * batch.share, right.sum().float(),
+                                   has_label.sum().float()])).tolist()
+    now, rate = time.time(), meter.tokens / (time.time() - meter.since)
+    meter.since, meter.tokens = now, 0
+    record = {"step": state.step, "epoch": state.epoch, "scheduled_to_remove": count(eval_level(run).n_remove),
+              "loss": round(sums[0], 4), "token_acc": round(sums[1] / sums[2], 4), "tokens_per_s": round(rate),
+              "minutes": round((now - meter.started) / 60, 2)}
     if probe_loss is not None:                                    # beyond: this process's rows
         record[probe.name] = round(probe_loss.item(), 4)
+    eta = (now - meter.started) / max(1, state.step - meter.first_step) * (meter.total_steps - state.step) / 60
     run.log(record, f"step {state.step} epoch {state.epoch} removed {record['scheduled_to_remove']} loss "
                     f"{record['loss']:.4f} token_acc {record['token_acc']:.3f} " +
                     (f"{probe.name} {record[probe.name]:.3f} " if probe_loss is not None else "") +
@@ -262,26 +258,27 @@ def log_batch(run, logits, loss, probe_loss, batch):
 
 
 def log_fig3_point(run, previous):
-    """Fig. 3: when s(t) has just grown, the validation exact match (teacher-forced) at the s(t) left behind."""
-    if run.state.to_remove <= previous or previous >= run.task.longest_val_cot or not run.args.fig3_examples or RANK:
-        return
-    level = Level(previous, run.args.removal_side, run.args.keep_position)
-    run.log({"event": "fig3_point", "step": run.state.step, "cot_removed": int(previous),
-             "teacher_forced_acc": teacher_forced_accuracy(run.net.model, run.task.val, level, run.args.fig3_examples)})
+    """Fig. 3: when s(t) has just grown, validation exact match (teacher-forced) at the s(t) left behind."""
+    args = run.args
+    if run.state.to_remove > previous and previous < run.task.longest_val_cot and args.fig3_examples and not RANK:
+        level = Level(previous, args.removal_side, args.keep_position)
+        run.log({"event": "fig3_point", "step": run.state.step, "cot_removed": int(previous),
+                 "teacher_forced_acc": teacher_forced_accuracy(run.net.model, run.task.val, level,
+                                                               args.fig3_examples)})
 
 
 def end_of_epoch(run):
     """Validation at the current removal level (offsets off); the checkpoint and the best one. "Best" restarts
-    when the CoT left at validation changes (docs/reference.md, "Best checkpoint")."""
-    state, task = run.state, run.task
-    record = {"epoch": state.epoch, "step": state.step, "scheduled_to_remove": scheduled(eval_level(run).n_remove),
-              **validate(run.net.model, task, eval_level(run), run.args.val_limit), "minutes": round((time.time() - run.meter.started) / 60, 2)}
+    when the CoT removed at validation changes (docs/reference.md, "Best checkpoint")."""
+    state, task, level = run.state, run.task, eval_level(run)
+    record = {"epoch": state.epoch, "step": state.step, "scheduled_to_remove": count(level.n_remove),
+              **validate(run.net.model, task, level, run.args.val_limit),
+              "minutes": round((time.time() - run.meter.started) / 60, 2)}
     if state.epoch == run.args.epochs - 1 and cot_left(run):
         record["cot_left"] = cot_left(run)                        # the run ends before all CoT is gone
     others = "".join(f", {name} {record[f'{name}_acc']:.3f}" for name in task.reported)
-    run.log(record, f"epoch {state.epoch}: val exact match {record['val_acc']:.3f}{others} with "
-                    f"{record['cot_removed']}/{task.longest_val_cot} CoT tokens removed, "
-                    f"{record['val_examples_per_s']:.1f} examples/s")
+    run.log(record, f"epoch {state.epoch}: val exact match {record['val_acc']:.3f}{others} with {record['cot_removed']}"
+                    f"/{task.longest_val_cot} CoT tokens removed, {record['val_examples_per_s']:.1f} examples/s")
     if state.best_level not in (None, record["cot_removed"]):    # the CoT level changed: a new "best"
         state.best_val = -math.inf
     state.best_level = record["cot_removed"]
@@ -301,21 +298,21 @@ def cot_left(run):
     return int(max(0, run.task.longest_val_cot - run.state.to_remove)) if run.args.mode == "stepwise" else 0
 
 
-def scheduled(to_remove):
+def count(to_remove):
     return "all" if math.isinf(to_remove) else int(to_remove)
 
 
 class Meter:
-    """Speed and time between log lines, and a non-finite loss without a host read a batch: its first step stays
+    """Tokens and time between log lines, and a non-finite loss without a host read a batch: its first step stays
     on the device, read at log lines and before saves (then the run stops)."""
 
     def __init__(self, first_step, total_steps, device):
-        self.started = self.window_start = time.time()
-        self.first_step, self.total_steps, self.window_tokens = first_step, total_steps, 0
+        self.started = self.since = time.time()
+        self.first_step, self.total_steps, self.tokens = first_step, total_steps, 0
         self.first_bad = torch.tensor(-1, device=device)
 
     def count(self, tokens, loss, step):
-        self.window_tokens += tokens
+        self.tokens += tokens
         self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss.detach()), step, self.first_bad)
 
     def check_finite(self, state, folder):
@@ -325,13 +322,6 @@ class Meter:
             raise TrainingError(f"{where} (epoch {state.epoch}): the loss is not finite (nan or inf); stopped, "
                                 f"{folder / 'ckpt.pt'} {kept}")
 
-    def progress(self, step):
-        """Tokens/s since the last call, minutes so far, and minutes left at this pace."""
-        now, rate = time.time(), self.window_tokens / (time.time() - self.window_start)
-        self.window_start, self.window_tokens = now, 0
-        left = (now - self.started) / max(1, step - self.first_step) * (self.total_steps - step) / 60
-        return {"tokens_per_s": round(rate), "minutes": round((now - self.started) / 60, 2), "eta": left}
-
 
 class TrainingError(RuntimeError):
     """The run cannot go on (a non-finite loss); the message says where."""
@@ -339,10 +329,9 @@ class TrainingError(RuntimeError):
 
 def new_run(args, task, model, device):
     """What the loop works on: the task, model (+ a probe), AdamW, RunState and the additions, on `device`."""
-    folder = Path(args.out)
     net = TrainingForward(model, beyond.make_probe(args, task, model.config) if beyond else None).to(device)
-    run = SimpleNamespace(args=args, task=task, folder=folder, device=device, net=net, state=RunState(
-        to_remove=args.remove_start_from), log=lambda record, echo=None: log(folder, record, echo))
+    run = SimpleNamespace(args=args, task=task, folder=Path(args.out), device=device, net=net, state=RunState(
+        to_remove=args.remove_start_from), log=lambda record, echo=None: log(Path(args.out), record, echo))
     run.optimizer = new_optimizer(net.parameters(), args)
     run.additions = beyond.make_additions(run, new_optimizer, save_checkpoint) if beyond else \
         SimpleNamespace(gate=None, steps=None)
@@ -350,14 +339,33 @@ def new_run(args, task, model, device):
 
 
 def start_or_resume(args, device):
-    """A new run (its folder, args.json, an empty log), or (--resume) the run ckpt.pt holds, RNG included."""
-    task, path = load_task(args), Path(args.out) / "ckpt.pt"
+    """A new run (its folder, args.json, an empty log), or (--resume) the run ckpt.pt holds, RNG included: its
+    optimizer, RunState and additions, the log cut back to a whole last line."""
+    task, path = data.load_task(args, WORLD_SIZE, rank_zero_first), Path(args.out) / "ckpt.pt"
     model, ckpt = read_checkpoint(path) if args.resume else (None, None)
     if ckpt and beyond:                                           # beyond: checkpoints written before beyond/
         ckpt = beyond.upgrade_checkpoint(ckpt)
     run = new_run(args, task, model or rank_zero_first(build_model, args, task.meta, task.longest_example), device)
     if ckpt:
-        resume(run, ckpt, path)
+        if ckpt["task"] != args.task:
+            raise data.DataError(f"{path} was trained on {ckpt['task']}, not {args.task}")
+        if set(ckpt["schedule"]) != {f.name for f in fields(RunState)}:
+            raise CheckpointError(f"{path}: written by another version of train.py; start a new run")
+        if beyond:                                                # beyond: the run's own probe and schedule
+            beyond.check_resume(ckpt, run.additions, path)
+        elif ckpt.get("additions"):
+            raise CheckpointError(f"{path}: its {', '.join(ckpt['additions'])} need beyond/ beside train.py")
+        for name, saved in ckpt.get("additions", {}).items():     # beyond: the probe's, the gate's state
+            getattr(run.additions, name).load_state_dict(saved)
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        for group in run.optimizer.param_groups:                  # weight decay from this command line, like lr
+            group["weight_decay"] = args.weight_decay
+        run.state = RunState(**ckpt["schedule"])
+        run.state.epoch += run.state.batch_in_epoch >= task.batches_per_epoch   # saved at an epoch's end
+        set_rng_state(ckpt, device, args.seed + RANK + 1000003 * run.state.step)
+        text = (run.folder / "metrics.jsonl").read_bytes() if RANK == 0 else b""
+        if text and not text.endswith(b"\n"):                     # killed mid-write: cut the torn last line
+            os.truncate(run.folder / "metrics.jsonl", text.rfind(b"\n") + 1)
     elif RANK == 0:
         run.folder.mkdir(parents=True, exist_ok=True)
         (run.folder / "metrics.jsonl").write_text("")
@@ -370,39 +378,16 @@ def start_or_resume(args, device):
     return run
 
 
-def resume(run, ckpt, path):
-    """Optimizer, RunState, RNG and additions as ckpt.pt holds them; the log cut back to a whole last line."""
-    if ckpt["task"] != run.args.task:
-        raise data.DataError(f"{path} was trained on {ckpt['task']}, not {run.args.task}")
-    if set(ckpt["schedule"]) != {f.name for f in fields(RunState)}:
-        raise CheckpointError(f"{path}: its run state was written by another version of train.py: start a new run")
-    if beyond:                                                    # beyond: the run's own probe and schedule
-        beyond.check_resume(ckpt, run.additions, path)
-    elif ckpt.get("additions"):
-        raise CheckpointError(f"{path}: holds {', '.join(ckpt['additions'])}, which need beyond/ beside train.py")
-    for name, saved in ckpt.get("additions", {}).items():         # beyond: the probe's, the gate's state
-        getattr(run.additions, name).load_state_dict(saved)
-    run.optimizer.load_state_dict(ckpt["optimizer"])
-    for group in run.optimizer.param_groups:                      # weight decay from this command line, like lr
-        group["weight_decay"] = run.args.weight_decay
-    run.state = RunState(**ckpt["schedule"])
-    run.state.epoch += run.state.batch_in_epoch >= run.task.batches_per_epoch   # saved at an epoch's end
-    if RANK == 0:
-        cut_torn_line(run.folder / "metrics.jsonl")
-    set_rng_state(ckpt, run.device, run.args.seed + RANK + 1000003 * run.state.step)
-
-
 def save_checkpoint(run, name):
     """What eval.py and --resume need, loadable with weights_only=True; by rank 0, atomically."""
-    if RANK:
-        return
-    model, args = run.net.model, run.args
-    ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "optimizer": run.optimizer.state_dict(),
-            "schedule": asdict(run.state), **rng_state(run.device), "task": args.task,
-            "n_remove": float(eval_level(run).n_remove), "removal_side": args.removal_side,
-            "keep_position": args.keep_position, "vocab_ids": run.task.meta["vocab_ids"], "args": dict(vars(args)),
-            "additions": {name: addition.state_dict() for name, addition in vars(run.additions).items() if addition}}
-    data.write_atomic(run.folder / name, lambda f: torch.save(ckpt, f))
+    if RANK == 0:
+        model, args = run.net.model, run.args
+        ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "task": args.task,
+                "optimizer": run.optimizer.state_dict(), "schedule": asdict(run.state), **rng_state(run.device),
+                "n_remove": float(eval_level(run).n_remove), "removal_side": args.removal_side,
+                "keep_position": args.keep_position, "vocab_ids": run.task.meta["vocab_ids"], "args": vars(args),
+                "additions": {name: add.state_dict() for name, add in vars(run.additions).items() if add}}
+        data.write_atomic(run.folder / name, lambda f: torch.save(ckpt, f))
 
 
 def rng_state(device):
@@ -428,25 +413,6 @@ def log(folder, record, echo=None):
             print(echo, flush=True)
 
 
-def cut_torn_line(path):
-    """A run killed in the middle of a log write leaves an unterminated last line: cut it before appending."""
-    text = path.read_bytes() if path.exists() else b""
-    if text and not text.endswith(b"\n"):
-        os.truncate(path, text.rfind(b"\n") + 1)
-
-
-def load_task(args):
-    """The task's splits (generated first if it is multKxK and missing); the last batch must feed every process."""
-    data.tokenizer()                                              # fail now, not at the first evaluation
-    folder = rank_zero_first(data.prepare, args.task, args.data) if args.task.startswith("mult") else \
-        Path(args.data) / args.task
-    task = data.load_task(folder, args.train_size, args.batch_size)
-    if 0 < task.n_train % args.batch_size < WORLD_SIZE:
-        raise data.DataError(f"the last batch of an epoch has {task.n_train % args.batch_size} examples, fewer than "
-                             f"the {WORLD_SIZE} processes: change --batch-size or --train-size")
-    return task
-
-
 def build_model(args, meta, longest):
     """GPT-2 weights (full vocabulary), a train.py checkpoint, or a scratch model over the dataset's compact
     vocabulary; in every case with positions for the longest example."""
@@ -464,11 +430,9 @@ def build_model(args, meta, longest):
     return model
 
 
-# ----------------------------------------------------------------------------- devices and processes
-
 def seed_this_process(args):
-    """Init and dropout draw from torch's generator, seeded by rank (as nanoGPT): processes draw their own
-    dropout masks; data order and offsets come from the shared numpy RNG."""
+    """Init and dropout draw from torch's generator, seeded by rank (as nanoGPT): each process its own dropout
+    masks; data order and offsets come from the shared numpy RNG."""
     torch.manual_seed(args.seed + RANK)
 
 
@@ -487,14 +451,6 @@ def set_up_device(args):
     return device
 
 
-def compile_and_distribute(net, args, device):
-    """--compile: one graph for every length (each removed token shortens the batch); under torchrun, DDP."""
-    forward = torch.compile(net, dynamic=True) if args.compile else net
-    if WORLD_SIZE > 1:
-        forward = DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
-    return forward
-
-
 def rank_zero_first(make, *args):
     """Rank 0 makes what may be written to disk (generated data, downloaded weights); then the others read it."""
     result = make(*args) if RANK == 0 else None
@@ -510,26 +466,7 @@ def global_sum(value):
     return value
 
 
-# ----------------------------------------------------------------------------- command line
-
-def ranged(kind, test, what):
-    """An argparse type: `kind` of the text where test(value) holds; else one line saying `what` it expects."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not test(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return parse
-
-
-COUNT = ranged(int, lambda v: v >= 0, "a whole number >= 0")
-POSITIVE = ranged(int, lambda v: v >= 1, "a whole number >= 1")
-RATE = ranged(float, lambda v: 0 < v < math.inf, "a number > 0")
-WEIGHT = ranged(float, lambda v: 0 <= v < math.inf, "a number >= 0")
-FLAGS = [  # name, type (a list: choices; "bool": a switch; "both": --x / --no-x), default (None: the preset's), help
+FLAGS = [  # name, type (a list: choices; "bool": a switch; "both": --x / --no-x), default (None: preset's), help
     ("--task", str, None, "multKxK (generated if missing) or an imported task folder name"),
     ("--model", ["paper", "tiny"], "paper", "preset: the paper's GPT-2 fine-tuning, or a small scratch model"),
     ("--mode", ["stepwise", "explicit", "nocot"], "stepwise", "stepwise removal, or a baseline"),
@@ -542,19 +479,18 @@ FLAGS = [  # name, type (a list: choices; "bool": a switch; "both": --x / --no-x
     ("--resume", "bool", False, "continue the run in --out from its ckpt.pt"),
     ("--schedule", ["linear", "adaptive"], None, "linear: the paper's s(t) = Delta t / T; adaptive: beyond/"),
     ("--delta", RATE, None, "CoT tokens removed per epoch (reference: --remove_per_epoch; paper: 8)"),
-    ("--fig3-examples", COUNT, 256, "validation examples of Fig. 3's point at every removed token (0: off)"),
+    ("--fig3-examples", COUNT, 256, "validation examples of Fig. 3's point at each removed token (0: off)"),
     ("--smoothing-lambda", ranged(float, lambda v: v >= 0, "a number >= 0 or inf"), None, "inf: no smoothing"),
     ("--no-reset-optimizer", "bool", False, "keep AdamW's state when s(t) grows"),
     ("--removal-side", ["left", "right"], "left", "remove CoT tokens from its start or its end"),
     ("--keep-position", "both", None, "tokens after the removed span keep their position ids (tiny: on)"),
     ("--pretrain-epochs", COUNT, None, "epochs of explicit CoT before removal starts"),
     ("--remove-start-from", COUNT, 0, "s(t) starts at this count"),
-    ("--remove-all-beyond", ranged(float, lambda v: v > 0, "a number > 0 or inf"), math.inf,
-     "remove all CoT once s(t) reaches this"),
+    ("--remove-all-beyond", RATE_OR_INF, math.inf, "remove all CoT once s(t) reaches this"),
     ("--max-len-train", int, -1, "skip batches longer than this (GSM8K; <= 0: none)"),
     ("--epochs", POSITIVE, None, "epochs"), ("--batch-size", POSITIVE, None, "global batch size"),
-    ("--lr", RATE, None, "learning rate"), ("--weight-decay", WEIGHT, None, "AdamW's weight decay"),
-    ("--accumulate", POSITIVE, 1, "batches per optimizer step"), ("--max-grad-norm", RATE, 1.0, "gradient clip"),
+    ("--lr", RATE, None, "learning rate"), ("--max-grad-norm", RATE, 1.0, "gradient clip"),
+    ("--weight-decay", WEIGHT, None, "AdamW's"), ("--accumulate", POSITIVE, 1, "batches per optimizer step"),
     ("--reset-warmup", COUNT, None, "linear lr warm-up steps after each optimizer reset (paper: 0)"),
     ("--decay-epochs", COUNT, None, "lr decays linearly to 0 over the last N epochs (paper: 0, constant)"),
     ("--train-size", POSITIVE, None, "use only the first N training examples"),
@@ -568,12 +504,13 @@ FLAGS = [  # name, type (a list: choices; "bool": a switch; "both": --x / --no-x
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                usage="train.py --task TASK [options]   (--help lists them)")
+    """The flags (beyond/'s too, where it is), a saved recipe's, the preset's: every setting, checked."""
+    p = argparse.ArgumentParser(prog="train.py", usage="train.py --task TASK [options]   (--help lists them)",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, kind, default, help in FLAGS + (beyond.FLAGS if beyond else []):   # beyond: the additions' flags
-        switch = {"bool": "store_true", "both": argparse.BooleanOptionalAction}.get(kind) if isinstance(kind, str) else 0
-        p.add_argument(name, help=help, **({"action": switch} if switch else {"choices": kind, "default": default}
-                                            if isinstance(kind, list) else {"type": kind, "default": default}))
+        how = {"bool": {"action": "store_true"}, "both": {"action": argparse.BooleanOptionalAction}}.get(kind) \
+            if isinstance(kind, str) else {"choices": kind} if isinstance(kind, list) else {"type": kind}
+        p.add_argument(name, help=help, **how, **({} if "action" in how else {"default": default}))
     args, unknown = p.parse_known_args(argv)
     if unknown:
         p.error(f"unrecognized arguments: {' '.join(unknown)}" + ("" if beyond else " (flags beyond the paper "
@@ -582,46 +519,40 @@ def parse_args(argv=None):
         args = beyond.apply_recipe(p, args, argv)
     if args.task is None:
         p.error("the following arguments are required: --task")
-    fill_in_preset(args, p.error)
-    return args
-
-
-def fill_in_preset(args, error):
-    """Every setting left None is the preset's, except where that goes only with other settings (the gate learns
-    the explicit CoT at its own pace; weights bring their activation); then what no single flag can check."""
     preset = PAPER if args.model == "paper" else {**TINY, **TINY.get(args.task, {})}
     if beyond:                                                    # beyond: the 3x3 preset's gate, probe, decay
         preset = beyond.preset(args, preset)
     fill = lambda key, value: getattr(args, key) is None and setattr(args, key, value)
     for key in ("schedule", "init", "decay_epochs"):
         fill(key, preset[key])
-    fill("pretrain_epochs", 0 if args.schedule == "adaptive" else preset["pretrain_epochs"])
+    fill("pretrain_epochs", 0 if args.schedule == "adaptive" else preset["pretrain_epochs"])   # the gate's pace
     if beyond:                                                    # beyond: the probe and decay that go with it
         beyond.fill_in(args, preset)
-    fill("activation", preset["activation"] if args.init == "scratch" else "gelu_tanh")
+    fill("activation", preset["activation"] if args.init == "scratch" else "gelu_tanh")    # weights bring theirs
     fill("out", f"runs/{args.task}-{args.model}-{args.mode}")
     for key, value in preset.items():
         if hasattr(args, key):
             fill(key, value)
     if args.init not in ("scratch", *PRESETS) and not Path(args.init).exists():
-        error(f"--init {args.init}: not a GPT-2 name, 'scratch', or an existing checkpoint path")
+        p.error(f"--init {args.init}: not a GPT-2 name, 'scratch', or an existing checkpoint path")
     if args.init != "scratch" and args.activation != "gelu_tanh":
-        error(f"--activation {args.activation}: only a scratch model can change GPT-2's gelu_tanh")
+        p.error(f"--activation {args.activation}: only a scratch model can change GPT-2's gelu_tanh")
     if args.init == "scratch" and (args.n_embd or 128) % (args.n_head or 4):
-        error(f"--n-embd {args.n_embd} must be a multiple of --n-head {args.n_head}")
+        p.error(f"--n-embd {args.n_embd} must be a multiple of --n-head {args.n_head}")
     if args.schedule == "adaptive" and not beyond:
-        error("--schedule adaptive needs the folder beyond/ beside train.py; the paper's is --schedule linear")
+        p.error("--schedule adaptive needs the folder beyond/ beside train.py; the paper's is --schedule linear")
     if args.batch_size < WORLD_SIZE:
-        error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE} processes")
+        p.error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE}")
     if beyond:                                                    # beyond: the additions' settings
-        beyond.check(args, error)
+        beyond.check(args, p.error)
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
         if beyond and args.plan:                                  # beyond: what the run costs, without training
-            beyond.plan(args, load_task(args), sys.modules[__name__])
+            beyond.plan(args, sys.modules[__name__])
         else:
             train(args)
     except (data.DataError, CheckpointError, TrainingError, OSError) as e:

@@ -2,8 +2,8 @@
 The paper's recipe on one GPU, in one command (under 10 minutes on an H200), through train.py's own code:
 
   1. training step: GPT-2 small (random weights), the paper's batch 32, the whole CoT, on 4x4, 7x7 and 9x9
-     examples, timed by train.time_training_step (the device setup, --dtype, --compile, forward, backward,
-     AdamW): ms/step, tokens/s, peak GPU memory, MFU = (6N + 12 L T d) FLOPs a token (PaLM) against the
+     examples, timed by beyond.plan.time_training_step: train.py's own step (the device setup, --dtype,
+     --compile, forward, backward, AdamW): ms/step, tokens/s, peak GPU memory, MFU = (6N + 12 L T d) FLOPs a token (PaLM) against the
      GPU's dense peak, for fp32 (run as TF32), bf16 autocast, and bf16 + compile;
   2. the hours `--plan`'s steps take at that speed: to the end of removal, and for the whole --epochs;
   3. batch-1 decoding of as many tokens as zero CoT and as the whole CoT need (Table 2's ratio);
@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import data                                                     # noqa: E402
 import train                                                    # noqa: E402
+from beyond.plan import time_training_step                        # noqa: E402
 from eval import sync                                           # noqa: E402
 from model import GPT, GPTConfig                                # noqa: E402
 
@@ -88,12 +89,12 @@ def time_modes(task, root, gpt2, device, size):
         if device == "cpu" and "--compile" in flags:                    # a CPU compile takes minutes: GPU only
             continue
         args = train_args(task, root, gpt2, device, [*flags, "--batch-size", str(size["batch"])])
-        loaded = train.load_task(args)
+        loaded = data.load_task(args)
         model = train.build_model(args, loaded.meta, loaded.longest_example)
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        seconds, tokens = train.time_training_step(model, loaded, args, size["steps"])
+        seconds, tokens = time_training_step(train, args, loaded, model, size["steps"])
         step = float(np.median(seconds))
         c, length = model.config, tokens / args.batch_size
         flops = (6 * model.num_params() + 12 * c.n_layer * length * c.n_embd) * tokens / step

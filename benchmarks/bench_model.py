@@ -2,7 +2,7 @@
 Speed of train.py's own training step and of batch-1 decoding, with GPT-2 small's shape and random weights, on
 this machine's CPU (benchmarks/bench_gpu.py measures the paper's recipe on a GPU):
 
-  1. train.time_training_step, what `train.py --plan` times: forward, backward and AdamW on a mult4x4 batch of
+  1. beyond.plan.time_training_step, what `train.py --plan` times: forward, backward and AdamW on a mult4x4 batch of
      32 with the whole CoT, as `train.py --task mult4x4 --init gpt2` runs it; s/step and tokens/s;
   2. batch-1 greedy decoding of a 4x4 prompt plus 12 new tokens, in examples per second.
 
@@ -19,6 +19,7 @@ import torch
 from bench_gpu import random_gpt2, train_args
 import data
 import train
+from beyond.plan import time_training_step
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--steps", type=int, default=3)
@@ -29,9 +30,9 @@ root = Path(tempfile.mkdtemp())
 gpt2 = random_gpt2(root / "gpt2", 12, 12, 768)                  # GPT-2 small: 12 layers, 768 wide, 50257 vocab
 data.generate_multiplication("mult4x4", root / "data" / "mult4x4", {"train": 64, "val": 8, "test": 8}, seed=0)
 run = train_args("mult4x4", root, gpt2, "cpu")
-task = train.load_task(run)
+task = data.load_task(run)
 model = train.build_model(run, task.meta, task.longest_example)
-seconds, tokens = train.time_training_step(model, task, run, args.steps)
+seconds, tokens = time_training_step(train, run, task, model, args.steps)
 print(f"training step, batch 32 mult4x4, float32 on cpu: {np.mean(seconds):.3f} s/step, "
       f"{tokens / np.mean(seconds):,.0f} tokens/s (steps: {', '.join(f'{s:.3f}' for s in seconds)})")
 

@@ -137,7 +137,8 @@ def make_additions(run, new_optimizer, save_checkpoint):
     args = run.args
     log = lambda record: run.log(record)
     gate = Gate(args, run.task, run.net, new_optimizer, log) if args.schedule == "adaptive" else None
-    return SimpleNamespace(probe=run.net.probe, gate=gate, steps=StepCheckpoints(args.save_every, save_checkpoint))
+    steps = StepCheckpoints(args.save_every, save_checkpoint) if args.save_every else None
+    return SimpleNamespace(probe=run.net.probe, gate=gate, steps=steps)
 
 
 def check_resume(ckpt, additions, path):
@@ -153,3 +154,5 @@ def check_resume(ckpt, additions, path):
     if ("gate" in saved) != (additions.gate is not None):
         schedule = "adaptive" if "gate" in saved else "linear"
         raise CheckpointError(f"{path} was trained with the {schedule} schedule: resume with --schedule {schedule}")
+    if "steps" in saved and additions.steps is None:
+        raise CheckpointError(f"{path} was saved by --save-every {was['save_every']}: resume with --save-every")

@@ -57,7 +57,9 @@ def upgrade_checkpoint(ckpt):
             point["model"] = {("probe." + k.split(".", 1)[1]) if k.split(".")[0].endswith("_probe") else "model." + k:
                               v for k, v in point["model"].items()}
         additions["gate"] = gate
-    additions["steps"] = {"epoch_rng": schedule.pop("epoch_rng"), "saved_at": schedule.pop("saved_at")}
+    steps = {"epoch_rng": schedule.pop("epoch_rng"), "saved_at": schedule.pop("saved_at")}
+    if ckpt["args"].get("save_every"):
+        additions["steps"] = steps
     schedule["best_level"] = None                                  # unknown: "best" goes on as it was
     ckpt.update(model=model, model_config=config, schedule=schedule, additions=additions)
     return ckpt

@@ -6,11 +6,13 @@ import time
 
 import numpy as np
 
+import data
 from model import GPT, GPTConfig, PRESETS
 
 
-def plan(args, task, train):
+def plan(args, train):
     """--plan: the run's size and time; `train` is the train module (its model builder and timed step)."""
+    task = data.load_task(args)
     T = task.batches_per_epoch
     model = GPT(model_config(args, task, train.build_model))
     config, n_params = model.config, model.num_params()
@@ -56,7 +58,7 @@ def time_training_step(train, args, task, model, steps=5):
     tokens, labels, positions, *_ = train.remove_cot(*raw, np.zeros(len(raw[0])), args.removal_side,
                                                      args.keep_position)
     batch = train.this_process_batch(run, raw, tokens, labels, positions)
-    forward, seconds = train.compile_and_distribute(run.net.train(), args, run.device), []
+    forward, seconds = train.torch.compile(run.net.train(), dynamic=True) if args.compile else run.net.train(), []
     for _ in range(steps + (3 if args.compile else 1)):           # the first ones warm up (and compile)
         started = time.perf_counter()
         train.forward_backward(forward, run, batch)

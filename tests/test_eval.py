@@ -1,5 +1,6 @@
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,7 +8,18 @@ import torch
 
 import data
 import eval as evaluation
+from eval import Level
 from model import GPT, GPTConfig
+
+
+class FakeClock:
+    """time.perf_counter for eval.py that only moves when a model says it worked: timings without the machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
 
 
 def test_exact_match_on_hand_built_predictions():
@@ -25,17 +37,20 @@ def test_exact_match_on_hand_built_predictions():
 
 
 class SlowModel(torch.nn.Module):
-    """Answers every example correctly, taking 50 ms per generate call."""
+    """Answers every example correctly, taking 50 ms per generate call (on `clock`, when given)."""
 
-    def __init__(self, answers):
+    def __init__(self, answers, clock=None):
         super().__init__()
-        self.answers, self.weight = answers, torch.nn.Parameter(torch.zeros(1))
+        self.answers, self.weight, self.clock = answers, torch.nn.Parameter(torch.zeros(1)), clock
 
     def check_inputs(self, idx, position_ids=None):
         pass
 
     def generate(self, prompts, max_new_tokens, position_ids=None):
-        time.sleep(0.05)
+        if self.clock:
+            self.clock.now += 0.05
+        else:
+            time.sleep(0.05)
         return torch.cat([prompts, torch.as_tensor(np.stack([self.answers[tuple(p.tolist())] for p in prompts]))], 1)
 
 
@@ -46,32 +61,41 @@ def val_split(mult3x3):
 
 def test_speed_counts_only_generation(val_split, monkeypatch):
     n = 10
-    prompts, _, targets = evaluation.prompts_and_targets(val_split, np.arange(n), 0, "left", False)
-    model = SlowModel({tuple(p.tolist()): t for p, t in zip(prompts, targets)})
+    prompts, _, targets = evaluation.prompts_and_targets(val_split, np.arange(n), Level(0))
+    clock = FakeClock()
+    model = SlowModel({tuple(p.tolist()): t for p, t in zip(prompts, targets)}, clock)
     slow_decode = data.tokenizer().decode
 
     class SlowTokenizer:
         def decode(self, ids):
-            time.sleep(0.01)                                  # scoring time must not count
+            clock.now += 0.01                                 # scoring time must not count
             return slow_decode(ids)
     monkeypatch.setattr(data, "tokenizer", SlowTokenizer)
-    result = evaluation.evaluate(model, val_split, 0, limit=n)
+    monkeypatch.setattr(evaluation.time, "perf_counter", clock)
+    result = evaluation.evaluate(model, val_split, Level(0), limit=n)
     assert result["accuracy"] == 1.0
-    assert result["examples_per_s"] == pytest.approx(20, rel=0.2)     # 1 / 50 ms, decode time excluded
+    assert result["examples_per_s"] == pytest.approx(20)              # 1 / 50 ms, decode time excluded
     assert result["tokens_per_example"] == targets[0].size
 
 
 @pytest.fixture(scope="module")
 def checkpoint(mult3x3, tmp_path_factory):
-    """An untrained compact model saved the way train.py saves (through train.save)."""
-    import argparse
-    import train
+    """An untrained compact model saved the way train.py saves (through train.save_checkpoint)."""
     meta = data.load_meta(mult3x3)
     model = GPT(GPTConfig(block_size=64, n_layer=1, n_head=2, n_embd=16, vocab_ids=meta["vocab_ids"]))
-    args = argparse.Namespace(task="mult3x3", removal_side="left", keep_position=False, data=str(mult3x3.parent))
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    train.save(path, model, torch.optim.AdamW(model.parameters()), train.RunState(to_remove=30), args, meta, float("inf"))
-    return path
+    return save_like_train(tmp_path_factory.mktemp("ckpt"), model, meta, "mult3x3", mult3x3.parent, float("inf"))
+
+
+def save_like_train(folder, model, meta, task, data_root, to_remove=0):
+    """folder/best.pt as train.py's save_checkpoint writes it, for `model` at s(t) = to_remove."""
+    import train
+    from types import SimpleNamespace
+    args = SimpleNamespace(task=task, mode="stepwise", removal_side="left", keep_position=False, data=str(data_root))
+    run = SimpleNamespace(net=SimpleNamespace(model=model), args=args, optimizer=torch.optim.AdamW(model.parameters()),
+                          state=train.RunState(to_remove=to_remove), device=torch.device("cpu"), folder=Path(folder),
+                          task=SimpleNamespace(meta=meta), additions=SimpleNamespace())
+    train.save_checkpoint(run, "best.pt")
+    return Path(folder) / "best.pt"
 
 
 def test_json_results(checkpoint, mult3x3, tmp_path, capsys):
@@ -105,7 +129,7 @@ def test_tokens_per_example_counts_rows_without_a_second_separator(val_split):
 
         def generate(self, prompts, max_new_tokens, position_ids=None):
             return torch.cat([prompts, torch.full((len(prompts), max_new_tokens), 16)], 1)   # ' 1' forever
-    result = evaluation.evaluate(Babbler(), val_split, 0, limit=3)
+    result = evaluation.evaluate(Babbler(), val_split, Level(0), limit=3)
     budget = int((val_split.seps[:3, 2] - val_split.seps[:3, 0]).max()) + 8
     assert result["tokens_per_example"] == budget and result["accuracy"] == 0
 
@@ -131,12 +155,10 @@ def test_bad_inputs(checkpoint, mult3x3, tmp_path):
     cases.append((["--ckpt", str(tmp_path / "missing.pt")], "no such checkpoint"))
     (tmp_path / "junk.pt").write_bytes(b"\x00not a checkpoint" * 10)
     cases.append((["--ckpt", str(tmp_path / "junk.pt")], "not a train.py checkpoint"))
-    old_probe = torch.load(checkpoint, weights_only=True)              # the value-only probe of earlier runs
-    old_probe["model_config"]["carry_probe_layer"] = 1
-    n_embd = old_probe["model_config"]["n_embd"]
-    old_probe["model"].update({"carry_probe.weight": torch.zeros(1, n_embd), "carry_probe.bias": torch.zeros(1)})
-    torch.save(old_probe, tmp_path / "old_probe.pt")
-    cases.append((["--ckpt", str(tmp_path / "old_probe.pt")], "size mismatch for carry_probe.weight"))
+    no_head = torch.load(checkpoint, weights_only=True)                # a tensor of the GPT is missing
+    del no_head["model"]["lm_head.weight"]
+    torch.save(no_head, tmp_path / "no_head.pt")
+    cases.append((["--ckpt", str(tmp_path / "no_head.pt")], "lm_head.weight"))
     (tmp_path / "bad.txt").write_text("1 2 * 3 4||5 6 #### 7\n1 2 * 3 4 5 6\n")
     cases.append((["--ckpt", str(checkpoint), "--text", str(tmp_path / "bad.txt")], "bad.txt:2"))
     cases.append((["--ckpt", str(checkpoint), "--task", "mult4x4"], "trained on mult3x3, not on mult4x4"))
@@ -215,16 +237,16 @@ def test_ablation_averages_each_row_over_its_seeds(tmp_path, monkeypatch, capsys
 
 def test_whole_target_and_answer_only_exact_match(val_split):
     """A model that gets every answer right but one CoT token wrong in the first 3 of 6 examples."""
-    prompts, _, targets = evaluation.prompts_and_targets(val_split, np.arange(6), 0, "left", False)
+    prompts, _, targets = evaluation.prompts_and_targets(val_split, np.arange(6), Level(0))
     wrong_cot = [np.concatenate([[16 if t[0] != 16 else 17], t[1:]]) if i < 3 else t for i, t in enumerate(targets)]
     model = SlowModel({tuple(p.tolist()): t for p, t in zip(prompts, wrong_cot)})
-    result = evaluation.evaluate(model, val_split, 0, limit=6)
+    result = evaluation.evaluate(model, val_split, Level(0), limit=6)
     assert result["accuracy"] == 1.0 and result["target_accuracy"] == 0.5
 
 
 @pytest.fixture(scope="module")
 def two_hop(tmp_path_factory):
-    import twohop
+    from beyond import twohop
     folder = tmp_path_factory.mktemp("data") / "twohop"
     meta = twohop.generate_twohop("twohop", folder, twohop.GraphConfig(
         entities=40, relations=8, relations_per_entity=5, ood_share=0.3, test_id_share=0.1, ratio=2.0))
@@ -253,12 +275,9 @@ def test_logit_lens_last_layer_is_the_models_own_prediction(two_hop):
 
 
 def test_lens_command_writes_table_and_json(two_hop, tmp_path, capsys):
-    import argparse
-    import train
     folder, meta = two_hop
     model = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_ids=meta["vocab_ids"]))
-    args = argparse.Namespace(task="twohop", removal_side="left", keep_position=False, data=str(folder.parent))
-    train.save(tmp_path / "best.pt", model, torch.optim.AdamW(model.parameters()), train.RunState(), args, meta, 0.0)
+    save_like_train(tmp_path, model, meta, "twohop", folder.parent)
     evaluation.main(["--ckpt", str(tmp_path / "best.pt"), "--lens", "--json", str(tmp_path / "lens.json")])
     rows = json.loads((tmp_path / "lens.json").read_text())
     assert [r["split"] for r in rows] == ["test_id", "test_ood"] and len(rows[0]["separator"]) == 2

@@ -112,7 +112,7 @@ def test_a_run_started_from_its_saved_args_json_reproduces_the_recipe(data_root,
 def small_run(data_root, tmp_path, *flags):
     """A run as train.py builds it (model, probe, AdamW, additions), without training it."""
     args = train.parse_args(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), *TINY, *flags])
-    task = train.load_task(args)
+    task = data.load_task(args)
     torch.manual_seed(0)
     (tmp_path / "metrics.jsonl").write_text("")
     return train.new_run(args, task, train.build_model(args, task.meta, task.longest_example), torch.device("cpu"))
@@ -671,7 +671,7 @@ def test_a_whole_removal_schedule_compiles_the_training_step_twice_at_most(data_
     monkeypatch.setattr(torch, "compile", lambda f, **k: real(f, backend=counting, **k))
     run, batch = tiny_run_and_batches(data_root, tmp_path, 1)
     run.args.compile = True
-    forward = train.compile_and_distribute(run.net, run.args, run.device)
+    forward = torch.compile(run.net, dynamic=True)
     torch._dynamo.reset()
     for n_remove in [0, *range(1, 27)]:
         b = batch(n_remove, rows=8 if n_remove % 5 else 5)

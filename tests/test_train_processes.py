@@ -64,7 +64,7 @@ def test_two_processes_follow_the_one_process_run(schedule, data_root, tmp_path)
     saved = [torch.load(run / "ckpt.pt", weights_only=True) for run in (one, two)]
     assert saved[0]["schedule"]["to_remove"] == saved[1]["schedule"]["to_remove"] > 0
     if schedule == "adaptive":                                             # the 3x3 preset's carry probe: averaged too
-        probe = [ckpt["model"]["carry_probe.weight"] for ckpt in saved]
+        probe = [ckpt["additions"]["probe"]["weight"] for ckpt in saved]
         assert torch.allclose(*probe, atol=1e-4) and not torch.equal(probe[0], torch.zeros_like(probe[0]))
 
     swapped = {run: tmp_path / f"{run.name}-resumed" for run in (one, two)}
@@ -118,32 +118,32 @@ def test_sigkill_then_resume_ends_bit_for_bit_like_an_uninterrupted_run(mode, sc
     assert losses(whole) == losses(killed)
 
 
-def test_two_processes_train_a_model_whose_carry_probe_is_off(data_root, tmp_path):
-    """A checkpoint trained with the carry probe, trained on under torchrun with --carry-weight 0: the probe
-    gets no gradient, which DDP would stop on; it is frozen, and everything else trains."""
+def test_two_processes_train_on_from_a_checkpoint_trained_with_a_probe(data_root, tmp_path):
+    """--init from a run trained with the carry probe, under torchrun without it: the GPT's weights carry over
+    (the probe is the old run's own, in its additions) and everything trains."""
     common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "1", "--device", "cpu",
               "--val-limit", "5", "--schedule", "linear", *TINY]
     train.main([*common, "--out", str(tmp_path / "probe"), "--mode", "nocot", "--carry-weight", "1"])
     torchrun([*common, "--out", str(tmp_path / "two"), "--init", str(tmp_path / "probe" / "ckpt.pt"),
               "--carry-weight", "0"])
-    before, after = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True)["model"] for run in ("probe", "two"))
-    assert torch.equal(before["carry_probe.weight"], after["carry_probe.weight"])
-    assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
+    before, after = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True) for run in ("probe", "two"))
+    assert "probe" in before["additions"] and "probe" not in after["additions"]
+    assert not torch.equal(before["model"]["lm_head.weight"], after["model"]["lm_head.weight"])
 
 
 COUNT_ALL_REDUCES = """
 import json, os, sys
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 import train
-rounds, steps, real_forward, real_step = [], [], train.training_forward, train.optimizer_step
+rounds, steps, real_ddp, real_step = [], [], train.DistributedDataParallel, train.optimizer_step
 
-def counted_forward(*args):
-    forward = real_forward(*args)
+def counted_ddp(*args, **kwargs):
+    forward = real_ddp(*args, **kwargs)
     forward.register_comm_hook(None, lambda group, bucket: (rounds.append(bucket.is_last()),
                                                             allreduce_hook(group, bucket))[1])
     return forward
 
-train.training_forward = counted_forward
+train.DistributedDataParallel = counted_ddp
 train.optimizer_step = lambda *args: (steps.append(1), real_step(*args))
 train.main(sys.argv[2:])
 if os.environ["RANK"] == "0":

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import data
-import twohop
-from twohop import GraphConfig
+from beyond import twohop
+from beyond.twohop import GraphConfig
 
 SMALL = dict(entities=40, relations=8, relations_per_entity=5, ood_share=0.3, test_id_share=0.1, ratio=2.0)
 
@@ -152,7 +152,8 @@ def test_end_to_end_the_cot_model_learns_the_facts_and_the_two_hop_format(tmp_pa
                 "--mode", "explicit", "--n-layer", "2", "--n-embd", "64", "--batch-size", "16", "--lr", "3e-3",
                 "--decay-epochs", "0", "--epochs", "60", "--log-every", "1000", "--val-limit", "20"])
     model, info = evaluation.load_checkpoint(tmp_path / "run" / "ckpt.pt")
-    scores = {name: evaluation.evaluate(model, data.load_split(tmp_path / "twohop", name), 0, batch_size=100)
+    scores = {name: evaluation.evaluate(model, data.load_split(tmp_path / "twohop", name), evaluation.Level(0),
+                                        batch_size=100)
               for name in ("atomic_id", "atomic_ood", "train_twohop", "test_id")}
     print({name: round(s["target_accuracy"], 3) for name, s in scores.items()})
     assert scores["atomic_id"]["accuracy"] >= 0.9 and scores["atomic_ood"]["accuracy"] >= 0.9

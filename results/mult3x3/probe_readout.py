@@ -1,8 +1,8 @@
 """
 Does a 3x3 model that fails an answer digit still hold that digit's value? For each answer digit of the first
 1,000 validation examples at zero CoT, under teacher forcing:
-  value: the carry probe's reading of the value (the column sum + carry, data.carry_targets) rounds to it
-  digit on the circle: the probe's angle, atan2(sin, cos), rounds to the digit (model.probe_targets)
+  value: the carry probe's reading of the value (the column sum + carry, beyond/probes.py carry_targets) rounds to it
+  digit on the circle: the probe's angle, atan2(sin, cos), rounds to the digit (beyond/probes.py probe_targets)
   model: the model's argmax is the right digit
     python results/mult3x3-carry/probe_readout.py runs/mult3x3-carry-seed10/best.pt [more checkpoints]
 """
@@ -15,26 +15,31 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import data                                     # noqa: E402  (the repository's files, from any folder)
+from beyond.checkpoints import upgrade_checkpoint   # noqa: E402
+from beyond.probes import CarryProbe, carry_targets  # noqa: E402
 from eval import load_checkpoint                # noqa: E402
 from schedule import remove_cot                 # noqa: E402
 
 for path in sys.argv[1:]:
     model, info = load_checkpoint(path)
-    if not getattr(model.config, "carry_probe_layer", 0):
+    saved = upgrade_checkpoint(torch.load(path, map_location="cpu", weights_only=True))["additions"]
+    if not saved.get("probe") or saved["probe"]["weight"].shape[0] != 3:
         sys.exit(f"{path}: trained without the carry probe (--carry-weight 0)")
+    probe = CarryProbe(model.config, data.parse_task(info["task"]), 1.0, False)
+    probe.load_state_dict(saved["probe"])
     k = data.parse_task(info["task"])
     split = data.load_split(Path(info["data"]) / info["task"], "val")
     ids = np.arange(min(1000, len(split)))
     tokens, lengths, seps = split.batch(ids)
     tokens, _, positions, _, seps, _ = remove_cot(tokens, lengths, seps, np.full(len(ids), math.inf), "left",
                                                   info["keep_position"])
-    values = data.carry_targets(tokens, k)
+    values = carry_targets(tokens, k)
     stream = {}
-    block = model.transformer.h[model.config.carry_probe_layer - 1]
+    block = model.transformer.h[probe.layer - 1]
     hook = block.register_forward_hook(lambda module, inputs, output: stream.update(x=output))
     with torch.no_grad():
         logits, _ = model(torch.tensor(tokens), position_ids=None if positions is None else torch.tensor(positions))
-        reading = model.carry_probe(stream["x"]).numpy()                          # v / 10, cos, sin of 2 pi v / 10
+        reading = probe(stream["x"]).numpy()                          # v / 10, cos, sin of 2 pi v / 10
     hook.remove()
     predicted = model.to_id(logits.argmax(-1)).numpy()
     answer = ~np.isnan(values) & (np.arange(tokens.shape[1]) > seps[:, 1:2])    # positions predicting an answer digit
