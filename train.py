@@ -75,7 +75,8 @@ def train(args):
     task, state, adds, T = run.task, run.state, run.additions, run.task.batches_per_epoch
     forward = torch.compile(run.net, dynamic=True) if args.compile else run.net   # one graph for every length
     if WORLD_SIZE > 1:
-        forward = DistributedDataParallel(forward, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+        on_gpu = run.device.type == "cuda"
+        forward = DistributedDataParallel(forward, device_ids=[run.device.index] if on_gpu else None)
     for epoch in range(state.epoch, args.epochs):
         state.epoch = epoch
         rng = np.random.default_rng([args.seed, epoch])         # data order and offsets, shared by processes
@@ -85,20 +86,22 @@ def train(args):
         for i in range(first, T):
             state.batch_in_epoch, previous = i, state.to_remove
             ids = order[i * args.batch_size:(i + 1) * args.batch_size]
-            # 1. s(t) = Delta * t / T CoT tokens scheduled for removal (Sec. 3), as the reference discretizes it
+            # 1. s(t) = Delta * t / T CoT tokens scheduled for removal (Sec. 3), discretized as the reference
             if args.mode == "stepwise" and epoch >= args.pretrain_epochs:
                 state.to_remove = scheduled_to_remove(state.schedule_batch, T, args.delta,
                                                       args.remove_start_from, args.remove_all_beyond)
-                if adds.gate:                                     # beyond: the adaptive gate sets s(t) instead
+                if adds.gate:                                     # beyond: the adaptive gate's s(t) instead
                     state.to_remove, run.optimizer = adds.gate.to_remove(state, run.optimizer)
                 state.schedule_batch += 1
             log_fig3_point(run, previous)                         # Fig. 3: a point per removed token
             # 2. a fresh AdamW whenever s(t) grows (reference: the gradients of a partial window are dropped)
-            if should_reset(state.to_remove, previous, state.all_removed_previous, not args.no_reset_optimizer):
+            reset_enabled = not args.no_reset_optimizer
+            if should_reset(state.to_remove, previous, state.all_removed_previous, reset_enabled):
                 run.net.zero_grad(set_to_none=True)
                 state.since_reset, state.accumulated = 0, 0
                 run.optimizer = new_optimizer(run.net.parameters(), args)
-                run.log({"event": "optimizer_reset", "step": state.step, "scheduled_to_remove": count(state.to_remove)})
+                run.log({"event": "optimizer_reset", "step": state.step,
+                         "scheduled_to_remove": count(state.to_remove)})
             # 3. each example loses s(t) + o CoT tokens, o ~ P(o) = (1 - e^-lambda) e^(-lambda o)
             raw = task.train.batch(ids)
             n_remove = removal_counts(args, state, epoch, len(ids), rng)
@@ -107,7 +110,7 @@ def train(args):
             note_all_removed(args, state, reaches_end, n_remove >= raw[2][:, 1] - raw[2][:, 0] - 1)
             if 0 < args.max_len_train < tokens.shape[1]:          # reference: skip batches longer than this
                 continue
-            # 4. forward and backward (loss on everything after the first separator); a step every --accumulate
+            # 4. forward, backward (loss on all after the first separator); a step every --accumulate batches
             batch = this_process_batch(run, raw, tokens, labels, positions)
             logits, loss, probe_loss = forward_backward(forward, run, batch)
             if state.accumulated == args.accumulate:
@@ -127,8 +130,8 @@ def train(args):
         if WORLD_SIZE > 1:
             dist.barrier()
     if cot_left(run) and RANK == 0:
-        print(f"train.py: the run ended with {cot_left(run)} of {task.longest_val_cot} CoT tokens still in place "
-              f"(s(t) = {count(state.to_remove)}): more epochs or a larger --delta", flush=True)
+        print(f"train.py: the run ended with {cot_left(run)} of {task.longest_val_cot} CoT tokens still in "
+              f"place (s(t) = {count(state.to_remove)}): more epochs or a larger --delta", flush=True)
 
 
 def removal_counts(args, state, epoch, batch_size, rng):
@@ -142,7 +145,7 @@ def removal_counts(args, state, epoch, batch_size, rng):
 
 def note_all_removed(args, state, reaches_end, all_gone):
     """Reference: where removal runs (s(t) > 0 or smoothing on), "all CoT removed" is every removed span
-    reaching the second separator (the reset rule reads it), and "best" restarts while an example keeps CoT."""
+    reaching the second separator (the reset rule reads it), and "best" restarts while an example has CoT."""
     removal_ran = args.mode == "nocot" or (args.mode == "stepwise" and (
         state.to_remove > 0 or math.isfinite(args.smoothing_lambda)))
     state.all_removed_previous = removal_ran and bool(reaches_end.all())
@@ -151,7 +154,7 @@ def note_all_removed(args, state, reaches_end, all_gone):
 
 
 def new_optimizer(parameters, args):
-    """The reference's AdamW: lr, torch's other defaults (weight decay 0.01); fused into one kernel on CUDA."""
+    """The reference's AdamW: lr, torch's other defaults (weight decay 0.01); fused into one CUDA kernel."""
     return torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay,
                              fused=torch.device(args.device).type == "cuda")
 
@@ -236,7 +239,7 @@ def learning_rate(args, state, batches_per_epoch, gate=None):
 
 
 def log_batch(run, logits, loss, probe_loss, batch):
-    """Every --log-every steps: loss, token accuracy, probe loss, speed; read from the device here, only here."""
+    """Every --log-every steps: loss, token accuracy, probe loss, speed: read from the device here, only."""
     state, probe, meter = run.state, run.net.probe, run.meter
     meter.check_finite(state, run.folder)
     has_label = batch.labels[:, 1:] != IGNORE
@@ -245,12 +248,13 @@ def log_batch(run, logits, loss, probe_loss, batch):
                                    has_label.sum().float()])).tolist()
     now, rate = time.time(), meter.tokens / (time.time() - meter.since)
     meter.since, meter.tokens = now, 0
-    record = {"step": state.step, "epoch": state.epoch, "scheduled_to_remove": count(eval_level(run).n_remove),
-              "loss": round(sums[0], 4), "token_acc": round(sums[1] / sums[2], 4), "tokens_per_s": round(rate),
+    record = {"step": state.step, "epoch": state.epoch,
+              "scheduled_to_remove": count(eval_level(run).n_remove), "loss": round(sums[0], 4),
+              "token_acc": round(sums[1] / sums[2], 4), "tokens_per_s": round(rate),
               "minutes": round((now - meter.started) / 60, 2)}
     if probe_loss is not None:                                    # beyond: this process's rows
         record[probe.name] = round(probe_loss.item(), 4)
-    eta = (now - meter.started) / max(1, state.step - meter.first_step) * (meter.total_steps - state.step) / 60
+    eta = (now - meter.started) / max(1, state.step - meter.first_step) * (meter.total - state.step) / 60
     run.log(record, f"step {state.step} epoch {state.epoch} removed {record['scheduled_to_remove']} loss "
                     f"{record['loss']:.4f} token_acc {record['token_acc']:.3f} " +
                     (f"{probe.name} {record[probe.name]:.3f} " if probe_loss is not None else "") +
@@ -259,8 +263,8 @@ def log_batch(run, logits, loss, probe_loss, batch):
 
 def log_fig3_point(run, previous):
     """Fig. 3: when s(t) has just grown, validation exact match (teacher-forced) at the s(t) left behind."""
-    args = run.args
-    if run.state.to_remove > previous and previous < run.task.longest_val_cot and args.fig3_examples and not RANK:
+    args, grew = run.args, run.state.to_remove > previous
+    if grew and previous < run.task.longest_val_cot and args.fig3_examples and RANK == 0:
         level = Level(previous, args.removal_side, args.keep_position)
         run.log({"event": "fig3_point", "step": run.state.step, "cot_removed": int(previous),
                  "teacher_forced_acc": teacher_forced_accuracy(run.net.model, run.task.val, level,
@@ -277,8 +281,9 @@ def end_of_epoch(run):
     if state.epoch == run.args.epochs - 1 and cot_left(run):
         record["cot_left"] = cot_left(run)                        # the run ends before all CoT is gone
     others = "".join(f", {name} {record[f'{name}_acc']:.3f}" for name in task.reported)
-    run.log(record, f"epoch {state.epoch}: val exact match {record['val_acc']:.3f}{others} with {record['cot_removed']}"
-                    f"/{task.longest_val_cot} CoT tokens removed, {record['val_examples_per_s']:.1f} examples/s")
+    run.log(record, f"epoch {state.epoch}: val exact match {record['val_acc']:.3f}{others} with "
+                    f"{record['cot_removed']}/{task.longest_val_cot} CoT tokens removed, "
+                    f"{record['val_examples_per_s']:.1f} examples/s")
     if state.best_level not in (None, record["cot_removed"]):    # the CoT level changed: a new "best"
         state.best_val = -math.inf
     state.best_level = record["cot_removed"]
@@ -303,24 +308,25 @@ def count(to_remove):
 
 
 class Meter:
-    """Tokens and time between log lines, and a non-finite loss without a host read a batch: its first step stays
-    on the device, read at log lines and before saves (then the run stops)."""
+    """Tokens and time between log lines, and a non-finite loss without a host read a batch: its first step
+    stays on the device, read at log lines and before saves (then the run stops)."""
 
     def __init__(self, first_step, total_steps, device):
         self.started = self.since = time.time()
-        self.first_step, self.total_steps, self.tokens = first_step, total_steps, 0
+        self.first_step, self.total, self.tokens = first_step, total_steps, 0
         self.first_bad = torch.tensor(-1, device=device)
 
     def count(self, tokens, loss, step):
         self.tokens += tokens
-        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss.detach()), step, self.first_bad)
+        bad = (self.first_bad < 0) & ~torch.isfinite(loss.detach())
+        self.first_bad = torch.where(bad, step, self.first_bad)
 
     def check_finite(self, state, folder):
         if global_sum((self.first_bad >= 0).long()).item():       # one host read
             where = f"step {self.first_bad.item()}" if self.first_bad >= 0 else "another process's step"
             kept = "holds the last good checkpoint" if (folder / "ckpt.pt").exists() else "was never written"
-            raise TrainingError(f"{where} (epoch {state.epoch}): the loss is not finite (nan or inf); stopped, "
-                                f"{folder / 'ckpt.pt'} {kept}")
+            raise TrainingError(f"{where} (epoch {state.epoch}): the loss is not finite (nan or inf); "
+                                f"stopped, {folder / 'ckpt.pt'} {kept}")
 
 
 class TrainingError(RuntimeError):
@@ -345,7 +351,8 @@ def start_or_resume(args, device):
     model, ckpt = read_checkpoint(path) if args.resume else (None, None)
     if ckpt and beyond:                                           # beyond: checkpoints written before beyond/
         ckpt = beyond.upgrade_checkpoint(ckpt)
-    run = new_run(args, task, model or rank_zero_first(build_model, args, task.meta, task.longest_example), device)
+    model = model or rank_zero_first(build_model, args, task.meta, task.longest_example)
+    run = new_run(args, task, model, device)
     if ckpt:
         if ckpt["task"] != args.task:
             raise data.DataError(f"{path} was trained on {ckpt['task']}, not {args.task}")
@@ -358,7 +365,7 @@ def start_or_resume(args, device):
         for name, saved in ckpt.get("additions", {}).items():     # beyond: the probe's, the gate's state
             getattr(run.additions, name).load_state_dict(saved)
         run.optimizer.load_state_dict(ckpt["optimizer"])
-        for group in run.optimizer.param_groups:                  # weight decay from this command line, like lr
+        for group in run.optimizer.param_groups:                  # this command line's weight decay, like lr
             group["weight_decay"] = args.weight_decay
         run.state = RunState(**ckpt["schedule"])
         run.state.epoch += run.state.batch_in_epoch >= task.batches_per_epoch   # saved at an epoch's end
@@ -383,10 +390,11 @@ def save_checkpoint(run, name):
     if RANK == 0:
         model, args = run.net.model, run.args
         ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "task": args.task,
-                "optimizer": run.optimizer.state_dict(), "schedule": asdict(run.state), **rng_state(run.device),
+                "optimizer": run.optimizer.state_dict(), "schedule": asdict(run.state), "args": vars(args),
                 "n_remove": float(eval_level(run).n_remove), "removal_side": args.removal_side,
-                "keep_position": args.keep_position, "vocab_ids": run.task.meta["vocab_ids"], "args": vars(args),
-                "additions": {name: add.state_dict() for name, add in vars(run.additions).items() if add}}
+                "keep_position": args.keep_position, "vocab_ids": run.task.meta["vocab_ids"],
+                "additions": {name: add.state_dict() for name, add in vars(run.additions).items() if add},
+                **rng_state(run.device)}
         data.write_atomic(run.folder / name, lambda f: torch.save(ckpt, f))
 
 
@@ -424,8 +432,8 @@ def build_model(args, meta, longest):
         GPT.from_pretrained(args.init, dropout=args.dropout)      # HF GPT-2 trains with dropout 0.1
     unknown = sorted(set(meta["vocab_ids"]) - set(model.config.vocab_ids or range(model.config.vocab_size)))
     if unknown:
-        raise data.DataError(f"--init {args.init}: its vocabulary lacks {len(unknown)} token ids of {args.task} "
-                             f"(e.g. {unknown[0]} = {data.tokenizer().decode([unknown[0]])!r})")
+        raise data.DataError(f"--init {args.init}: its vocabulary lacks {len(unknown)} token ids of "
+                             f"{args.task} (e.g. {unknown[0]} = {data.tokenizer().decode([unknown[0]])!r})")
     model.extend_positions(longest)
     return model
 
@@ -452,7 +460,7 @@ def set_up_device(args):
 
 
 def rank_zero_first(make, *args):
-    """Rank 0 makes what may be written to disk (generated data, downloaded weights); then the others read it."""
+    """Rank 0 makes what may be written to disk (generated data, downloaded weights), then the others."""
     result = make(*args) if RANK == 0 else None
     if WORLD_SIZE > 1:
         dist.barrier()
@@ -466,13 +474,13 @@ def global_sum(value):
     return value
 
 
-FLAGS = [  # name, type (a list: choices; "bool": a switch; "both": --x / --no-x), default (None: preset's), help
+FLAGS = [  # name, type (a list: choices; "bool": a switch; "both": --x/--no-x), default (None: preset), help
     ("--task", str, None, "multKxK (generated if missing) or an imported task folder name"),
-    ("--model", ["paper", "tiny"], "paper", "preset: the paper's GPT-2 fine-tuning, or a small scratch model"),
+    ("--model", ["paper", "tiny"], "paper", "preset: the paper's GPT-2 fine-tuning, or a small CPU model"),
     ("--mode", ["stepwise", "explicit", "nocot"], "stepwise", "stepwise removal, or a baseline"),
     ("--init", str, None, "gpt2, gpt2-medium, gpt2-large, gpt2-xl, scratch, or a checkpoint path"),
     ("--n-layer", POSITIVE, None, "blocks of a scratch model"), ("--n-head", POSITIVE, None, "its heads"),
-    ("--n-embd", POSITIVE, None, "its width"), ("--activation", list(ACTIVATIONS), None, "its MLP activation"),
+    ("--n-embd", POSITIVE, None, "its width"), ("--activation", list(ACTIVATIONS), None, "its MLP's"),
     ("--dropout", ranged(float, lambda v: 0 <= v < 1, "a number in [0, 1)"), None, "dropout"),
     ("--data", str, "data", "data root; the task's folder is DATA/TASK"),
     ("--out", str, None, "run folder (default runs/TASK-MODEL-MODE)"),
@@ -480,7 +488,7 @@ FLAGS = [  # name, type (a list: choices; "bool": a switch; "both": --x / --no-x
     ("--schedule", ["linear", "adaptive"], None, "linear: the paper's s(t) = Delta t / T; adaptive: beyond/"),
     ("--delta", RATE, None, "CoT tokens removed per epoch (reference: --remove_per_epoch; paper: 8)"),
     ("--fig3-examples", COUNT, 256, "validation examples of Fig. 3's point at each removed token (0: off)"),
-    ("--smoothing-lambda", ranged(float, lambda v: v >= 0, "a number >= 0 or inf"), None, "inf: no smoothing"),
+    ("--smoothing-lambda", ranged(float, lambda v: v >= 0, "a number >= 0 or inf"), None, "inf: none"),
     ("--no-reset-optimizer", "bool", False, "keep AdamW's state when s(t) grows"),
     ("--removal-side", ["left", "right"], "left", "remove CoT tokens from its start or its end"),
     ("--keep-position", "both", None, "tokens after the removed span keep their position ids (tiny: on)"),
@@ -507,28 +515,29 @@ def parse_args(argv=None):
     """The flags (beyond/'s too, where it is), a saved recipe's, the preset's: every setting, checked."""
     p = argparse.ArgumentParser(prog="train.py", usage="train.py --task TASK [options]   (--help lists them)",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, kind, default, help in FLAGS + (beyond.FLAGS if beyond else []):   # beyond: the additions' flags
-        how = {"bool": {"action": "store_true"}, "both": {"action": argparse.BooleanOptionalAction}}.get(kind) \
-            if isinstance(kind, str) else {"choices": kind} if isinstance(kind, list) else {"type": kind}
+    switches = {"bool": {"action": "store_true"}, "both": {"action": argparse.BooleanOptionalAction}}
+    for name, kind, default, help in FLAGS + (beyond.FLAGS if beyond else []):   # beyond: additions' flags
+        how = switches[kind] if kind in ("bool", "both") else {"choices": kind} if isinstance(kind, list) \
+            else {"type": kind}
         p.add_argument(name, help=help, **how, **({} if "action" in how else {"default": default}))
     args, unknown = p.parse_known_args(argv)
     if unknown:
-        p.error(f"unrecognized arguments: {' '.join(unknown)}" + ("" if beyond else " (flags beyond the paper "
-                "need the folder beyond/ beside train.py)"))
+        p.error(f"unrecognized arguments: {' '.join(unknown)}" + ("" if beyond else " (flags beyond the "
+                "paper need the folder beyond/ beside train.py)"))
     if beyond:                                                    # beyond: a saved run's settings as defaults
         args = beyond.apply_recipe(p, args, argv)
     if args.task is None:
         p.error("the following arguments are required: --task")
     preset = PAPER if args.model == "paper" else {**TINY, **TINY.get(args.task, {})}
-    if beyond:                                                    # beyond: the 3x3 preset's gate, probe, decay
+    if beyond:                                                    # beyond: the 3x3 preset's additions
         preset = beyond.preset(args, preset)
     fill = lambda key, value: getattr(args, key) is None and setattr(args, key, value)
     for key in ("schedule", "init", "decay_epochs"):
         fill(key, preset[key])
-    fill("pretrain_epochs", 0 if args.schedule == "adaptive" else preset["pretrain_epochs"])   # the gate's pace
-    if beyond:                                                    # beyond: the probe and decay that go with it
+    fill("pretrain_epochs", 0 if args.schedule == "adaptive" else preset["pretrain_epochs"])  # gate: own pace
+    if beyond:                                                    # beyond: the probe and decay going with it
         beyond.fill_in(args, preset)
-    fill("activation", preset["activation"] if args.init == "scratch" else "gelu_tanh")    # weights bring theirs
+    fill("activation", preset["activation"] if args.init == "scratch" else "gelu_tanh")  # GPT-2's own
     fill("out", f"runs/{args.task}-{args.model}-{args.mode}")
     for key, value in preset.items():
         if hasattr(args, key):
@@ -540,9 +549,10 @@ def parse_args(argv=None):
     if args.init == "scratch" and (args.n_embd or 128) % (args.n_head or 4):
         p.error(f"--n-embd {args.n_embd} must be a multiple of --n-head {args.n_head}")
     if args.schedule == "adaptive" and not beyond:
-        p.error("--schedule adaptive needs the folder beyond/ beside train.py; the paper's is --schedule linear")
+        p.error("--schedule adaptive needs the folder beyond/ beside train.py (the paper's: linear)")
     if args.batch_size < WORLD_SIZE:
-        p.error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of {WORLD_SIZE}")
+        p.error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of the "
+                f"{WORLD_SIZE} processes")
     if beyond:                                                    # beyond: the additions' settings
         beyond.check(args, p.error)
     return args
@@ -551,7 +561,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        if beyond and args.plan:                                  # beyond: what the run costs, without training
+        if beyond and args.plan:                                  # beyond: what the run costs, untrained
             beyond.plan(args, sys.modules[__name__])
         else:
             train(args)
