@@ -52,6 +52,9 @@ TINY = dict(init="scratch", schedule="linear", delta=12, lr=1e-3, weight_decay=0
             keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4,
             n_embd=128, mult4x4=dict(batch_size=64, epochs=30))          # per task: what changes
 RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))   # set by torchrun
+ON_RESUME = {"resume", "overwrite", "out", "data", "epochs", "lr", "weight_decay", "max_grad_norm", "log_every",
+             "val_limit", "fig3_examples", "device", "dtype", "compile", "save_every", "recipe", "plan",
+             "plan_tokens_per_s"}                                 # what --resume may change; the rest is the run's
 
 
 @dataclass
@@ -67,6 +70,7 @@ class RunState:
     best_level: int = None           # the CoT tokens removed at that validation
     since_reset: int = 0             # optimizer steps since the last fresh AdamW (its lr warm-up)
     accumulated: int = 0             # batches whose gradients wait for the next optimizer step
+    logged: int = 0                  # records in metrics.jsonl: a resume cuts the log back to these
 
 
 def train(args):
@@ -336,8 +340,9 @@ class TrainingError(RuntimeError):
 def new_run(args, task, model, device):
     """What the loop works on: the task, model (+ a probe), AdamW, RunState and the additions, on `device`."""
     net = TrainingForward(model, beyond.make_probe(args, task, model.config) if beyond else None).to(device)
-    run = SimpleNamespace(args=args, task=task, folder=Path(args.out), device=device, net=net, state=RunState(
-        to_remove=args.remove_start_from), log=lambda record, echo=None: log(Path(args.out), record, echo))
+    run = SimpleNamespace(args=args, task=task, folder=Path(args.out), device=device, net=net,
+                          state=RunState(to_remove=args.remove_start_from))
+    run.log = lambda record, echo=None: log(run, record, echo)
     run.optimizer = new_optimizer(net.parameters(), args)
     run.additions = beyond.make_additions(run, new_optimizer, save_checkpoint) if beyond else \
         SimpleNamespace(gate=None, steps=None)
@@ -360,7 +365,11 @@ def start_or_resume(args, device):
             raise CheckpointError(f"{path}: written by another version of train.py; start a new run")
         if beyond:                                                # beyond: the run's own probe and schedule
             beyond.check_resume(ckpt, run.additions, path)
-        elif ckpt.get("additions"):
+        changed = [k for k, v in ckpt["args"].items() if k not in ON_RESUME and vars(args).get(k, v) != v]
+        if changed:
+            raise CheckpointError(f"{path} was trained with other settings: " + ", ".join(
+                f"--{k.replace('_', '-')} {ckpt['args'][k]} (now {vars(args)[k]})" for k in changed))
+        if ckpt.get("additions") and not beyond:
             raise CheckpointError(f"{path}: its {', '.join(ckpt['additions'])} need beyond/ beside train.py")
         for name, saved in ckpt.get("additions", {}).items():     # beyond: the probe's, the gate's state
             getattr(run.additions, name).load_state_dict(saved)
@@ -370,10 +379,14 @@ def start_or_resume(args, device):
         run.state = RunState(**ckpt["schedule"])
         run.state.epoch += run.state.batch_in_epoch >= task.batches_per_epoch   # saved at an epoch's end
         set_rng_state(ckpt, device, args.seed + RANK + 1000003 * run.state.step)
-        text = (run.folder / "metrics.jsonl").read_bytes() if RANK == 0 else b""
-        if text and not text.endswith(b"\n"):                     # killed mid-write: cut the torn last line
-            os.truncate(run.folder / "metrics.jsonl", text.rfind(b"\n") + 1)
+        lines = (run.folder / "metrics.jsonl").read_bytes().split(b"\n")[:-1] if RANK == 0 else []
+        if RANK == 0:                                             # what was logged after the save, and a torn line
+            keep = lines if run.state.logged is None else lines[:run.state.logged]   # (old checkpoints: None)
+            (run.folder / "metrics.jsonl").write_bytes(b"".join(line + b"\n" for line in keep))
+            run.state.logged = len(keep)
     elif RANK == 0:
+        for name in ("ckpt.pt", "best.pt"):                       # --overwrite: the old run goes
+            (run.folder / name).unlink(missing_ok=True)
         run.folder.mkdir(parents=True, exist_ok=True)
         (run.folder / "metrics.jsonl").write_text("")
         (run.folder / "args.json").write_text(json.dumps(vars(args), indent=1))
@@ -413,9 +426,10 @@ def set_rng_state(ckpt, device, other_seed):
         torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
 
 
-def log(folder, record, echo=None):
+def log(run, record, echo=None):
+    run.state.logged += 1
     if RANK == 0:                                                 # rank 0 logs for all
-        with open(folder / "metrics.jsonl", "a") as f:
+        with open(run.folder / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         if echo:
             print(echo, flush=True)
@@ -485,6 +499,7 @@ FLAGS = [  # name, type (a list: choices; "bool": a switch; "both": --x/--no-x),
     ("--data", str, "data", "data root; the task's folder is DATA/TASK"),
     ("--out", str, None, "run folder (default runs/TASK-MODEL-MODE)"),
     ("--resume", "bool", False, "continue the run in --out from its ckpt.pt"),
+    ("--overwrite", "bool", False, "start a new run in --out even where one is (its files go)"),
     ("--schedule", ["linear", "adaptive"], None, "linear: the paper's s(t) = Delta t / T; adaptive: beyond/"),
     ("--delta", RATE, None, "CoT tokens removed per epoch (reference: --remove_per_epoch; paper: 8)"),
     ("--fig3-examples", COUNT, 256, "validation examples of Fig. 3's point at each removed token (0: off)"),
@@ -550,6 +565,12 @@ def parse_args(argv=None):
         p.error(f"--n-embd {args.n_embd} must be a multiple of --n-head {args.n_head}")
     if args.schedule == "adaptive" and not beyond:
         p.error("--schedule adaptive needs the folder beyond/ beside train.py (the paper's: linear)")
+    held = [name for name in ("ckpt.pt", "metrics.jsonl") if (Path(args.out) / name).exists()]
+    if held and not (args.resume or args.overwrite or getattr(args, "plan", False)):
+        p.error(f"--out {args.out} holds a run ({', '.join(held)}): continue it with --resume, or start over "
+                f"with --overwrite")
+    if args.resume and not (Path(args.out) / "ckpt.pt").exists():
+        p.error(f"--resume: {Path(args.out) / 'ckpt.pt'} does not exist")
     if args.batch_size < WORLD_SIZE:
         p.error(f"--batch-size {args.batch_size} is the global batch: it needs a row for each of the "
                 f"{WORLD_SIZE} processes")

@@ -79,20 +79,39 @@ FLAGS = [  # as train.FLAGS: name, type (a list: choices; "bool"; "both": --x / 
 
 
 def apply_recipe(p, args, argv):
-    """--recipe RUN/args.json: the saved settings (train.py writes every one, resolved) become the defaults, and the
-    command line changes them; where and how it ran (--device, --resume, --plan) are not the recipe."""
-    if not args.recipe:
+    """--recipe RUN/args.json (and, with --resume --out RUN, that run's own args.json): the saved settings,
+    read through the same parser as the command line (so a recipe holds nothing a command line could not), become
+    the defaults, and the command line changes them; where and how it ran (--device, --resume, --plan) are not
+    the recipe."""
+    path = args.recipe or (args.resume and args.out and Path(args.out) / "args.json")
+    if not path or not Path(path).exists() and not args.recipe:
         return args
+    flag = f"--recipe {path}" if args.recipe else f"--resume: {path}"
     try:
-        recipe = json.loads(Path(args.recipe).read_text())
+        recipe = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
-        p.error(f"--recipe {args.recipe}: not a readable args.json ({e})")
+        p.error(f"{flag}: not a readable args.json ({e})")
     if not isinstance(recipe, dict):
-        p.error(f"--recipe {args.recipe}: not a JSON object of settings")
+        p.error(f"{flag}: not a JSON object of settings")
     unknown = sorted(set(recipe) - set(vars(args)))
     if unknown:
-        p.error(f"--recipe {args.recipe}: not settings of this train.py: {', '.join(map(str, unknown))}")
-    p.set_defaults(**{k: v for k, v in recipe.items() if k not in ("device", "resume", "plan", "recipe")})
+        p.error(f"{flag}: not settings of this train.py: {', '.join(map(str, unknown))}")
+    words = []
+    for action in p._actions:                                     # each saved value as the flag that sets it
+        value, names = recipe.get(action.dest), action.option_strings
+        if value is None or action.dest in ("device", "resume", "plan", "recipe", "overwrite", "help"):
+            continue
+        if action.nargs == 0:                                     # a switch: --x, or --x / --no-x
+            if not isinstance(value, bool):
+                p.error(f"{flag}: {action.dest} must be true or false, got {value!r}")
+            words += [names[0]] if value else names[1:2]
+        else:
+            words += [names[0], value if isinstance(value, str) else json.dumps(value).replace("Infinity", "inf")]
+    error, p.error = p.error, lambda message: error(f"{flag}: {message}")
+    saved = vars(p.parse_args(words))
+    p.error = error
+    p.set_defaults(**{key: saved[key] for key in recipe if recipe[key] is not None and key in saved
+                      and key not in ("device", "resume", "plan", "recipe", "overwrite")})
     return p.parse_known_args(argv)[0]
 
 

@@ -61,5 +61,6 @@ def upgrade_checkpoint(ckpt):
     if ckpt["args"].get("save_every"):
         additions["steps"] = steps
     schedule["best_level"] = None                                  # unknown: "best" goes on as it was
+    schedule["logged"] = None                                      # unknown: the log is kept whole
     ckpt.update(model=model, model_config=config, schedule=schedule, additions=additions)
     return ckpt

@@ -94,12 +94,16 @@ def test_a_run_started_from_its_saved_args_json_reproduces_the_recipe(data_root,
     saved = json.loads((tmp_path / "first" / "args.json").read_text())
     assert None not in (saved["schedule"], saved["carry_weight"], saved["decay_after_recovery"], saved["lr"])
     recipe = ["--recipe", str(tmp_path / "first" / "args.json")]
-    assert {**vars(train.parse_args(recipe)), "recipe": None} == saved
+    with pytest.raises(SystemExit):                                      # its own folder holds the run
+        train.parse_args(recipe)
+    assert "holds a run (ckpt.pt, metrics.jsonl): continue it with --resume" in capsys.readouterr().err
+    elsewhere = vars(train.parse_args([*recipe, "--out", str(tmp_path / "elsewhere")]))
+    assert {**elsewhere, "recipe": None, "out": saved["out"]} == saved
     train.main([*recipe, "--out", str(tmp_path / "again")])
     assert losses(tmp_path / "again") == losses(tmp_path / "first") and len(losses(tmp_path / "first")) == 2
     assert json.loads((tmp_path / "again" / "args.json").read_text()) == {
         **saved, "out": str(tmp_path / "again"), "recipe": recipe[1]}
-    changed = vars(train.parse_args([*recipe, "--seed", "5", "--lr", "0.01"]))
+    changed = vars(train.parse_args([*recipe, "--seed", "5", "--lr", "0.01", "--out", str(tmp_path / "other")]))
     assert (changed["seed"], changed["lr"], changed["batch_size"]) == (5, 0.01, 32)
     for text, message in (("[1]", "not a JSON object"), ('{"task": "mult3x3", "probe_examples": 9}', "probe_examples"),
                           ("{", "not a readable args.json")):
