@@ -25,6 +25,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,8 @@ POSITIVE = ranged(int, lambda v: v >= 1, "a whole number >= 1")
 RATE = ranged(float, lambda v: 0 < v < math.inf, "a number > 0")
 RATE_OR_INF = ranged(float, lambda v: v > 0, "a number > 0 or inf")
 WEIGHT = ranged(float, lambda v: 0 <= v < math.inf, "a number >= 0")
+PATH = ranged(str, lambda v: v.strip() != "", "a path")
+DEVICE = ranged(str, lambda v: re.fullmatch(r"cpu|mps|cuda(:\d+)?", v), "cpu, cuda, cuda:N or mps")
 
 
 def tokenizer():
@@ -241,19 +244,41 @@ def encode_examples(sources, cots, answers, enc):
 # ----------------------------------------------------------------------------- writing and loading
 
 def write_atomic(path, write):
-    """Write through a temporary name and rename, so an interrupted run leaves no half file."""
+    """Write through a temporary name and rename, so an interrupted run leaves no half file; a write that fails
+    (a full disk) leaves no temporary file and says which file it was."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
             write(f)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:                          # torch.save reports a full disk as RuntimeError
+        reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[0][:200]
+        raise DataError(f"{path}: could not be written ({reason})") from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def write_dataset(out, task, splits, extra_meta):
-    """splits: {name: (text lines or None, token rows as a 2-D uint16 array or a list of id lists)}."""
-    out.mkdir(parents=True, exist_ok=True)
+    """splits: {name: (text lines or None, token rows as a 2-D uint16 array or a list of id lists)}. Written whole
+    into a temporary folder that then takes `out`'s place: a killed write leaves the old dataset or the new one."""
+    final, out = Path(out), Path(out).with_name(Path(out).name + f".writing-{os.getpid()}")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        meta = write_splits(out, task, splits, extra_meta)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    old = final.with_name(final.name + f".old-{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    out.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return meta
+
+
+def write_splits(out, task, splits, extra_meta):
+    """Each split's .txt and .bin, then meta.json (task, sizes, longest example, vocabulary), into `out`."""
     meta = {"task": task, "tokenizer": "gpt2", "format_version": FORMAT_VERSION, **extra_meta,
             "splits": {}}
     vocab = set()
@@ -332,12 +357,27 @@ def split_from_tokens(tokens, where):
     return Split(tokens, np.concatenate([[0], seps[:-1, 2] + 1]), seps)
 
 
-def load_split(data_dir, split):
-    """The one loader train.py and eval.py use. Vectorized: separators found with one comparison."""
+def load_split(data_dir, split, meta=None):
+    """The one loader train.py and eval.py use. Vectorized: separators found with one comparison. With the
+    folder's meta.json, the file must be what it says: examples, tokens, longest example, vocabulary."""
     path = Path(data_dir) / f"{split}.bin"
     if not path.exists():
         raise DataError(f"{path}: no such split file (run: python data.py --task ...)")
-    return split_from_tokens(np.memmap(path, dtype=np.uint16, mode="r"), path)
+    if path.stat().st_size % 2 or not path.stat().st_size:
+        raise DataError(f"{path}: {path.stat().st_size} bytes, not a whole number of 2-byte tokens (cut short?)")
+    loaded = split_from_tokens(np.memmap(path, dtype=np.uint16, mode="r"), path)
+    said = (meta or {}).get("splits", {}).get(split)
+    if said is not None:
+        longest = int((loaded.seps[:, 2] - loaded.starts + 1).max())
+        found = {"examples": len(loaded), "tokens": len(loaded.tokens), "longest_example": longest}
+        wrong = [f"{k} {found[k]} (meta.json: {said.get(k)})" for k in found if said.get(k) != found[k]]
+        known = np.zeros(2 ** 16, bool)
+        known[np.asarray(meta["vocab_ids"], np.int64)] = True
+        if not known[loaded.tokens].all():
+            wrong.append(f"token {int(loaded.tokens[~known[loaded.tokens]][0])} outside meta.json's vocab_ids")
+        if wrong:
+            raise DataError(f"{path}: does not match its meta.json: {'; '.join(wrong)}")
+    return loaded
 
 
 def read_text_split(path):
@@ -347,10 +387,24 @@ def read_text_split(path):
 
 
 def load_meta(data_dir):
+    """meta.json of a task folder, checked for what the loaders read from it."""
     path = Path(data_dir) / "meta.json"
     if not path.exists():
         raise DataError(f"{path}: missing (run: python data.py --task ...)")
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not JSON ({type(e).__name__})") from None
+    ids = meta.get("vocab_ids") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("task"), str) or not isinstance(meta.get("splits"), dict):
+        raise DataError(f"{path}: not a data.py meta.json (an object with task, splits and vocab_ids)")
+    if not isinstance(ids, list) or not ids or not all(type(i) is int and 0 <= i <= EOT for i in ids):
+        raise DataError(f"{path}: vocab_ids must be a list of GPT-2 token ids (0..{EOT})")
+    for name, split in meta["splits"].items():
+        if not isinstance(split, dict) or not all(type(split.get(k)) is int and split[k] > 0
+                                                  for k in ("examples", "tokens", "longest_example")):
+            raise DataError(f"{path}: split {name!r} needs whole numbers examples, tokens, longest_example")
+    return meta
 
 
 def load_task(args, processes=1, rank_zero_first=lambda make, *a: make(*a)):
@@ -360,7 +414,10 @@ def load_task(args, processes=1, rank_zero_first=lambda make, *a: make(*a)):
     tokenizer()                                                   # fail now, not at the first evaluation
     folder = rank_zero_first(prepare, args.task, args.data) if args.task.startswith("mult") else \
         Path(args.data) / args.task
-    meta, train, val = load_meta(folder), load_split(folder, "train"), load_split(folder, "val")
+    meta = load_meta(folder)
+    if meta["task"] != args.task:
+        raise DataError(f"{folder / 'meta.json'}: holds task {meta['task']}, not {args.task}")
+    train, val = load_split(folder, "train", meta), load_split(folder, "val", meta)
     n_train = len(train) if args.train_size is None else min(args.train_size, len(train))
     if 0 < n_train % args.batch_size < processes:
         raise DataError(f"the last batch of an epoch has {n_train % args.batch_size} examples, fewer than the "
@@ -368,7 +425,7 @@ def load_task(args, processes=1, rank_zero_first=lambda make, *a: make(*a)):
     longest_cot = lambda split, n: int((split.seps[:n, 1] - split.seps[:n, 0] - 1).max())
     return SimpleNamespace(meta=meta, train=train, val=val, n_train=n_train,
                            batches_per_epoch=math.ceil(n_train / args.batch_size),
-                           reported={name: load_split(folder, name) for name in meta.get("report_splits", [])},
+                           reported={name: load_split(folder, name, meta) for name in meta.get("report_splits", [])},
                            longest_example=max(s["longest_example"] for s in meta["splits"].values()),
                            longest_val_cot=longest_cot(val, len(val)), longest_train_cot=longest_cot(train, n_train))
 
@@ -394,10 +451,10 @@ def main(argv=None):
                         help="multKxK (K = 2..20), twohop... (see beyond/twohop.py for its options), or any name with --from-text")
     parser.add_argument("--out", help="output folder (default data/TASK)")
     parser.add_argument("--from-text", help="import a folder in the reference's text format")
-    parser.add_argument("--train-size", type=int, default=808000)
-    parser.add_argument("--val-size", type=int, default=1000)
-    parser.add_argument("--test-size", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-size", type=POSITIVE, default=808000)
+    parser.add_argument("--val-size", type=POSITIVE, default=1000)
+    parser.add_argument("--test-size", type=POSITIVE, default=1000)
+    parser.add_argument("--seed", type=COUNT, default=0)
     args, unknown = parser.parse_known_args(argv)
     if args.task.startswith("twohop"):                               # the second study's generator, own options
         from beyond import twohop

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 import data
-from model import GPT, GPTConfig, CheckpointError
+from model import EOT, GPT, GPTConfig, CheckpointError
 from schedule import IGNORE, remove_cot
 
 
@@ -208,16 +208,43 @@ def measure_speed(model, split, level, examples=20, warmup=3):
 # ----------------------------------------------------------------------------- checkpoints
 
 def read_checkpoint(path):
-    """A train.py checkpoint (.pt): the model and the whole checkpoint dict (what --resume also needs). Settings
-    and tensors of additions that older versions kept inside the model (its probes) are not the GPT's: left out."""
+    """A train.py checkpoint (.pt): the model and the whole checkpoint dict (what --resume also needs). Its config
+    is checked against its tensors before a model is built (no allocation a file can inflate). Settings and
+    tensors of additions that older versions kept inside the model (its probes) are not the GPT's: left out."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        names = {f.name for f in fields(GPTConfig)}
-        model = GPT(GPTConfig(**{k: v for k, v in ckpt["model_config"].items() if k in names}))
-        own = model.state_dict()                                    # strict: a missing tensor is an error
-        model.load_state_dict({k: v for k, v in ckpt["model"].items() if k in own})
     except Exception as e:
-        reason = " ".join(line.strip() for line in str(e).strip().splitlines()[:2])[:300] or type(e).__name__
+        if "Unsupported global" in str(e):                        # a pickle that would build objects or run code
+            raise CheckpointError(f"{path}: refused, not a plain checkpoint: it holds objects other than tensors "
+                                  f"and plain containers") from None
+        text = "an unreadable pickle" if "Weights only load failed" in str(e) else str(e)   # not torch's advice
+        reason = " ".join(line.strip() for line in text.strip().splitlines()[:2])[:300] or type(e).__name__
+        raise CheckpointError(f"{path}: not a train.py checkpoint ({reason})") from None
+    missing = [key for key in ("model_config", "model", "task", "n_remove", "removal_side", "keep_position", "args")
+               if not isinstance(ckpt, dict) or key not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: not a train.py checkpoint (no {', '.join(missing)})")
+    names = {f.name for f in fields(GPTConfig)}
+    config, tensors = {k: v for k, v in ckpt["model_config"].items() if k in names}, ckpt["model"]
+    sizes = ("block_size", "vocab_size", "n_layer", "n_head", "n_embd")
+    if not all(type(config.get(k)) is int and config[k] > 0 for k in sizes) or config["n_embd"] % config["n_head"]:
+        raise CheckpointError(f"{path}: model_config needs whole numbers {', '.join(sizes)} > 0, n_embd a multiple "
+                              f"of n_head; it has {config}")
+    shapes = {"transformer.wpe.weight": (config["block_size"], config["n_embd"]),
+              "lm_head.weight": (config["n_embd"], len(config["vocab_ids"]) + (EOT not in config["vocab_ids"])
+                                 if config.get("vocab_ids") else config["vocab_size"])}
+    blocks = {name.split(".")[2] for name in tensors if name.startswith("transformer.h.")}
+    for name, shape in shapes.items():
+        if not isinstance(tensors.get(name), torch.Tensor) or tuple(tensors[name].shape) != shape:
+            raise CheckpointError(f"{path}: tensor {name} is missing or not {shape}, as model_config says")
+    if len(blocks) != config["n_layer"]:
+        raise CheckpointError(f"{path}: {len(blocks)} blocks of tensors, model_config says n_layer {config['n_layer']}")
+    try:
+        model = GPT(GPTConfig(**config))
+        own = model.state_dict()                                    # strict: a missing tensor is an error
+        model.load_state_dict({k: v for k, v in tensors.items() if k in own})
+    except (TypeError, ValueError, RuntimeError) as e:
+        reason = " ".join(line.strip() for line in str(e).strip().splitlines()[:2])[:300]
         raise CheckpointError(f"{path}: not a train.py checkpoint ({reason})") from None
     return model, ckpt
 
@@ -259,7 +286,7 @@ def eval_split(args, info, name):
     folder, meta = task_folder(args, info)
     if name not in meta["splits"]:
         raise data.DataError(f"{folder}: no split {name!r}; it has {', '.join(meta['splits'])}")
-    return data.load_split(folder, name)
+    return data.load_split(folder, name, meta)
 
 
 def table(rows):
@@ -479,10 +506,10 @@ def main(argv=None):
                         help="CoT tokens removed from the prompt side: a number or 'all' (default: the level a "
                              "train.py checkpoint was saved at; 'all' for GPT-2 / state_dict.bin folders, e.g. 320 "
                              "for the paper's partly internalized 11x11 model)")
-    parser.add_argument("--limit", type=int, help="only the first N examples")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=3, help="untimed examples first")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--limit", type=data.POSITIVE, help="only the first N examples")
+    parser.add_argument("--batch-size", type=data.POSITIVE, default=1)
+    parser.add_argument("--warmup", type=data.COUNT, default=3, help="untimed examples first")
+    parser.add_argument("--device", type=data.DEVICE, default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--plot", nargs="+", help="draw Fig. 3 and Fig. 2a from these run folders")
     parser.add_argument("--curves", nargs="+", help="two-hop runs: test_id / test_ood accuracy against steps")
@@ -492,6 +519,8 @@ def main(argv=None):
                         help="two-hop tasks: the logit lens on test_id and test_ood (table; figure with --out)")
     parser.add_argument("--out", help="PNG file for --plot (default figures.png), --curves, --ablation or --lens")
     args = parser.parse_args(argv)
+    if args.out and (Path(args.out).is_dir() or Path(args.out).suffix.lower() != ".png"):
+        parser.error(f"--out {args.out}: a PNG file to write (NAME.png), not a folder")
     try:
         if args.plot:
             return plot(args.plot, args.out or "figures.png")
@@ -509,7 +538,8 @@ def main(argv=None):
             split = eval_split(args, info, args.split)
             n_remove = info["n_remove"] if args.n_remove is None else args.n_remove
             level = Level(n_remove, info["removal_side"], info["keep_position"])
-            evaluate(model, split, level, 1, args.warmup)                                # warm-up, untimed
+            if args.warmup:
+                evaluate(model, split, level, 1, args.warmup)                            # warm-up, untimed
             result = evaluate(model, split, level, args.batch_size, args.limit,
                               progress_every=max(1, 100 // args.batch_size))
             rows.append({"checkpoint": str(path), "split": "text" if args.text else args.split,

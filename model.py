@@ -367,6 +367,11 @@ def read_tensors(file):
         tensors = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:                                            # any unreadable pickle or zip
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Unsupported global" in str(e):                        # a pickle that would build objects or run code
+            raise CheckpointError(f"{file}: refused, not a plain checkpoint: it holds objects other than tensors "
+                                  f"and plain containers") from None
+        if "Weights only load failed" in str(e):                  # torch's advice to load it unsafely: not passed on
+            reason = "an unreadable pickle"
         raise CheckpointError(f"{file}: not a loadable PyTorch checkpoint ({reason[:200]})") from None
     if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) for t in tensors.values()):
         raise CheckpointError(f"{file}: expected a dict of tensors")
@@ -411,6 +416,8 @@ def config_from_tensors(tensors, hf_config, file, dropout):
     block_size = tensors["transformer.wpe.weight"].shape[0]
     n_layer = len({name.split(".")[2] for name in tensors if name.startswith("transformer.h.")})
     n_head = hf_config.get("n_head") or {e: h for _, h, e in PRESETS.values()}.get(n_embd)
+    if n_head is not None and (type(n_head) is not int or n_head < 1):
+        raise CheckpointError(f"{file}: config.json's n_head must be a whole number >= 1, got {n_head!r}")
     if n_head is None:
         raise CheckpointError(f"{file}: cannot tell n_head for width {n_embd}: add a config.json with n_head")
     for key, value in (("n_layer", n_layer), ("n_embd", n_embd), ("vocab_size", vocab_size), ("n_positions", block_size)):

@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 import time
 from contextlib import nullcontext
@@ -32,7 +31,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 import data
-from data import COUNT, POSITIVE, RATE, RATE_OR_INF, WEIGHT, ranged
+from data import COUNT, PATH, POSITIVE, RATE, RATE_OR_INF, WEIGHT, ranged
 from eval import Level, labels_right, read_checkpoint, teacher_forced_accuracy, validate
 from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError
 from schedule import IGNORE, remove_cot, sample_offsets, scheduled_to_remove, should_reset
@@ -87,6 +86,7 @@ def train(args):
         order = rng.permutation(task.n_train)
         first = adds.steps.first_batch(state, rng, T) if adds.steps else 0   # beyond: mid-epoch checkpoint
         run.net.train()
+        trained_before = state.step
         for i in range(first, T):
             state.batch_in_epoch, previous = i, state.to_remove
             ids = order[i * args.batch_size:(i + 1) * args.batch_size]
@@ -128,6 +128,8 @@ def train(args):
             if adds.steps:                                        # beyond: ckpt.pt every --save-every steps
                 adds.steps.after_batch(run, rng, i)
         state.batch_in_epoch = T
+        if state.step == trained_before and first < T:
+            raise TrainingError(f"epoch {epoch}: every batch is longer than --max-len-train {args.max_len_train}")
         run.meter.check_finite(state, run.folder)                 # nothing is saved after a non-finite loss
         if RANK == 0:                                             # the others wait for its validation
             end_of_epoch(run)
@@ -359,6 +361,9 @@ def start_or_resume(args, device):
     model = model or rank_zero_first(build_model, args, task.meta, task.longest_example)
     run = new_run(args, task, model, device)
     if ckpt:
+        lacking = [key for key in ("optimizer", "schedule", "rng") if key not in ckpt]
+        if lacking:
+            raise CheckpointError(f"{path}: cannot resume: no {', '.join(lacking)} in it (a best.pt?)")
         if ckpt["task"] != args.task:
             raise data.DataError(f"{path} was trained on {ckpt['task']}, not {args.task}")
         if set(ckpt["schedule"]) != {f.name for f in fields(RunState)}:
@@ -496,8 +501,8 @@ FLAGS = [  # name, type (a list: choices; "bool": a switch; "both": --x/--no-x),
     ("--n-layer", POSITIVE, None, "blocks of a scratch model"), ("--n-head", POSITIVE, None, "its heads"),
     ("--n-embd", POSITIVE, None, "its width"), ("--activation", list(ACTIVATIONS), None, "its MLP's"),
     ("--dropout", ranged(float, lambda v: 0 <= v < 1, "a number in [0, 1)"), None, "dropout"),
-    ("--data", str, "data", "data root; the task's folder is DATA/TASK"),
-    ("--out", str, None, "run folder (default runs/TASK-MODEL-MODE)"),
+    ("--data", PATH, "data", "data root; the task's folder is DATA/TASK"),
+    ("--out", PATH, None, "run folder (default runs/TASK-MODEL-MODE)"),
     ("--resume", "bool", False, "continue the run in --out from its ckpt.pt"),
     ("--overwrite", "bool", False, "start a new run in --out even where one is (its files go)"),
     ("--schedule", ["linear", "adaptive"], None, "linear: the paper's s(t) = Delta t / T; adaptive: beyond/"),
@@ -519,8 +524,7 @@ FLAGS = [  # name, type (a list: choices; "bool": a switch; "both": --x/--no-x),
     ("--train-size", POSITIVE, None, "use only the first N training examples"),
     ("--val-limit", POSITIVE, None, "validate on the first N examples only"),
     ("--seed", COUNT, 0, "seed of init, data order and offsets"),
-    ("--device", ranged(str, lambda v: re.fullmatch(r"cpu|mps|cuda(:\d+)?", v), "cpu, cuda, cuda:N or mps"),
-     "cuda" if torch.cuda.is_available() else "cpu", "where to train"),
+    ("--device", data.DEVICE, "cuda" if torch.cuda.is_available() else "cpu", "where to train"),
     ("--dtype", ["float32", "bfloat16"], "float32", "bfloat16: autocast over fp32 weights"),
     ("--compile", "bool", False, "torch.compile the training forward and backward"),
     ("--log-every", POSITIVE, 50, "steps between log lines")]

@@ -18,6 +18,7 @@ Prints a table and writes results/gpu/<gpu name>.json.
     python benchmarks/bench_gpu.py --smoke          # the same code on tiny sizes, on a CPU, in under a minute
 """
 import argparse
+import atexit
 import contextlib
 import hashlib
 import importlib.util
@@ -25,6 +26,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -213,12 +215,15 @@ def main():
     parser.add_argument("--ref", help="the reference's src/ folder: time its step and decoding too")
     parser.add_argument("--out", help="JSON file (default results/gpu/<gpu name>.json)")
     args = parser.parse_args()
+    if args.out and (Path(args.out).is_dir() or not Path(args.out).parent.is_dir()):
+        parser.error(f"--out {args.out}: a JSON file in an existing folder, not a folder")
     size = SIZES["smoke" if args.smoke else "full"]
     device = "cpu" if args.smoke else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_gpu.py: error: no CUDA device (run --smoke on a CPU)")
     gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    root = Path(tempfile.mkdtemp())
+    root = Path(tempfile.mkdtemp())                                     # weights and data: removed at exit
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     gpt2 = random_gpt2(root / "gpt2", *size["gpt2"])
     result = {"gpu": gpu, "torch": torch.__version__, "batch_size": size["batch"], "gpt2_shape": size["gpt2"],
               "tasks": {}}

@@ -9,6 +9,8 @@ this machine's CPU (benchmarks/bench_gpu.py measures the paper's recipe on a GPU
     python benchmarks/bench_model.py [--steps 3] [--examples 10]
 """
 import argparse
+import atexit
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -22,11 +24,12 @@ import train
 from beyond.plan import time_training_step
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--steps", type=int, default=3)
-parser.add_argument("--examples", type=int, default=10)
+parser.add_argument("--steps", type=data.POSITIVE, default=3)
+parser.add_argument("--examples", type=data.POSITIVE, default=10)
 args = parser.parse_args()
 
-root = Path(tempfile.mkdtemp())
+root = Path(tempfile.mkdtemp())                                 # ~0.5 GB of weights: removed at exit
+atexit.register(shutil.rmtree, root, ignore_errors=True)
 gpt2 = random_gpt2(root / "gpt2", 12, 12, 768)                  # GPT-2 small: 12 layers, 768 wide, 50257 vocab
 data.generate_multiplication("mult4x4", root / "data" / "mult4x4", {"train": 64, "val": 8, "test": 8}, seed=0)
 run = train_args("mult4x4", root, gpt2, "cpu")

@@ -3,10 +3,12 @@ so that the index cannot say what the folders do not. tests/test_results.py fail
 differs from a fresh one.
     python results/index.py            # rewrite results/index.csv
 """
+import argparse
 import csv
 import io
 import json
 import math
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -38,6 +40,15 @@ def test_figures(folder, records):
 
 
 def row(folder):
+    """One run folder's line; a folder whose files are missing or broken gets a line saying so."""
+    try:
+        return run_row(folder)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+        print(f"results/index.py: {folder}: skipped, {type(e).__name__}: {e}", file=sys.stderr)
+        return {"path": folder.relative_to(HERE).as_posix(), "task": f"unreadable: {type(e).__name__}"}
+
+
+def run_row(folder):
     args = json.loads((folder / "args.json").read_text())
     machine = json.loads((folder / "machine.json").read_text())
     records = log_records(folder)
@@ -63,5 +74,6 @@ def index_text():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     (HERE / "index.csv").write_text(index_text())
     print(f"results/index.csv: {len(run_folders())} runs")
