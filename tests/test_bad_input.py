@@ -116,6 +116,39 @@ def test_a_recipe_holds_nothing_a_command_line_could_not(change, culprit, world,
     assert fingerprint(world / "run") == before
 
 
+def test_the_runs_own_recipe_with_a_bad_value_costs_it_nothing(world, capsys):
+    """The case that cost a run its log: its own args.json as the recipe (so --out is that run), and a bad lr."""
+    before = fingerprint(world / "run")
+    line = refused(train.main, ["--recipe", str(world / "run" / "args.json"), "--lr", "nan"], capsys)
+    assert "--lr" in line and fingerprint(world / "run") == before
+    line = refused(train.main, ["--recipe", str(world / "run" / "args.json")], capsys)
+    assert "holds a run" in line and fingerprint(world / "run") == before
+
+
+def test_batches_all_longer_than_max_len_train_stop_the_run(world, tmp_path, capsys):
+    argv = ["--task", "mult2x2", "--data", str(world / "data"), "--out", str(tmp_path / "new"), *TINY,
+            "--max-len-train", "1"]
+    assert "every batch is longer than --max-len-train 1" in refused(train.main, argv, capsys)
+    assert not (tmp_path / "new" / "ckpt.pt").exists()
+
+
+def test_a_gpt2_folder_whose_config_is_not_numbers_is_one_line(world, tmp_path, capsys):
+    from conftest import gpt2_tensors, write_safetensors
+    model, _ = evaluation.load_checkpoint(world / "run" / "best.pt")
+    (tmp_path / "gpt2").mkdir()
+    write_safetensors(tmp_path / "gpt2" / "model.safetensors", gpt2_tensors(model))
+    (tmp_path / "gpt2" / "config.json").write_text(json.dumps({"n_head": "two"}))
+    line = refused(evaluation.main, ["--ckpt", str(tmp_path / "gpt2"), "--task", "mult2x2", "--data",
+                                     str(world / "data"), "--limit", "2"], capsys)
+    assert "n_head must be a whole number" in line and "config.json" in line
+
+
+def test_bench_gpu_checks_its_output_before_it_runs(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/bench_gpu.py", "--smoke", "--out", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--out" in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("text, culprit", [("{", "not a readable args.json"), ("[1]", "not a JSON object")])
 def test_a_recipe_that_is_not_json_is_one_line(text, culprit, tmp_path, capsys):
     (tmp_path / "args.json").write_text(text)
@@ -263,11 +296,14 @@ def test_bench_model_checks_its_arguments():
     assert "Traceback" not in done.stderr
 
 
-def test_a_failed_write_leaves_no_temporary_file_and_names_the_file(tmp_path):
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"),
+                                   RuntimeError("[enforce fail at inline_container.cc] . PytorchStreamWriter failed")])
+def test_a_failed_write_leaves_no_temporary_file_and_names_the_file(error, tmp_path):
+    """A full disk: os errors, and torch.save's RuntimeError from inside its writer."""
     def fail(f):
         f.write(b"partial")
-        raise OSError(28, "No space left on device")
-    with pytest.raises(data.DataError, match="ckpt.pt: could not be written \\(No space left on device\\)"):
+        raise error
+    with pytest.raises(data.DataError, match="ckpt.pt: could not be written"):
         data.write_atomic(tmp_path / "ckpt.pt", fail)
     assert list(tmp_path.iterdir()) == []
 
