@@ -86,7 +86,6 @@ def train(args):
         order = rng.permutation(task.n_train)
         first = adds.steps.first_batch(state, rng, T) if adds.steps else 0   # beyond: mid-epoch checkpoint
         run.net.train()
-        trained_before = state.step
         for i in range(first, T):
             state.batch_in_epoch, previous = i, state.to_remove
             ids = order[i * args.batch_size:(i + 1) * args.batch_size]
@@ -128,8 +127,6 @@ def train(args):
             if adds.steps:                                        # beyond: ckpt.pt every --save-every steps
                 adds.steps.after_batch(run, rng, i)
         state.batch_in_epoch = T
-        if state.step == trained_before and first < T:
-            raise TrainingError(f"epoch {epoch}: every batch is longer than --max-len-train {args.max_len_train}")
         run.meter.check_finite(state, run.folder)                 # nothing is saved after a non-finite loss
         if RANK == 0:                                             # the others wait for its validation
             end_of_epoch(run)
@@ -355,6 +352,11 @@ def start_or_resume(args, device):
     """A new run (its folder, args.json, an empty log), or (--resume) the run ckpt.pt holds, RNG included: its
     optimizer, RunState and additions, the log cut back to a whole last line."""
     task, path = data.load_task(args, WORLD_SIZE, rank_zero_first), Path(args.out) / "ckpt.pt"
+    split = task.train
+    shortest = int((split.seps[:, 2] - split.starts + 1 - (split.seps[:, 1] - split.seps[:, 0] - 1)).min())
+    if 0 < args.max_len_train < shortest:                         # no batch could ever be trained on
+        raise data.DataError(f"--max-len-train {args.max_len_train}: every example is longer, {shortest} tokens "
+                             f"or more even with all its CoT removed")
     model, ckpt = read_checkpoint(path) if args.resume else (None, None)
     if ckpt and beyond:                                           # beyond: checkpoints written before beyond/
         ckpt = beyond.upgrade_checkpoint(ckpt)

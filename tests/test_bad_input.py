@@ -128,8 +128,8 @@ def test_the_runs_own_recipe_with_a_bad_value_costs_it_nothing(world, capsys):
 def test_batches_all_longer_than_max_len_train_stop_the_run(world, tmp_path, capsys):
     argv = ["--task", "mult2x2", "--data", str(world / "data"), "--out", str(tmp_path / "new"), *TINY,
             "--max-len-train", "1"]
-    assert "every batch is longer than --max-len-train 1" in refused(train.main, argv, capsys)
-    assert not (tmp_path / "new" / "ckpt.pt").exists()
+    assert "--max-len-train 1: every example is longer" in refused(train.main, argv, capsys)
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_gpt2_folder_whose_config_is_not_numbers_is_one_line(world, tmp_path, capsys):
