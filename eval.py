@@ -143,11 +143,13 @@ def labels_right(model, logits, labels, label_rows=None):
 
 
 @torch.no_grad()
-def teacher_forced_accuracy(model, split, level, limit=256, batch_size=256):
+def teacher_forced_accuracy(model, split, level, limit=256, batch_size=256, rows_at_once=1024):
     """Cheap validation exact match at a removal level: one teacher-forced pass over the first `limit`
     examples, no generation (what the training run logs at every removed token, Fig. 3's points). A row whose
     argmax is right at every labelled position is exactly a row greedy decoding gets right, so no generation
-    is needed (stricter than the answer-only rule while CoT tokens are left: those must be right too)."""
+    is needed (stricter than the answer-only rule while CoT tokens are left: those must be right too). The
+    head runs only at the labelled positions, `rows_at_once` at a time: full-vocabulary logits at every
+    position of a batch of 256 would take tens of GB on a GPU."""
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
     n = min(limit, len(split))
@@ -155,10 +157,18 @@ def teacher_forced_accuracy(model, split, level, limit=256, batch_size=256):
     for first in range(0, n, batch_size):
         tokens, labels, positions, *_ = removed(split, np.arange(first, min(first + batch_size, n)), level)
         model.check_inputs(tokens, positions)
-        tokens, labels = torch.from_numpy(tokens).to(device), torch.from_numpy(labels).to(device)
-        positions = None if positions is None else torch.from_numpy(positions).to(device)
-        logits, _ = model(tokens, labels, positions)
-        right += int(labels_right(model, logits, labels).all(dim=1).sum())
+        x = model.embed(torch.from_numpy(tokens).to(device),
+                        None if positions is None else torch.from_numpy(positions).to(device))
+        for block in model.transformer.h:
+            x = block(x)
+        x = model.transformer.ln_f(x)[:, :-1].flatten(0, 1)        # position t predicts token t + 1
+        targets = labels[:, 1:]
+        rows = torch.from_numpy(np.flatnonzero(targets != IGNORE)).to(device)
+        predicted = torch.cat([model.lm_head(x.index_select(0, chunk)).argmax(-1) for chunk in rows.split(rows_at_once)])
+        is_right = np.ones(targets.shape, bool)
+        is_right.reshape(-1)[rows.cpu().numpy()] = model.to_id(predicted).cpu().numpy() == targets.reshape(-1)[
+            rows.cpu().numpy()]
+        right += int(is_right.all(axis=1).sum())
     model.train(was_training)
     return right / n
 

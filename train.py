@@ -76,10 +76,12 @@ def train(args):
     seed_this_process(args)
     run = start_or_resume(args, set_up_device(args))
     task, state, adds, T = run.task, run.state, run.additions, run.task.batches_per_epoch
-    forward = torch.compile(run.net, dynamic=True) if args.compile else run.net   # one graph for every length
+    forward = run.net                                             # DDP inside compile: all-reduce overlaps backward
     if WORLD_SIZE > 1:
         on_gpu = run.device.type == "cuda"
         forward = DistributedDataParallel(forward, device_ids=[run.device.index] if on_gpu else None)
+    if args.compile:                                              # one graph for every length (dynamic)
+        forward = torch.compile(forward, dynamic=True)
     for epoch in range(state.epoch, args.epochs):
         state.epoch = epoch
         rng = np.random.default_rng([args.seed, epoch])         # data order and offsets, shared by processes
@@ -406,15 +408,17 @@ def start_or_resume(args, device):
 
 
 def save_checkpoint(run, name):
-    """What eval.py and --resume need, loadable with weights_only=True; by rank 0, atomically."""
+    """What eval.py and --init need (best.pt), and what --resume needs too (ckpt.pt: the optimizer, RNG and
+    additions); loadable with weights_only=True; by rank 0, atomically."""
     if RANK == 0:
         model, args = run.net.model, run.args
         ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "task": args.task,
-                "optimizer": run.optimizer.state_dict(), "schedule": asdict(run.state), "args": vars(args),
-                "n_remove": float(eval_level(run).n_remove), "removal_side": args.removal_side,
-                "keep_position": args.keep_position, "vocab_ids": run.task.meta["vocab_ids"],
-                "additions": {name: add.state_dict() for name, add in vars(run.additions).items() if add},
-                **rng_state(run.device)}
+                "schedule": asdict(run.state), "args": vars(args), "n_remove": float(eval_level(run).n_remove),
+                "removal_side": args.removal_side, "keep_position": args.keep_position,
+                "vocab_ids": run.task.meta["vocab_ids"]}
+        if name == "ckpt.pt":
+            ckpt.update(optimizer=run.optimizer.state_dict(), **rng_state(run.device), additions={
+                key: addition.state_dict() for key, addition in vars(run.additions).items() if addition})
         data.write_atomic(run.folder / name, lambda f: torch.save(ckpt, f))
 
 

@@ -1,5 +1,5 @@
 """
-The paper's recipe on one GPU, in one command (under 10 minutes on an H200), through train.py's own code:
+The paper's recipe on one GPU, in one command (its length on a GPU not yet measured), through train.py's own code:
 
   1. training step: GPT-2 small (random weights), the paper's batch 32, the whole CoT, on 4x4, 7x7 and 9x9
      examples, timed by beyond.plan.time_training_step: train.py's own step (the device setup, --dtype,

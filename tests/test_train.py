@@ -717,3 +717,15 @@ def test_plan_prints_the_runs_size_without_training(data_root, tmp_path, capsys)
     assert "T = 10 batches/epoch of 64; 10 epochs = 100 batches, 100 optimizer steps, 6,400 examples" in out
     assert "a token more every 2 batches (Delta = 5); all CoT gone at epoch 7.0 of 10" in out   # 2 + 25 / 5
     assert "at 1,000 training tokens/s" in out and not (tmp_path / "run").exists()
+
+
+def test_best_pt_holds_no_optimizer_and_still_scores_and_initializes(short_run, data_root, tmp_path):
+    """best.pt: the weights and what eval.py and --init need; ckpt.pt adds what --resume needs."""
+    best, ckpt = short_run / "best.pt", short_run / "ckpt.pt"
+    assert best.stat().st_size <= 0.6 * ckpt.stat().st_size
+    assert not {"optimizer", "rng", "additions"} & set(torch.load(best, weights_only=True))
+    model, info = evaluation.load_checkpoint(best)
+    evaluation.evaluate(model, data.load_split(data_root / "mult2x2", "val"), Level(info["n_remove"]), limit=5)
+    train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path / "from-best"), "--init", str(best),
+                "--batch-size", "32", "--train-size", "320", "--epochs", "1", *LINEAR])
+    assert (tmp_path / "from-best" / "ckpt.pt").exists()
