@@ -103,7 +103,8 @@ def evaluate(model, split, level, batch_size=1, limit=None, progress_every=0):
         positions = None if positions is None else torch.from_numpy(positions).to(device)
         sync(device)
         started = time.perf_counter()
-        out = model.generate(prompts, longest_target + 8, positions).cpu().numpy()[:, prompts.shape[1]:]
+        out = model.generate(prompts, longest_target + 8, temperature=0, position_ids=positions,
+                             stop_after_separators=2).cpu().numpy()[:, prompts.shape[1]:]
         sync(device)
         elapsed = time.perf_counter() - started
         seconds += elapsed

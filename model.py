@@ -1,8 +1,10 @@
 """
-GPT-2 in one file, in the shape of nanoGPT, with its own loader for the official weights and the paper's
-released checkpoints (no transformers library), an optional compact vocabulary for small models
-trained from scratch, and greedy decoding with a key/value cache. It imports nothing from this project
-(torch and numpy only): copy it alone.
+GPT-2 in one file, in the shape of nanoGPT and with its interface (a superset: GPTConfig with bias, forward(idx,
+targets) with nanoGPT's targets, configure_optimizers, estimate_mfu, crop_block_size, get_num_params,
+from_pretrained(model_type, override_args), generate(idx, max_new_tokens, temperature, top_k)), with its own
+loader for the official weights and the paper's released checkpoints (no transformers library), an optional
+compact vocabulary for small models trained from scratch, position ids, and decoding with a key/value cache. It
+imports nothing from this project (torch and numpy only): copy it alone.
 
 Module names and weight layouts equal Hugging Face's GPT2LMHeadModel ('transformer.h.0.attn.c_attn.weight',
 stored (in, out) like GPT-2's own Conv1D), so a checkpoint maps onto this model by name. One exception: the
@@ -40,6 +42,7 @@ class GPTConfig:
     n_head: int = 12
     n_embd: int = 768
     dropout: float = 0.0
+    bias: bool = True                # biases in the linear layers and LayerNorms (GPT-2: yes; nanoGPT's default: no)
     activation: str = "gelu_tanh"    # GPT-2's gelu_new; or "gelu" (erf), a faster step on a CPU
     vocab_ids: list = None           # compact vocabulary: the GPT-2 ids this model knows (from meta.json)
 
@@ -53,6 +56,29 @@ class GPTConfig:
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded; the message names the file and the problem."""
+
+
+PEAK_BF16 = {"A100": 312e12, "H100 SXM": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H200": 989e12}
+DEVICE_NAMES = {"NVIDIA A100-SXM4-80GB": "A100", "NVIDIA A100-SXM4-40GB": "A100", "NVIDIA A100-PCIE-40GB": "A100",
+                "NVIDIA A100 80GB PCIe": "A100", "NVIDIA H100 80GB HBM3": "H100 SXM", "NVIDIA H100 PCIe": "H100 PCIe",
+                "NVIDIA H100 NVL": "H100 NVL", "NVIDIA H200": "H200"}
+
+
+def peak_flops(device_name):
+    """Dense bf16 FLOP/s of a GPU by its exact torch.cuda.get_device_name(); None for one not in the table."""
+    return PEAK_BF16.get(DEVICE_NAMES.get(device_name))
+
+
+def pick(logits, temperature=1.0, top_k=None):
+    """The next token's row: the argmax at temperature 0; else a sample from softmax(logits / temperature),
+    among the top_k rows only if top_k is given (nanoGPT's sampling)."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
+        logits = logits.masked_fill(logits < kth, -float("inf"))
+    return torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)[:, 0]
 
 
 class KVCache:
@@ -101,8 +127,8 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config, layer):
         super().__init__()
         assert config.n_embd % config.n_head == 0
-        self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd)
-        self.c_proj = Conv1D(config.n_embd, config.n_embd)
+        self.c_attn = Conv1D(config.n_embd, 3 * config.n_embd, config.bias)
+        self.c_proj = Conv1D(config.n_embd, config.n_embd, config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head, self.dropout, self.layer = config.n_head, config.dropout, layer
 
@@ -123,8 +149,8 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.c_fc = Conv1D(config.n_embd, 4 * config.n_embd)
-        self.c_proj = Conv1D(4 * config.n_embd, config.n_embd)
+        self.c_fc = Conv1D(config.n_embd, 4 * config.n_embd, config.bias)
+        self.c_proj = Conv1D(4 * config.n_embd, config.n_embd, config.bias)
         self.dropout = nn.Dropout(config.dropout)
         self.approximate = ACTIVATIONS[config.activation]
 
@@ -135,9 +161,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, config, layer):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=1e-5)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=1e-5, bias=config.bias)
         self.attn = CausalSelfAttention(config, layer)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=1e-5)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=1e-5, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x, cache=None):
@@ -153,7 +179,7 @@ class GPT(nn.Module):
             wpe=nn.Embedding(config.block_size, config.n_embd),
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd, eps=1e-5),
+            ln_f=nn.LayerNorm(config.n_embd, eps=1e-5, bias=config.bias),
         ))
         self.lm_head = Conv1D(config.n_embd, config.vocab_size, bias=False)   # tied: its transpose is wte
         if config.vocab_ids is not None:                              # compact vocabulary: GPT-2 id <-> row
@@ -171,8 +197,34 @@ class GPT(nn.Module):
         if isinstance(module, (Conv1D, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def num_params(self):
-        return sum(p.numel() for p in self.parameters())
+    def get_num_params(self, non_embedding=True):
+        """Parameters, as nanoGPT counts them: without the position table unless non_embedding=False (the token
+        embedding is the head's weight, so it counts)."""
+        return sum(p.numel() for p in self.parameters()) - (self.transformer.wpe.weight.numel() if non_embedding else 0)
+
+    def crop_block_size(self, block_size):
+        """Fewer positions (nanoGPT's model surgery): keep the first block_size rows of the position table."""
+        assert block_size <= self.config.block_size
+        self.config.block_size = block_size
+        self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+        """nanoGPT's AdamW: weight decay on the matrices and embeddings only, fused on CUDA. (train.py uses the
+        reference's AdamW instead: weight decay on every parameter.)"""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")
+
+    def estimate_mfu(self, fwdbwd_per_iter, dt):
+        """nanoGPT's model FLOPs utilization: (6N + 12 L H Q T) FLOPs a token (PaLM, Appendix B) over block_size
+        tokens a sequence, against the bf16 dense peak of the GPU this runs on (peak_flops); where that GPU is
+        not in the table, against an A100's, as nanoGPT does."""
+        c = self.config
+        flops_per_token = 6 * self.get_num_params() + 12 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * c.block_size
+        device = next(self.parameters()).device
+        peak = peak_flops(torch.cuda.get_device_name(device) if device.type == "cuda" else "") or PEAK_BF16["A100"]
+        return flops_per_token * c.block_size * fwdbwd_per_iter / dt / peak
 
     def to_index(self, ids):
         """GPT-2 token ids -> embedding rows (the identity for the full vocabulary); IGNORE stays IGNORE. An id
@@ -197,13 +249,19 @@ class GPT(nn.Module):
         if longest > self.config.block_size:
             raise ValueError(f"position {longest - 1} is beyond block_size {self.config.block_size}")
 
-    def forward(self, idx, labels=None, position_ids=None, cache=None):
+    def forward(self, idx, targets=None, position_ids=None, cache=None):
         """
-        nanoGPT's interface. idx: (B, T) GPT-2 ids. Returns logits (B, T, vocab) and, with labels (B, T)
-        (IGNORE = no loss), the mean cross-entropy of position t predicting label t+1; else None. With a KV
-        cache (decoding), logits for the last position only, (B, 1, vocab): all decoding needs.
+        nanoGPT's interface: idx (B, T) token ids; targets (B, T) with targets[t] the token that follows idx[t]
+        (nanoGPT's meaning: already shifted; a negative target, nanoGPT's -1 or IGNORE, has no loss). Returns the
+        logits (B, T, vocab) and their mean cross-entropy (None without targets); with a KV cache (decoding),
+        the logits of the last position only, (B, 1, vocab).
         """
-        return self.logits_and_loss(self.hidden_states(idx, position_ids, cache)[-1], labels, cache)
+        x = self.transformer.ln_f(self.hidden_states(idx, position_ids, cache)[-1])
+        logits = self.lm_head(x if cache is None else x[:, -1:])
+        if targets is None:
+            return logits, None
+        rows = torch.where(targets < 0, IGNORE, self.to_index(targets.clamp(min=0)))
+        return logits, F.cross_entropy(logits.flatten(0, 1).float(), rows.flatten(), ignore_index=IGNORE)
 
     def hidden_states(self, idx, position_ids=None, cache=None):
         """The residual stream after the embedding and after each block: a list of n_layer + 1 (B, T, n_embd),
@@ -214,14 +272,6 @@ class GPT(nn.Module):
         if cache is not None:
             cache.length += idx.size(1)
         return states
-
-    def logits_and_loss(self, x, labels=None, cache=None):
-        """The head on the last residual stream; the loss as GPT-2's (logits shifted by one, IGNORE skipped)."""
-        logits = self.lm_head(self.transformer.ln_f(x if cache is None else x[:, -1:]))
-        if labels is None:
-            return logits, None
-        targets = self.to_index(labels[:, 1:]).flatten()               # position t predicts token t+1
-        return logits, F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets, ignore_index=IGNORE)
 
     def embed(self, idx, position_ids=None, cache=None):
         """Token plus position embeddings: the residual stream before the first block."""
@@ -239,11 +289,12 @@ class GPT(nn.Module):
         return torch.stack(self.hidden_states(idx))
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, position_ids=None, stop_after_separators=2):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, position_ids=None,
+                 stop_after_separators=None):
         """
-        Greedy decoding with a KV cache. idx: (B, T) prompts of equal length, each ending with its first
-        separator. Every sequence stops once it has emitted `stop_after_separators` separators (CoT end,
-        answer end); finished rows are padded with separators. Returns (B, T + new) token ids.
+        nanoGPT's sampling (temperature, top_k), or greedy decoding at temperature=0, with a KV cache. idx: (B, T)
+        prompts of equal length. With stop_after_separators=N (eval.py: 2, CoT end and answer end) a sequence
+        stops once it has emitted N separators, and finished rows are padded with separators. Returns (B, T + new).
         """
         B, T = idx.size()
         if position_ids is None:
@@ -253,10 +304,10 @@ class GPT(nn.Module):
         cache = KVCache(self.config, B, T + max_new_tokens, idx.device, dtype)
         logits, _ = self(idx, position_ids=position_ids, cache=cache)
         next_position = position_ids[:, -1:] + 1
-        separators_left = torch.full((B,), stop_after_separators, device=idx.device)
+        separators_left = torch.full((B,), stop_after_separators or max_new_tokens + 1, device=idx.device)
         out = [idx]
         for step in range(max_new_tokens):
-            token = self.to_id(logits[:, -1].argmax(-1))
+            token = self.to_id(pick(logits[:, -1], temperature, top_k))
             token = torch.where(separators_left > 0, token, EOT)
             separators_left -= (token == EOT).long()
             out.append(token[:, None])
@@ -276,14 +327,19 @@ class GPT(nn.Module):
         self.config.block_size = block_size
 
     @classmethod
-    def from_pretrained(cls, name_or_dir, dropout=0.0):
-        """'gpt2' (downloaded once into a cache folder), a Hugging Face GPT-2 folder, or the paper's
-        released folder (state_dict.bin, keys prefixed 'base_model.'). Returns the model in eval mode."""
-        path = Path(name_or_dir)
+    def from_pretrained(cls, model_type, override_args=None):
+        """'gpt2' ... 'gpt2-xl' (downloaded once into a cache folder), a Hugging Face GPT-2 folder, or the paper's
+        released folder (state_dict.bin, keys prefixed 'base_model.'); override_args may set the dropout, as in
+        nanoGPT. Returns the model in eval mode."""
+        unknown = set(override_args or {}) - {"dropout"}
+        if unknown:
+            raise CheckpointError(f"from_pretrained: only the dropout can be overridden, not {sorted(unknown)}")
+        dropout = (override_args or {}).get("dropout", 0.0)
+        path = Path(model_type)
         if not path.exists():
-            if name_or_dir not in PRESETS:
-                raise CheckpointError(f"{name_or_dir}: no such file or folder, and not one of {list(PRESETS)}")
-            path = download(name_or_dir)
+            if model_type not in PRESETS:
+                raise CheckpointError(f"{model_type}: no such file or folder, and not one of {list(PRESETS)}")
+            path = download(model_type)
         file = path if path.is_file() else next(
             (path / f for f in ("model.safetensors", "pytorch_model.bin", "state_dict.bin") if (path / f).exists()), None)
         if file is None:

@@ -402,7 +402,7 @@ def start_or_resume(args, device):
     run.meter = Meter(run.state.step, args.epochs * task.batches_per_epoch, device)
     if RANK == 0:
         print(f"{args.task}: {task.n_train} examples, T={task.batches_per_epoch} batches/epoch, CoT "
-              f"{task.longest_val_cot} tokens, model {run.net.model.num_params() / 1e6:.2f}M parameters on "
+              f"{task.longest_val_cot} tokens, model {run.net.model.get_num_params(non_embedding=False) / 1e6:.2f}M parameters on "
               f"{device} x {WORLD_SIZE} ({args.dtype}), {args.schedule} schedule", flush=True)
     return run
 
@@ -454,7 +454,7 @@ def build_model(args, meta, longest):
                              n_embd=args.n_embd or 128, dropout=args.dropout, activation=args.activation,
                              vocab_ids=meta["vocab_ids"]))
     model = read_checkpoint(args.init)[0] if args.init.endswith(".pt") else \
-        GPT.from_pretrained(args.init, dropout=args.dropout)      # HF GPT-2 trains with dropout 0.1
+        GPT.from_pretrained(args.init, {"dropout": args.dropout})   # HF GPT-2 trains with dropout 0.1
     unknown = sorted(set(meta["vocab_ids"]) - set(model.config.vocab_ids or range(model.config.vocab_size)))
     if unknown:
         raise data.DataError(f"--init {args.init}: its vocabulary lacks {len(unknown)} token ids of "

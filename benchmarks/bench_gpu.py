@@ -99,7 +99,7 @@ def time_modes(task, root, gpt2, device, size):
         seconds, tokens = time_training_step(train, args, loaded, model, size["steps"])
         step = float(np.median(seconds))
         c, length = model.config, tokens / args.batch_size
-        flops = (6 * model.num_params() + 12 * c.n_layer * length * c.n_embd) * tokens / step
+        flops = (6 * model.get_num_params(non_embedding=False) + 12 * c.n_layer * length * c.n_embd) * tokens / step
         gpu = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
         peak = next((p[args.dtype] for known, p in PEAK_TFLOPS.items() if known in gpu), None)
         rows[name] = {"ms_per_step": round(1000 * step, 2), "tokens_per_s": round(tokens / step),
@@ -130,11 +130,11 @@ def decode(model, split, device, examples):
     for level, first in (("zero CoT", 1), ("full CoT", 0)):
         new = int(split.seps[0, 2] - split.seps[0, first])
         prompt = torch.from_numpy(split.batch(np.array([0]))[0][:, :split.seps[0, 0] - split.starts[0] + 1]).to(device)
-        model.generate(prompt, new, stop_after_separators=10 ** 9)      # warm-up
+        model.generate(prompt, new, temperature=0)      # warm-up
         sync(torch.device(device))
         started = time.perf_counter()
         for _ in range(examples):
-            model.generate(prompt, new, stop_after_separators=10 ** 9)
+            model.generate(prompt, new, temperature=0)
         sync(torch.device(device))
         rates[level] = {"new_tokens": new, "examples_per_s": round(examples / (time.perf_counter() - started), 2)}
     return rates

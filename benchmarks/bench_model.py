@@ -41,10 +41,10 @@ print(f"training step, batch 32 mult4x4, float32 on cpu: {np.mean(seconds):.3f} 
 
 model.eval()
 prompt = torch.from_numpy(task.val.batch(np.array([0]))[0][:, :task.val.seps[0, 0] - task.val.starts[0] + 1])
-model.generate(prompt, 12, stop_after_separators=10 ** 9)    # warm-up
+model.generate(prompt, 12, temperature=0)    # warm-up
 started = time.perf_counter()
 for _ in range(args.examples):
-    out = model.generate(prompt, 12, stop_after_separators=10 ** 9)
+    out = model.generate(prompt, 12, temperature=0)
 elapsed = time.perf_counter() - started
 assert out.shape[1] == prompt.shape[1] + 12
 print(f"batch-1 decoding, {prompt.shape[1]}-token 4x4 prompt + 12 new tokens: {args.examples / elapsed:.2f} examples/s")

@@ -15,7 +15,7 @@ def plan(args, train):
     task = data.load_task(args)
     T = task.batches_per_epoch
     model = GPT(model_config(args, task, train.build_model))
-    config, n_params = model.config, model.num_params()
+    config, n_params = model.config, model.get_num_params(non_embedding=False)
     mean_length = float(np.mean(task.train.seps[:task.n_train, 2] - task.train.starts[:task.n_train] + 1))
     tokens_per_step = args.batch_size * args.accumulate * mean_length     # explicit CoT: the most a step sees
     flops_per_token = 6 * n_params + 12 * config.n_layer * config.n_embd * mean_length   # PaLM's estimate

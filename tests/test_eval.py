@@ -46,7 +46,7 @@ class SlowModel(torch.nn.Module):
     def check_inputs(self, idx, position_ids=None):
         pass
 
-    def generate(self, prompts, max_new_tokens, position_ids=None):
+    def generate(self, prompts, max_new_tokens, **how):
         if self.clock:
             self.clock.now += 0.05
         else:
@@ -127,7 +127,7 @@ def test_tokens_per_example_counts_rows_without_a_second_separator(val_split):
         def check_inputs(self, idx, position_ids=None):
             pass
 
-        def generate(self, prompts, max_new_tokens, position_ids=None):
+        def generate(self, prompts, max_new_tokens, **how):
             return torch.cat([prompts, torch.full((len(prompts), max_new_tokens), 16)], 1)   # ' 1' forever
     result = evaluation.evaluate(Babbler(), val_split, Level(0), limit=3)
     budget = int((val_split.seps[:3, 2] - val_split.seps[:3, 0]).max()) + 8

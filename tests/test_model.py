@@ -100,17 +100,18 @@ def test_position_ids_and_extension(hf_folder):
         ours(torch.zeros(1, 90, dtype=torch.long))
 
 
-def test_forward_has_nanogpts_interface_logits_of_every_position_and_the_loss_of_the_labelled_ones():
+def test_forward_has_nanogpts_interface_logits_of_every_position_and_the_loss_of_the_targeted_ones():
+    """targets[t] is the token after idx[t], nanoGPT's meaning; -1 (nanoGPT) and -100 (IGNORE) have no loss."""
     torch.manual_seed(0)
     m = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_ids=list(range(20)) + [EOT]))
     idx = torch.tensor([[1, 2, EOT, 5, 6, EOT, 7, EOT]])
-    labels = torch.tensor([[-100, -100, -100, 5, 6, EOT, 7, EOT]])
-    logits, loss = m(idx, labels)
+    targets = torch.tensor([[-100, -1, 5, 6, EOT, 7, EOT, -100]])
+    logits, loss = m(idx, targets)
     assert logits.shape == (1, 8, m.config.vocab_size)                  # (B, T, vocab), as nanoGPT
     full, none = m(idx)
     assert none is None and torch.equal(full, logits)
-    targets = m.to_index(labels[0, 3:])
-    assert torch.allclose(loss, torch.nn.functional.cross_entropy(full[0, 2:7], targets), atol=1e-6)
+    rows = m.to_index(targets[0, 2:7])
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(full[0, 2:7], rows), atol=1e-6)
 
 
 def test_one_row_product_equals_plain_matmul():
@@ -157,7 +158,7 @@ def test_kv_cache_decoding_equals_plain_argmax_loop(compact, batch):
     m = GPT(GPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=16, vocab_ids=vocab)).eval()
     prompts = torch.tensor([vocab[:6], vocab[6:12]]) if compact else torch.randint(0, 50000, (2, 6))
     prompts = prompts[:batch]                                         # batch 1: the split one-row products
-    out = m.generate(prompts, 20, stop_after_separators=99)
+    out = m.generate(prompts, 20, temperature=0)
     plain = prompts
     for _ in range(20):
         with torch.no_grad():
@@ -173,7 +174,7 @@ def test_generation_stops_after_two_separators():
         m.transformer.ln_f.bias.zero_()
         m.transformer.ln_f.weight.zero_()
         m.transformer.ln_f.bias[0] = 1.0                              # every position predicts the separator
-    out = m.generate(torch.tensor([[5, 6, EOT]]), 10)
+    out = m.generate(torch.tensor([[5, 6, EOT]]), 10, temperature=0, stop_after_separators=2)
     assert out.tolist() == [[5, 6, EOT, EOT, EOT]]
 
 
@@ -310,8 +311,7 @@ def test_download_from_a_local_mirror_once(gpt2_folder, file_server, tmp_path, m
 
 def test_generation_never_runs_past_the_position_table():
     m = GPT(GPTConfig(block_size=12, n_layer=1, n_head=1, n_embd=8, vocab_ids=[5, 6])).eval()
-    out = m.generate(torch.tensor([[5, 6, 5, EOT]]), 50, position_ids=torch.tensor([[0, 1, 2, 6]]),
-                     stop_after_separators=99)
+    out = m.generate(torch.tensor([[5, 6, 5, EOT]]), 50, temperature=0, position_ids=torch.tensor([[0, 1, 2, 6]]))
     assert out.shape == (1, 4 + 5)                                    # positions 7..11, the last row
 
 
@@ -348,10 +348,10 @@ from model import EOT, GPT, GPTConfig, IGNORE
 torch.manual_seed(0)
 small = GPT(GPTConfig(block_size=32, n_layer=2, n_head=2, n_embd=16, vocab_ids=[11, 12, 13]))
 idx = torch.tensor([[11, 12, EOT, 13, EOT, 12, EOT]])
-labels = torch.tensor([[IGNORE, IGNORE, IGNORE, 13, EOT, 12, EOT]])
-logits, loss = small(idx, labels)
+targets = torch.tensor([[IGNORE, IGNORE, 13, EOT, 12, EOT, IGNORE]])
+logits, loss = small(idx, targets)
 loss.backward()
-generated = small.eval().generate(idx[:, :3], 8)
+generated = small.eval().generate(idx[:, :3], 8, temperature=0, stop_after_separators=2)
 loaded = GPT.from_pretrained(sys.argv[1])
 print(json.dumps({"logits_shape": list(logits.shape), "loss": loss.item(), "generated": generated.tolist(),
                   "logits": loaded(torch.tensor([[1, 2, 3, 4]]))[0][0, -1, :5].tolist()}))

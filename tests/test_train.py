@@ -129,7 +129,8 @@ def test_rollback_restores_model_and_optimizer_bit_for_bit(data_root, tmp_path):
     def step():
         tokens, lengths, seps = split.batch(range(16))
         tokens, labels, *_ = train.remove_cot(tokens, lengths, seps, [0] * 16)
-        run.net.model(torch.from_numpy(tokens), torch.from_numpy(labels))[1].backward()
+        targets = np.concatenate([labels[:, 1:], np.full((len(labels), 1), -100)], axis=1)   # token t + 1
+        run.net.model(torch.from_numpy(tokens), torch.from_numpy(targets))[1].backward()
         run.optimizer.step()
         run.optimizer.zero_grad()
 
@@ -650,7 +651,7 @@ def test_the_training_forward_runs_the_head_at_the_labelled_positions_only_with_
     labels = torch.tensor([[-100, -100, -100, 5, 6, 50256, 7, 50256], [-100, -100, -100, 8, 50256, 9, 50256, -100]])
     rows = torch.nonzero((labels[:, 1:] != -100).flatten())[:, 0]     # train.py builds these on the host
     logits, loss, none = train.TrainingForward(m)(idx, labels[:, 1:].flatten()[rows], rows)
-    full, full_loss = m(idx, labels)
+    full, full_loss = m(idx, torch.cat([labels[:, 1:], torch.full((2, 1), -100)], 1))   # targets: token t + 1
     assert none is None and logits.shape == (len(rows), m.config.vocab_size)
     assert torch.allclose(logits, full[:, :-1].flatten(0, 1)[rows], atol=1e-6) and torch.allclose(loss, full_loss)
 
