@@ -45,12 +45,12 @@ from eval import sync                                           # noqa: E402
 from model import GPT, GPTConfig                                # noqa: E402
 
 SIZES = {   # tasks, GPT-2 shape (layers, heads, width), batch, timed steps, decoded examples, parity shape, steps
-    "full": dict(tasks=("mult4x4", "mult7x7", "mult9x9"), gpt2=(12, 12, 768), batch=32, steps=20, examples=10,
+    "full": dict(tasks=("mult7x7", "mult4x4", "mult9x9"), gpt2=(12, 12, 768), batch=32, steps=20, examples=10,
                  parity=(4, 4, 256), parity_steps=50),
     "smoke": dict(tasks=("mult4x4", "mult5x5"), gpt2=(1, 2, 32), batch=2, steps=1, examples=1, parity=(1, 2, 32),
                   parity_steps=3)}
-MODES = {"fp32 (TF32)": ["--dtype", "float32"], "bf16": ["--dtype", "bfloat16"],
-         "bf16 + compile": ["--dtype", "bfloat16", "--compile"]}
+MODES = {"bf16 + compile": ["--dtype", "bfloat16", "--compile"], "fp32 (TF32)": ["--dtype", "float32"],
+         "bf16": ["--dtype", "bfloat16"]}                               # in the order of their value
 PEAK_TFLOPS = {"H100": {"bfloat16": 989, "float32": 495}, "H200": {"bfloat16": 989, "float32": 495},
                "A100": {"bfloat16": 312, "float32": 156}}   # dense; fp32 products run as TF32 on these
 FULL_TRAIN = 808000                                             # data.prepare's training split, the reference's size
@@ -84,12 +84,13 @@ def train_args(task, root, gpt2, device, extra=()):
                              "--out", str(root / "unused"), *extra])
 
 
-def time_modes(task, root, gpt2, device, size):
-    """The training step in each precision mode: ms, tokens/s, peak memory, MFU; and the fp32 model."""
+def time_modes(task, root, gpt2, device, size, modes=MODES):
+    """The training step in each of these precision modes: ms, tokens/s, peak memory, MFU."""
     rows = {}
-    for name, flags in MODES.items():
-        if device == "cpu" and "--compile" in flags:                    # a CPU compile takes minutes: GPU only
-            continue
+    for name in modes:
+        flags = MODES[name]
+        if device == "cpu" and "--compile" in flags:
+            raise Skip("a CPU compile takes minutes: GPU only")
         args = train_args(task, root, gpt2, device, [*flags, "--batch-size", str(size["batch"])])
         loaded = data.load_task(args)
         model = train.build_model(args, loaded.meta, loaded.longest_example)
@@ -209,12 +210,14 @@ def reference(ref, root, gpt2, task, device, size):
     return rows
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU: checks the code, times nothing")
     parser.add_argument("--ref", help="the reference's src/ folder: time its step and decoding too")
     parser.add_argument("--out", help="JSON file (default results/gpu/<gpu name>.json)")
-    args = parser.parse_args()
+    parser.add_argument("--budget", type=data.POSITIVE, default=540, help="seconds: a part that would start later "
+                        "than this is skipped, and says so (default 540: one 600 s call with a margin)")
+    args = parser.parse_args(argv)
     if args.out and (Path(args.out).is_dir() or not Path(args.out).parent.is_dir()):
         parser.error(f"--out {args.out}: a JSON file in an existing folder, not a folder")
     size = SIZES["smoke" if args.smoke else "full"]
@@ -222,60 +225,96 @@ def main():
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_gpu.py: error: no CUDA device (run --smoke on a CPU)")
     gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    out = Path(args.out or ROOT / "results" / "gpu" / f"{re.sub(r'[^A-Za-z0-9.-]+', '-', gpu)}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp())                                     # weights and data: removed at exit
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     gpt2 = random_gpt2(root / "gpt2", *size["gpt2"])
     result = {"gpu": gpu, "torch": torch.__version__, "batch_size": size["batch"], "gpt2_shape": size["gpt2"],
-              "tasks": {}}
+              "budget_s": args.budget, "parts": {}, "tasks": {}}
     for task in dict.fromkeys([*size["tasks"], "mult4x4"]):             # 4x4 also feeds the parity check
         data.generate_multiplication(task, root / "data" / task, {"train": max(256, 32 * size["parity_steps"]),
                                                                   "val": 16, "test": 16}, seed=0)
+    started = time.time()
+    part = lambda name, measure: run_part(result, name, measure, started, args.budget, out)
+    for task in size["tasks"]:                                          # by value: the paper's 7x7 first
+        rows = result["tasks"].setdefault(task, {})
+        for mode in MODES:                                              # bf16 + compile first
+            part(f"{task} {mode}", lambda: rows.update(time_modes(task, root, gpt2, device, size, [mode])))
     for task in size["tasks"]:
-        started = time.time()
-        rows = time_modes(task, root, gpt2, device, size)
-        model = train.build_model(train_args(task, root, gpt2, device), data.load_meta(root / "data" / task), 1024)
-        rows["decode"] = decode(model, data.load_split(root / "data" / task, "val"), device, size["examples"])
-        if args.ref:
-            rows["reference"] = ref = reference(args.ref, root, gpt2, task, device, size)
-            for mode in MODES:                                          # the same examples: the same tokens a batch
-                if mode in rows:
-                    ref_tokens_per_s = ref["fp32 (TF32)"]["batches_per_s"] * rows[mode]["tokens_per_step"]
-                    rows[mode]["x_reference_fp32"] = round(rows[mode]["tokens_per_s"] / ref_tokens_per_s, 2)
-            for level in ("zero CoT", "full CoT"):
-                rows["decode"][level]["x_reference"] = round(rows["decode"][level]["examples_per_s"]
-                                                             / ref[f"decode {level}"]["examples_per_s"], 2)
-        result["tasks"][task] = rows
-        print(f"{task}: {time.time() - started:.0f} s", flush=True)
-    result["parity"] = parity(root, device, size)
+        part(f"{task} decode", lambda: result["tasks"][task].update(decode=decode(
+            train.build_model(train_args(task, root, gpt2, device), data.load_meta(root / "data" / task), 1024),
+            data.load_split(root / "data" / task, "val"), device, size["examples"])))
+    for task in size["tasks"] if args.ref else ():
+        part(f"{task} reference", lambda: compare(result["tasks"][task], reference(args.ref, root, gpt2, task,
+                                                                                    device, size)))
+    part("parity", lambda: result.update(parity=parity(root, device, size)))
     print_table(result)
-    out = Path(args.out or ROOT / "results" / "gpu" / f"{re.sub(r'[^A-Za-z0-9.-]+', '-', gpu)}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(out)
     print(f"wrote {out}")
 
 
+class Skip(Exception):
+    """A part that does not apply here; its reason goes into the JSON."""
+
+
+def run_part(result, name, measure, started, budget, out):
+    """One part of the check, guarded: done (its figures in `result`), skipped (the budget is spent) or failed
+    (the error); `result` is written to `out` at once, so a call cut short still brings back what was measured."""
+    elapsed = time.time() - started
+    if elapsed > budget:
+        entry = {"status": "skipped", "reason": f"{elapsed:.0f} s of the {budget} s budget spent"}
+    else:
+        try:
+            measure()
+            entry = {"status": "done", "seconds": round(time.time() - started - elapsed, 1)}
+        except Skip as e:
+            entry = {"status": "skipped", "reason": str(e)}
+        except Exception as e:                                          # the next part still runs
+            entry = {"status": "failed", "error": f"{type(e).__name__}: {str(e).strip()[:300]}"}
+    result["parts"][name] = entry
+    print(f"{name}: {entry}", flush=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(out)
+
+
+def compare(rows, ref):
+    """The reference's own figures beside ours, as ratios on the same examples (the same tokens a batch)."""
+    rows["reference"] = ref
+    for mode in MODES:
+        if mode in rows:
+            ref_tokens_per_s = ref["fp32 (TF32)"]["batches_per_s"] * rows[mode]["tokens_per_step"]
+            rows[mode]["x_reference_fp32"] = round(rows[mode]["tokens_per_s"] / ref_tokens_per_s, 2)
+    for level in ("zero CoT", "full CoT"):
+        if "decode" in rows:
+            rows["decode"][level]["x_reference"] = round(rows["decode"][level]["examples_per_s"]
+                                                         / ref[f"decode {level}"]["examples_per_s"], 2)
+
+
 def print_table(result):
+    """What was measured, part by part; what was skipped or failed is in result["parts"]."""
     print(f"\n{result['gpu']}, torch {result['torch']}, GPT-2 {result['gpt2_shape']}, batch {result['batch_size']}, "
           f"the whole CoT")
     print(f"{'task':8} {'mode':16} {'ms/step':>8} {'tokens/s':>10} {'MFU':>6} {'GiB':>6} {'h to end':>9} {'h all':>8}")
     for task, rows in result["tasks"].items():
-        for mode in MODES:
-            if mode in rows:
-                r = rows[mode]
-                mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
-                print(f"{task:8} {mode:16} {r['ms_per_step']:8.1f} {r['tokens_per_s']:10,} {mfu:>6} "
-                      f"{r['peak_gib'] or '-':>6} {r['hours_to_end_of_removal']:9.1f} {r['hours_all_epochs']:8.1f}")
-        decoded = rows["decode"]
-        print(f"{task:8} decoding batch 1: {decoded['zero CoT']['examples_per_s']} ex/s at zero CoT, "
-              f"{decoded['full CoT']['examples_per_s']} at full CoT "
-              f"({decoded['zero CoT']['examples_per_s'] / decoded['full CoT']['examples_per_s']:.1f}x)")
+        for mode in (mode for mode in MODES if mode in rows):
+            r = rows[mode]
+            mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
+            print(f"{task:8} {mode:16} {r['ms_per_step']:8.1f} {r['tokens_per_s']:10,} {mfu:>6} "
+                  f"{r['peak_gib'] or '-':>6} {r['hours_to_end_of_removal']:9.1f} {r['hours_all_epochs']:8.1f}")
+        if "decode" in rows:
+            decoded = rows["decode"]
+            print(f"{task:8} decoding batch 1: {decoded['zero CoT']['examples_per_s']} ex/s at zero CoT, "
+                  f"{decoded['full CoT']['examples_per_s']} at full CoT "
+                  f"({decoded['zero CoT']['examples_per_s'] / decoded['full CoT']['examples_per_s']:.1f}x)")
         for name, r in rows.get("reference", {}).items():
             print(f"{task:8} reference {name}: {r}")
-    p = result["parity"]
-    print(f"parity, {p['steps']} steps, device vs CPU: largest relative loss gap {p['max_relative_gap_fp32']} "
-          f"(fp32, TF32 off), {p['max_relative_gap_bf16']} (bf16)")
+    if "parity" in result:
+        p = result["parity"]
+        print(f"parity, {p['steps']} steps, device vs CPU: largest relative loss gap {p['max_relative_gap_fp32']} "
+              f"(fp32, TF32 off), {p['max_relative_gap_bf16']} (bf16)")
+    left = {name: entry for name, entry in result["parts"].items() if entry["status"] != "done"}
+    print(f"parts not done: {left}" if left else "every part done")
 
 
 if __name__ == "__main__":
