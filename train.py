@@ -388,8 +388,8 @@ def start_or_resume(args, device):
         run.state = RunState(**ckpt["schedule"])
         run.state.epoch += run.state.batch_in_epoch >= task.batches_per_epoch   # saved at an epoch's end
         set_rng_state(ckpt, device, args.seed + RANK + 1000003 * run.state.step)
-        lines = (run.folder / "metrics.jsonl").read_bytes().split(b"\n")[:-1] if RANK == 0 else []
         if RANK == 0:                                             # what was logged after the save, and a torn line
+            lines = (run.folder / "metrics.jsonl").read_bytes().split(b"\n")[:-1]
             keep = lines if run.state.logged is None else lines[:run.state.logged]   # (old checkpoints: None)
             (run.folder / "metrics.jsonl").write_bytes(b"".join(line + b"\n" for line in keep))
             run.state.logged = len(keep)
@@ -401,9 +401,10 @@ def start_or_resume(args, device):
         (run.folder / "args.json").write_text(json.dumps(vars(args), indent=1))
     run.meter = Meter(run.state.step, args.epochs * task.batches_per_epoch, device)
     if RANK == 0:
+        n_params = run.net.model.get_num_params(non_embedding=False)
         print(f"{args.task}: {task.n_train} examples, T={task.batches_per_epoch} batches/epoch, CoT "
-              f"{task.longest_val_cot} tokens, model {run.net.model.get_num_params(non_embedding=False) / 1e6:.2f}M parameters on "
-              f"{device} x {WORLD_SIZE} ({args.dtype}), {args.schedule} schedule", flush=True)
+              f"{task.longest_val_cot} tokens, model {n_params / 1e6:.2f}M parameters on {device} x {WORLD_SIZE} "
+              f"({args.dtype}), {args.schedule} schedule", flush=True)
     return run
 
 

@@ -12,7 +12,6 @@ What this project adds beyond the paper, beside the five files that hold it. tra
 This file is the interface: the additions' flags and their checks, the CPU preset's choices, --recipe, and the
 objects the loop calls. It imports from the project's files but none imports it back, except train.py.
 """
-import argparse
 import json
 import math
 from pathlib import Path
@@ -22,6 +21,7 @@ from beyond.checkpoints import StepCheckpoints, upgrade_checkpoint   # noqa: F40
 from beyond.gate import Gate, GateConfig
 from beyond.plan import plan                                           # noqa: F401 (train.py calls it)
 from beyond.probes import make_probe                                   # noqa: F401 (train.py calls it)
+from data import COUNT, POSITIVE, RATE, RATE_OR_INF, WEIGHT, ranged
 from model import CheckpointError
 
 # The 3x3 CPU preset (train.py --task mult3x3 --model tiny): the adaptive gate, the carry probe and the decay that
@@ -30,29 +30,14 @@ TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0, decay_after
               "mult4x4": dict(remove_by_epoch=22)}
 
 
-def ranged(kind, test, what):
-    """An argparse type (as train.py's): `kind` of the text where test(value) holds; else a line saying `what`."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not test(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return parse
-
-
-COUNT, POSITIVE = ranged(int, lambda v: v >= 0, "a whole number >= 0"), ranged(int, lambda v: v >= 1, "a whole number >= 1")
 FRACTION = ranged(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
-WEIGHT = ranged(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 FLAGS = [  # as train.FLAGS: name, type (a list: choices; "bool"; "both": --x / --no-x), default, help
     ("--recipe", str, None, "start from a run's saved args.json: its settings, with this command line's flags "
                             "changing them (not its --device, --resume, --plan)"),
     ("--plan", "bool", False, "print what the run costs (steps, FLOPs, time), then stop"),
-    ("--plan-tokens-per-s", ranged(float, lambda v: 0 < v < math.inf, "a number > 0"), None,
+    ("--plan-tokens-per-s", RATE, None,
      "--plan: the speed to assume (default: timed steps)"),
-    ("--remove-by-epoch", ranged(float, lambda v: v > 0, "a number > 0 or inf"), None,
+    ("--remove-by-epoch", RATE_OR_INF, None,
      "adaptive: advance at least fast enough to have all CoT removed by the end of this epoch"),
     ("--gate-threshold", ranged(float, lambda v: 0 < v <= 1, "a number in (0, 1]"), GateConfig.threshold,
      "adaptive: advance once the running train exact match is at least this"),
@@ -60,7 +45,7 @@ FLAGS = [  # as train.FLAGS: name, type (a list: choices; "bool"; "both": --x / 
     ("--gate-max-steps", POSITIVE, GateConfig.max_steps, "adaptive: advance anyway after this"),
     ("--slower-from", ranged(float, lambda v: v >= 0, "a number >= 0 or inf"), GateConfig.slower_from,
      "adaptive: the counts from this one on get --slower-by times the deadline's steps of the others"),
-    ("--slower-by", ranged(float, lambda v: 0 < v < math.inf, "a number > 0"), GateConfig.slower_by,
+    ("--slower-by", RATE, GateConfig.slower_by,
      "adaptive: see --slower-from"),
     ("--gate-collapse", FRACTION, GateConfig.collapse,
      "adaptive: a running exact match below this for --gate-patience steps rolls back"),
@@ -70,7 +55,7 @@ FLAGS = [  # as train.FLAGS: name, type (a list: choices; "bool"; "both": --x / 
      "adaptive: tokens per advance may double up to this while the model recovers at once"),
     ("--decay-after-recovery", "both", None, "adaptive: the decay starts no sooner than the running train exact "
      "match at zero CoT reaches --gate-threshold, no later than --min-decay-epochs before the end (3x3 tiny)"),
-    ("--min-decay-epochs", ranged(float, lambda v: 0 < v < math.inf, "a number > 0"), 1.0,
+    ("--min-decay-epochs", RATE, 1.0,
      "with --decay-after-recovery: epochs the decay keeps, at least (at most --decay-epochs)"),
     ("--carry-weight", WEIGHT, None, "multKxK: weight of the carry probe's loss (beyond/probes.py, after Bai et al. "
                                      "2025; 0: off; the 3x3 tiny preset: 1)"),
