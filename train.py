@@ -51,9 +51,10 @@ TINY = dict(init="scratch", schedule="linear", delta=12, lr=1e-3, weight_decay=0
             keep_position=True, pretrain_epochs=2, dropout=0.0, activation="gelu", n_layer=3, n_head=4,
             n_embd=128, mult4x4=dict(batch_size=64, epochs=30))          # per task: what changes
 RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))   # set by torchrun
-ON_RESUME = {"resume", "overwrite", "out", "data", "epochs", "lr", "weight_decay", "max_grad_norm", "log_every",
-             "val_limit", "fig3_examples", "device", "dtype", "compile", "save_every", "recipe", "plan",
-             "plan_tokens_per_s"}                                 # what --resume may change; the rest is the run's
+# What --resume may change; every other setting is the run's own.
+ON_RESUME = {"resume", "overwrite", "out", "data", "epochs", "lr", "weight_decay", "max_grad_norm",
+             "log_every", "val_limit", "fig3_examples", "device", "dtype", "compile", "save_every", "recipe",
+             "plan", "plan_tokens_per_s"}
 
 
 @dataclass
@@ -76,7 +77,7 @@ def train(args):
     seed_this_process(args)
     run = start_or_resume(args, set_up_device(args))
     task, state, adds, T = run.task, run.state, run.additions, run.task.batches_per_epoch
-    forward = run.net                                             # DDP inside compile: all-reduce overlaps backward
+    forward = run.net                                             # DDP inside compile: all-reduce overlaps
     if WORLD_SIZE > 1:
         on_gpu = run.device.type == "cuda"
         forward = DistributedDataParallel(forward, device_ids=[run.device.index] if on_gpu else None)
@@ -357,8 +358,8 @@ def start_or_resume(args, device):
     split = task.train
     shortest = int((split.seps[:, 2] - split.starts + 1 - (split.seps[:, 1] - split.seps[:, 0] - 1)).min())
     if 0 < args.max_len_train < shortest:                         # no batch could ever be trained on
-        raise data.DataError(f"--max-len-train {args.max_len_train}: every example is longer, {shortest} tokens "
-                             f"or more even with all its CoT removed")
+        raise data.DataError(f"--max-len-train {args.max_len_train}: every example is longer, {shortest} "
+                             f"tokens or more even with all its CoT removed")
     model, ckpt = read_checkpoint(path) if args.resume else (None, None)
     if ckpt and beyond:                                           # beyond: checkpoints written before beyond/
         ckpt = beyond.upgrade_checkpoint(ckpt)
@@ -388,7 +389,7 @@ def start_or_resume(args, device):
         run.state = RunState(**ckpt["schedule"])
         run.state.epoch += run.state.batch_in_epoch >= task.batches_per_epoch   # saved at an epoch's end
         set_rng_state(ckpt, device, args.seed + RANK + 1000003 * run.state.step)
-        if RANK == 0:                                             # what was logged after the save, and a torn line
+        if RANK == 0:                                             # drop what was logged after the save
             lines = (run.folder / "metrics.jsonl").read_bytes().split(b"\n")[:-1]
             keep = lines if run.state.logged is None else lines[:run.state.logged]   # (old checkpoints: None)
             (run.folder / "metrics.jsonl").write_bytes(b"".join(line + b"\n" for line in keep))
@@ -403,8 +404,8 @@ def start_or_resume(args, device):
     if RANK == 0:
         n_params = run.net.model.get_num_params(non_embedding=False)
         print(f"{args.task}: {task.n_train} examples, T={task.batches_per_epoch} batches/epoch, CoT "
-              f"{task.longest_val_cot} tokens, model {n_params / 1e6:.2f}M parameters on {device} x {WORLD_SIZE} "
-              f"({args.dtype}), {args.schedule} schedule", flush=True)
+              f"{task.longest_val_cot} tokens, model {n_params / 1e6:.2f}M parameters on {device} x "
+              f"{WORLD_SIZE} ({args.dtype}), {args.schedule} schedule", flush=True)
     return run
 
 
@@ -414,8 +415,8 @@ def save_checkpoint(run, name):
     if RANK == 0:
         model, args = run.net.model, run.args
         ckpt = {"model_config": asdict(model.config), "model": model.state_dict(), "task": args.task,
-                "schedule": asdict(run.state), "args": vars(args), "n_remove": float(eval_level(run).n_remove),
-                "removal_side": args.removal_side, "keep_position": args.keep_position,
+                "schedule": asdict(run.state), "args": vars(args), "removal_side": args.removal_side,
+                "n_remove": float(eval_level(run).n_remove), "keep_position": args.keep_position,
                 "vocab_ids": run.task.meta["vocab_ids"]}
         if name == "ckpt.pt":
             ckpt.update(optimizer=run.optimizer.state_dict(), **rng_state(run.device), additions={
