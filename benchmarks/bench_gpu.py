@@ -3,8 +3,10 @@ The paper's recipe on one GPU, in one command (its length on a GPU not yet measu
 
   1. training step: GPT-2 small (random weights), the paper's batch 32, the whole CoT, on 4x4, 7x7 and 9x9
      examples, timed by beyond.plan.time_training_step: train.py's own step (the device setup, --dtype,
-     --compile, forward, backward, AdamW): ms/step, tokens/s, peak GPU memory, MFU = (6N + 12 L T d) FLOPs a token (PaLM) against the
-     GPU's dense peak, for fp32 (run as TF32), bf16 autocast, and bf16 + compile;
+     --compile, forward, backward, AdamW): ms/step, tokens/s, peak GPU memory, and MFU: PaLM's 6N + 12 L T d
+     FLOPs a token, the head's 6 n_embd vocab counted only at the labelled positions where it runs, against the
+     dense peak of the GPU by its exact name (model.peak_flops; TF32 at half the bf16 peak; none for a GPU not in
+     the table), for bf16 + compile, fp32 (run as TF32) and bf16 autocast;
   2. the hours `--plan`'s steps take at that speed: to the end of removal, and for the whole --epochs;
   3. batch-1 decoding of as many tokens as zero CoT and as the whole CoT need (Table 2's ratio);
   4. a small model (4 layers x 256) trained 50 steps by train.main on the GPU (fp32 with TF32 off, and bf16)
@@ -42,7 +44,7 @@ import data                                                     # noqa: E402
 import train                                                    # noqa: E402
 from beyond.plan import time_training_step                        # noqa: E402
 from eval import sync                                           # noqa: E402
-from model import GPT, GPTConfig                                # noqa: E402
+from model import GPT, GPTConfig, peak_flops                    # noqa: E402
 
 SIZES = {   # tasks, GPT-2 shape (layers, heads, width), batch, timed steps, decoded examples, parity shape, steps
     "full": dict(tasks=("mult7x7", "mult4x4", "mult9x9"), gpt2=(12, 12, 768), batch=32, steps=20, examples=10,
@@ -51,8 +53,6 @@ SIZES = {   # tasks, GPT-2 shape (layers, heads, width), batch, timed steps, dec
                   parity_steps=3)}
 MODES = {"bf16 + compile": ["--dtype", "bfloat16", "--compile"], "fp32 (TF32)": ["--dtype", "float32"],
          "bf16": ["--dtype", "bfloat16"]}                               # in the order of their value
-PEAK_TFLOPS = {"H100": {"bfloat16": 989, "float32": 495}, "H200": {"bfloat16": 989, "float32": 495},
-               "A100": {"bfloat16": 312, "float32": 156}}   # dense; fp32 products run as TF32 on these
 FULL_TRAIN = 808000                                             # data.prepare's training split, the reference's size
 TOKENIZER_URL = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/"
 
@@ -99,13 +99,19 @@ def time_modes(task, root, gpt2, device, size, modes=MODES):
             torch.cuda.reset_peak_memory_stats()
         seconds, tokens = time_training_step(train, args, loaded, model, size["steps"])
         step = float(np.median(seconds))
-        c, length = model.config, tokens / args.batch_size
-        flops = (6 * model.get_num_params(non_embedding=False) + 12 * c.n_layer * length * c.n_embd) * tokens / step
+        c, length, n = model.config, tokens / args.batch_size, min(args.batch_size, loaded.n_train)
+        labelled = int((loaded.train.seps[:n, 2] - loaded.train.seps[:n, 0]).sum())   # where the head runs
+        head = c.n_embd * c.vocab_size
+        flops = (6 * (model.get_num_params(non_embedding=False) - head) + 12 * c.n_layer * length * c.n_embd) \
+            * tokens + 6 * head * labelled
+        flops /= step
         gpu = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
-        peak = next((p[args.dtype] for known, p in PEAK_TFLOPS.items() if known in gpu), None)
+        peak = peak_flops(gpu)                                          # bf16 dense; TF32 runs at half that
+        peak = peak and peak * (0.5 if args.dtype == "float32" else 1.0)
         rows[name] = {"ms_per_step": round(1000 * step, 2), "tokens_per_s": round(tokens / step),
-                      "tokens_per_step": tokens, "tflops": round(flops / 1e12, 1),
-                      "mfu": round(flops / (peak * 1e12), 3) if peak else None,
+                      "tokens_per_step": tokens, "labelled_per_step": labelled, "tflops": round(flops / 1e12, 1),
+                      "mfu": round(flops / peak, 3) if peak else None,
+                      **({} if peak else {"mfu_note": f"{gpu}: not in model.PEAK_BF16's table of exact names"}),
                       "peak_gib": round(torch.cuda.max_memory_allocated() / 2 ** 30, 2) if gpu != "cpu" else None}
         rows[name].update(plan_hours(args, loaded, step))
         del model
