@@ -66,8 +66,8 @@ def sync(device):
 
 def removed(split, example_ids, level):
     """The examples as the model sees them at this level: CoT removed by the one shared function."""
-    tokens, lengths, seps = split.batch(example_ids)
-    return remove_cot(tokens, lengths, seps, np.full(len(tokens), level.n_remove), level.side, level.keep_position)
+    return remove_cot(split.batch(example_ids), np.full(len(example_ids), level.n_remove), level.side,
+                      level.keep_position)
 
 
 def prompts_and_targets(split, example_ids, level):

@@ -2,9 +2,27 @@
 The Stepwise Internalization schedule (Deng, Choi & Shieber 2024, Sec. 3), as the paper's code discretizes it.
 It imports nothing from this project (numpy only): copy it alone.
 
-Pure functions: how many CoT tokens are scheduled for removal at a batch (the paper's linear s(t)), the
+Pure functions: how many CoT tokens are scheduled for removal at a step (the paper's linear s(t)), the
 random removal offset of every example (removal smoothing), when the optimizer is reset, and -- the one place
-where CoT tokens are actually removed -- `remove_cot`, which train.py and eval.py both call.
+where CoT tokens are actually removed -- `remove_cot`, which train.py and eval.py both call. In a training loop
+of your own (a nanoGPT-style model, any vocabulary; rows of `input <sep> cot <sep> answer <sep>`, right-padded,
+with the separators' positions in `seps`; here 8 tokens go every 100 steps):
+
+    s, all_removed, rng = 0, False, np.random.default_rng(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for step in range(max_steps):
+        previous, s = s, scheduled_to_remove(step, 100, 8)                    # 1. s(t) = Delta t / T
+        if should_reset(s, previous, all_removed):                            # 2. a fresh AdamW as s(t) grows
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        tokens, lengths, seps = get_batch()
+        n = s + sample_offsets(4.0, len(tokens), rng)                         # 3. s(t) + o, o ~ P(o), per row
+        tokens, labels, _, _, _, reaches_end = remove_cot((tokens, lengths, seps), n, pad_id=PAD, ignore=-1)
+        all_removed = bool(reaches_end.all())
+        x, y = torch.from_numpy(tokens), torch.from_numpy(labels)
+        logits, loss = model(x[:, :-1], y[:, 1:])                             # 4. labels: shifted by one here
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
 """
 import math
 
@@ -21,10 +39,12 @@ def steps_per_token(batches_per_epoch, delta):
 
 
 def scheduled_to_remove(batch, batches_per_epoch, delta, start_from=0, remove_all_beyond=math.inf):
-    """Paper: s(t) = Delta * t / T. Reference: s grows by one every round(T/Delta) batches, i.e.
-    s(b) = start + b // round(T/Delta) for the 0-based batch counter b counted from the end of the
-    pretraining epochs (one token per batch when round(T/Delta) is 0). Beyond `remove_all_beyond`: inf
-    (remove all)."""
+    """Paper: s(t) = Delta * t / T, the CoT tokens scheduled for removal at step t. Reference: s grows by one
+    every round(T/Delta) batches, s(b) = start_from + b // round(T/Delta) (one token a batch when that is 0).
+    batch: t, the 0-based step counted from removal's start (train.py: after its --pretrain-epochs);
+    batches_per_epoch: T, the steps in which Delta tokens go (an epoch in the paper; a loop without epochs
+    passes any number of steps); delta: Delta; start_from: s at t = 0; remove_all_beyond: from this count on,
+    inf (remove all)."""
     every = steps_per_token(batches_per_epoch, delta)
     to_remove = start_from + (batch // every if every > 0 else batch + 1)
     return math.inf if to_remove >= remove_all_beyond else to_remove
@@ -58,14 +78,18 @@ def should_reset(to_remove, previous, all_removed_in_previous_batch, reset_enabl
     return reset_enabled and to_remove > previous and not all_removed_in_previous_batch
 
 
-def remove_cot(tokens, lengths, seps, n_remove, side="left", keep_position=False):
+def remove_cot(batch, n_remove, side="left", keep_position=False, pad_id=EOT, ignore=IGNORE):
     """
     Remove n_remove[i] CoT tokens from every example of a right-padded batch, vectorized.
 
-    tokens: (B, L) ids; lengths: (B,); seps: (B, 3) positions of the three separators in each row;
-    n_remove: (B,) counts (inf = all). Left side removes the n tokens right after the first separator,
-    right side the n tokens right before the second; n is clipped to the CoT, separators always stay.
-    Returns tokens, labels (IGNORE up to and including the first separator, and on padding),
+    batch: (tokens, lengths, seps): (B, L) ids, (B,) lengths, (B, 3) positions of the three separators in each
+    row; n_remove: (B,) counts (inf = all). Left side removes the n tokens right after the first separator,
+    right side the n tokens right before the second; n is clipped to the CoT, separators always stay. Padding
+    is pad_id (default GPT-2's <|endoftext|>, as the reference pads).
+    Labels are unshifted: label t is token t (`ignore` up to and including the first separator, and on padding).
+    A nanoGPT model takes them as targets shifted by one, model(tokens[:, :-1], labels[:, 1:]) with ignore=-1;
+    a Hugging Face model as they are, model(tokens, labels=labels) with ignore=-100 (it shifts them itself).
+    Returns tokens, labels,
     position_ids (None unless keep_position), the new lengths and separators, and per row whether the
     removed span reaches the second separator: the reference's test for "all CoT removed", true on the
     left side once all CoT is gone and, as in the reference, always true on the right side.
@@ -74,6 +98,7 @@ def remove_cot(tokens, lengths, seps, n_remove, side="left", keep_position=False
     original positions, and so does the one token right before the span (the first separator on the left
     side), which moves with them.
     """
+    tokens, lengths, seps = batch
     B, L = tokens.shape
     cot_length = seps[:, 1] - seps[:, 0] - 1
     n = np.minimum(np.asarray(n_remove, dtype=np.float64), cot_length).astype(np.int64)
@@ -86,9 +111,9 @@ def remove_cot(tokens, lengths, seps, n_remove, side="left", keep_position=False
     width = int(new_lengths.max())
     is_padding = column[:width] >= new_lengths[:, None]
     new_tokens = np.take_along_axis(tokens, order[:, :width], axis=1)
-    new_tokens[is_padding] = EOT
+    new_tokens[is_padding] = pad_id
     new_seps = seps - np.stack([np.zeros_like(n), n, n], axis=1)
-    labels = np.where((column[:width] > new_seps[:, :1]) & ~is_padding, new_tokens, IGNORE)
+    labels = np.where((column[:width] > new_seps[:, :1]) & ~is_padding, new_tokens, ignore)
     position_ids = None
     if keep_position:
         position_ids = column[:width] + np.where(column[:width] >= start[:, None] - 1, n[:, None], 0)

@@ -111,7 +111,7 @@ def train(args):
             # 3. each example loses s(t) + o CoT tokens, o ~ P(o) = (1 - e^-lambda) e^(-lambda o)
             raw = task.train.batch(ids)
             n_remove = removal_counts(args, state, epoch, len(ids), rng)
-            tokens, labels, positions, _, _, reaches_end = remove_cot(*raw, n_remove, args.removal_side,
+            tokens, labels, positions, _, _, reaches_end = remove_cot(raw, n_remove, args.removal_side,
                                                                       args.keep_position)
             note_all_removed(args, state, reaches_end, n_remove >= raw[2][:, 1] - raw[2][:, 0] - 1)
             if 0 < args.max_len_train < tokens.shape[1]:          # reference: skip batches longer than this

@@ -51,7 +51,7 @@ for label, n_remove in (("full CoT", 0), ("zero CoT", np.inf)):
     for step in range(args.steps + 2):                          # the first two steps are a warm-up
         tokens, lengths, seps = split.batch(rng.integers(0, len(split), args.batch_size))
         n_removed = n_remove + sample_offsets(4.0, args.batch_size, rng)
-        tokens, labels, positions, _, _, _ = remove_cot(tokens, lengths, seps, n_removed, "left", keep_position=True)
+        tokens, labels, positions, _, _, _ = remove_cot((tokens, lengths, seps), n_removed, "left", keep_position=True)
         batch = [torch.from_numpy(a) for a in (tokens, labels, positions)]
         for variant, model, optimizer in runs:
             started = time.perf_counter()

@@ -25,7 +25,7 @@ def test_carry_targets_of_a_hand_worked_example():
     assert targets[0][has_target].tolist() == expected
     assert (tokens[0][1:][has_target[:-1]] == data.DIGIT_IDS[np.array(expected) % 10]).all()   # before each digit
     seps = np.flatnonzero(tokens[0] == data.EOT)[None]
-    removed = remove_cot(tokens, np.array([tokens.shape[1]]), seps, np.array([3]))[0]        # '4 6 4' gone
+    removed = remove_cot((tokens, np.array([tokens.shape[1]]), seps), np.array([3]))[0]        # '4 6 4' gone
     assert carry_targets(removed, 2)[0][~np.isnan(carry_targets(removed, 2)[0])].tolist() == expected[3:]
 
 
@@ -36,7 +36,7 @@ def test_carry_targets_sit_before_every_cot_and_output_digit(mult3x3, n_remove):
     from schedule import remove_cot
     split = data.load_split(mult3x3, "train")
     tokens, lengths, seps = split.batch(np.arange(64))
-    tokens, _, _, _, seps, _ = remove_cot(tokens, lengths, seps, np.full(64, n_remove))
+    tokens, _, _, _, seps, _ = remove_cot((tokens, lengths, seps), np.full(64, n_remove))
     targets = carry_targets(tokens, 3)
     digit_of = np.full(data.EOT + 1, -1)
     digit_of[data.DIGIT_IDS] = np.arange(10)

@@ -84,8 +84,9 @@ def run_ours(monkeypatch, argv):
         drawn.append(real_offsets(lam, batch_size, rng))
         return drawn[-1]
 
-    def remove(tokens, lengths, seps, n_remove, side, keep_position):
-        out = real_remove(tokens, lengths, seps, n_remove, side, keep_position)
+    def remove(batch, n_remove, side, keep_position):
+        out = real_remove(batch, n_remove, side, keep_position)
+        tokens, lengths, seps = batch
         batches.append({"lengths": lengths.copy(), "cot": seps[:, 1] - seps[:, 0] - 1,
                         "offsets": drawn.pop() if drawn else np.zeros(len(lengths)),
                         "to_remove": np.asarray(n_remove, dtype=float).tolist(), "width": out[0].shape[1]})

@@ -1,3 +1,4 @@
+import json
 import math
 import os
 import shutil
@@ -68,7 +69,7 @@ SEPS = np.array([[2, 7, 9], [2, 5, 7]])
 
 
 def test_remove_left_with_clipping():
-    tokens, labels, positions, lengths, seps, gone = remove_cot(TOKENS, LENGTHS, SEPS, np.array([2, 5]))
+    tokens, labels, positions, lengths, seps, gone = remove_cot((TOKENS, LENGTHS, SEPS), np.array([2, 5]))
     assert tokens.tolist() == [[1, 2, E, 12, 13, E, 7, E], [1, 2, E, E, 7, E, E, E]]
     assert labels.tolist() == [[IGNORE, IGNORE, IGNORE, 12, 13, E, 7, E],
                                [IGNORE, IGNORE, IGNORE, E, 7, E, IGNORE, IGNORE]]
@@ -77,26 +78,26 @@ def test_remove_left_with_clipping():
 
 
 def test_remove_right():
-    tokens, _, _, _, _, gone = remove_cot(TOKENS, LENGTHS, SEPS, np.array([1, 1]), side="right")
+    tokens, _, _, _, _, gone = remove_cot((TOKENS, LENGTHS, SEPS), np.array([1, 1]), side="right")
     assert tokens.tolist() == [[1, 2, E, 10, 11, 12, E, 7, E], [1, 2, E, 10, E, 7, E, E, E]]
     assert gone.tolist() == [True, True]                          # reference: the span always ends there
 
 
 def test_remove_nothing_and_everything():
-    tokens, labels, *_ , gone = remove_cot(TOKENS, LENGTHS, SEPS, np.zeros(2))
+    tokens, labels, *_ , gone = remove_cot((TOKENS, LENGTHS, SEPS), np.zeros(2))
     assert tokens.tolist() == TOKENS.tolist() and not gone.any()
     assert labels[1, 8:].tolist() == [IGNORE, IGNORE]           # padding never has a loss
-    tokens, *_, gone = remove_cot(TOKENS, LENGTHS, SEPS, np.full(2, math.inf))
+    tokens, *_, gone = remove_cot((TOKENS, LENGTHS, SEPS), np.full(2, math.inf))
     assert tokens.tolist() == [[1, 2, E, E, 7, E], [1, 2, E, E, 7, E]] and gone.all()
 
 
 def test_keep_position_ids():
     # Reference: position_ids[start-1:] += n, so the answer keeps its original positions, and the token
     # right before the removed span moves with it (the first separator on the left side).
-    _, _, positions, lengths, _, _ = remove_cot(TOKENS, LENGTHS, SEPS, np.array([2, 5]), keep_position=True)
+    _, _, positions, lengths, _, _ = remove_cot((TOKENS, LENGTHS, SEPS), np.array([2, 5]), keep_position=True)
     assert positions[0].tolist() == [0, 1, 4, 5, 6, 7, 8, 9]
     assert positions[1, :lengths[1]].tolist() == [0, 1, 4, 5, 6, 7]
-    _, _, positions, _, _, _ = remove_cot(TOKENS, LENGTHS, SEPS, np.array([2, 0]), side="right", keep_position=True)
+    _, _, positions, _, _, _ = remove_cot((TOKENS, LENGTHS, SEPS), np.array([2, 0]), side="right", keep_position=True)
     assert positions[0].tolist() == [0, 1, 2, 3, 6, 7, 8, 9]      # 10 at 3, 11 moved to 6, then 7, 8, 9
     assert positions[1, :8].tolist() == list(range(8))
 
@@ -117,7 +118,7 @@ assert [scheduled_to_remove(b, 100, 8) for b in (0, 11, 12, 24)] == [0, 0, 1, 2]
 offsets = sample_offsets(4.0, 1000, np.random.default_rng(0))
 assert offsets.min() == 0 and 0.97 < np.mean(offsets == 0) < 0.995                  # P(0) = 1 - e^-4 = 0.982
 tokens = np.array([[1, 2, EOT, 10, 11, 12, EOT, 7, EOT]])
-out, labels, _, lengths, seps, gone = remove_cot(tokens, np.array([9]), np.array([[2, 6, 8]]), np.array([2]))
+out, labels, _, lengths, seps, gone = remove_cot((tokens, np.array([9]), np.array([[2, 6, 8]])), np.array([2]))
 assert out.tolist() == [[1, 2, EOT, 12, EOT, 7, EOT]] and labels[0, :3].tolist() == [IGNORE] * 3
 print("ok")
 """
@@ -134,3 +135,66 @@ def test_schedule_py_works_copied_alone_into_another_repo(tmp_path):
 def test_constants_agree_with_the_tokenizer_and_the_model():
     assert schedule.EOT == model.EOT == data.EOT == data.tokenizer().eot_token
     assert schedule.IGNORE == model.IGNORE == -100
+
+
+DOCSTRING_LOOP = """
+import json, sys
+import numpy as np
+import torch
+import schedule
+from schedule import sample_offsets, scheduled_to_remove, should_reset
+
+PAD, SEP, max_steps, rng_data = 14, 15, 200, np.random.default_rng(1)      # a 16-token vocabulary
+
+
+def get_batch(rows=16):
+    '''input (3 tokens) SEP cot (4..8 tokens) SEP answer (2 tokens) SEP, right-padded with PAD'''
+    parts = [(rng_data.integers(1, 10, 3), rng_data.integers(1, 10, rng_data.integers(4, 9)), rng_data.integers(1, 10, 2))
+             for _ in range(rows)]
+    seqs = [np.concatenate([a, [SEP], c, [SEP], b, [SEP]]) for a, c, b in parts]
+    lengths = np.array([len(q) for q in seqs])
+    tokens = np.full((rows, lengths.max()), PAD)
+    for row, q in zip(tokens, seqs):
+        row[:len(q)] = q
+    seps = np.stack([np.flatnonzero(row == SEP)[:3] for row in tokens])
+    return tokens, lengths, seps
+
+
+class Model(torch.nn.Module):                       # nanoGPT's forward(x, targets) -> (logits, loss), ignore -1
+    def __init__(self):
+        super().__init__()
+        self.emb, self.head = torch.nn.Embedding(16, 32), torch.nn.Linear(32, 16)
+
+    def forward(self, x, targets):
+        logits = self.head(self.emb(x))
+        return logits, torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+
+
+model, seen, resets = Model(), [], []
+real_remove, real_reset = schedule.remove_cot, should_reset
+def remove_cot(*args, **kwargs):
+    out = real_remove(*args, **kwargs)
+    seen.append(out[0])
+    return out
+def should_reset(*args):
+    resets.append(real_reset(*args))
+    return resets[-1]
+loop = "\\n".join(line[4:] for line in schedule.__doc__.split("\\n") if line.startswith("    "))
+exec(loop)
+print(json.dumps({"s": s, "resets": sum(resets), "padded": sum(int((t == PAD).any()) for t in seen),
+                  "gpt2_ids": sum(int((t >= 16).any()) for t in seen), "loss": loss.item(), "lines": len(loop.splitlines())}))
+"""
+
+
+def test_the_docstrings_loop_runs_copied_alone_on_a_16_token_vocabulary(tmp_path):
+    """schedule.py alone and its docstring's loop, as written, 200 steps on a 16-token vocabulary with a model
+    taking nanoGPT's targets: s(t) advances, AdamW restarts with it, offsets pad the shorter rows with the pad id
+    given, and no GPT-2 id (>= 16) appears in any batch."""
+    shutil.copy(schedule.__file__, tmp_path / "schedule.py")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", DOCSTRING_LOOP], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["lines"] <= 16 and result["s"] == 199 // 12 and result["resets"] >= 5
+    assert result["padded"] > 0 and result["gpt2_ids"] == 0 and result["loss"] == result["loss"]

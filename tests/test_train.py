@@ -128,7 +128,7 @@ def test_rollback_restores_model_and_optimizer_bit_for_bit(data_root, tmp_path):
 
     def step():
         tokens, lengths, seps = split.batch(range(16))
-        tokens, labels, *_ = train.remove_cot(tokens, lengths, seps, [0] * 16)
+        tokens, labels, *_ = train.remove_cot((tokens, lengths, seps), [0] * 16)
         targets = np.concatenate([labels[:, 1:], np.full((len(labels), 1), -100)], axis=1)   # token t + 1
         run.net.model(torch.from_numpy(tokens), torch.from_numpy(targets))[1].backward()
         run.optimizer.step()
@@ -639,7 +639,7 @@ def tiny_run_and_batches(data_root, tmp_path, carry):
     def batch(n_remove, rows=8):                                        # rows 0..7, n_remove CoT tokens gone
         run.state.to_remove = n_remove                                  # the probe steers once removal starts
         raw = run.task.train.batch(np.arange(rows))
-        tokens, labels, positions, *_ = train.remove_cot(*raw, np.full(rows, n_remove), "left", True)
+        tokens, labels, positions, *_ = train.remove_cot(raw, np.full(rows, n_remove), "left", True)
         return train.this_process_batch(run, raw, tokens, labels, positions)
     return run, batch
 

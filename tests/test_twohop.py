@@ -183,7 +183,7 @@ def test_bridge_targets_name_the_bridge_as_written_for_every_training_chain(kind
         wrong_bridge += tail_of[h, r1] != b
     assert wrong_bridge == (round(0.5 * sum(len(f) == 5 for f in rows)) if kind == "bridge" else 0)
     from schedule import remove_cot
-    removed = remove_cot(tokens, lengths, seps, np.full(len(tokens), np.inf), "left", True)[0]
+    removed = remove_cot((tokens, lengths, seps), np.full(len(tokens), np.inf), "left", True)[0]
     assert (removed[np.arange(len(tokens)), seps[:, 0]] == data.EOT).all()        # the separator stays in place
 
 

@@ -31,7 +31,7 @@ for path in sys.argv[1:]:
     split = data.load_split(Path(info["data"]) / info["task"], "val")
     ids = np.arange(min(1000, len(split)))
     tokens, lengths, seps = split.batch(ids)
-    tokens, _, positions, _, seps, _ = remove_cot(tokens, lengths, seps, np.full(len(ids), math.inf), "left",
+    tokens, _, positions, _, seps, _ = remove_cot((tokens, lengths, seps), np.full(len(ids), math.inf), "left",
                                                   info["keep_position"])
     values = carry_targets(tokens, k)
     stream = {}

@@ -29,7 +29,7 @@ enc = data.tokenizer()
 ids = np.arange(min(1000, len(split)))
 for n_remove in levels:
     tokens, lengths, seps = split.batch(ids)
-    tokens, labels, positions, *_ = remove_cot(tokens, lengths, seps, np.full(len(ids), n_remove), "left",
+    tokens, labels, positions, *_ = remove_cot((tokens, lengths, seps), np.full(len(ids), n_remove), "left",
                                                info["keep_position"])
     labels = torch.from_numpy(labels)
     with torch.no_grad():
