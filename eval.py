@@ -131,13 +131,12 @@ def evaluate(model, split, level, batch_size=1, limit=None, progress_every=0):
             "examples": n, "tokens_per_example": generated / n, "examples_per_s": float(np.median(rates))}
 
 
-def labels_right(model, logits, labels, label_rows=None):
-    """Per position of a teacher-forced batch: is the argmax at t the gold token t+1? (B, L-1), True where there
-    is no label. logits: (B, L, vocab) as model(tokens, labels) returns them, or (M, vocab) at label_rows, the
+def targets_right(model, logits, targets, label_rows=None):
+    """Per position of a teacher-forced batch: is the argmax at t its target, the gold token t+1? (B, L), True
+    where there is none. logits: (B, L, vocab) as model(tokens) returns them, or (M, vocab) at label_rows, the
     flat indices of the labelled positions (train.py's forward). No mask by value: no GPU sync."""
-    targets = labels[:, 1:]
     if label_rows is None:
-        return (model.to_id(logits[:, :-1].argmax(-1)) == targets) | (targets == IGNORE)
+        return (model.to_id(logits.argmax(-1)) == targets) | (targets == IGNORE)
     right = torch.ones(targets.numel(), dtype=torch.bool, device=targets.device)
     right[label_rows] = model.to_id(logits.argmax(-1)) == targets.flatten()[label_rows]
     return right.view_as(targets)
@@ -156,14 +155,13 @@ def teacher_forced_accuracy(model, split, level, limit=256, batch_size=256, rows
     n = min(limit, len(split))
     right = 0
     for first in range(0, n, batch_size):
-        tokens, labels, positions, *_ = removed(split, np.arange(first, min(first + batch_size, n)), level)
+        tokens, targets, positions, *_ = removed(split, np.arange(first, min(first + batch_size, n)), level)
         model.check_inputs(tokens, positions)
         x = model.embed(torch.from_numpy(tokens).to(device),
                         None if positions is None else torch.from_numpy(positions).to(device))
         for block in model.transformer.h:
             x = block(x)
-        x = model.transformer.ln_f(x)[:, :-1].flatten(0, 1)        # position t predicts token t + 1
-        targets = labels[:, 1:]
+        x = model.transformer.ln_f(x).flatten(0, 1)                 # position t predicts targets[t]
         rows = torch.from_numpy(np.flatnonzero(targets != IGNORE)).to(device)
         predicted = torch.cat([model.lm_head(x.index_select(0, chunk)).argmax(-1) for chunk in rows.split(rows_at_once)])
         is_right = np.ones(targets.shape, bool)

@@ -16,10 +16,9 @@ with the separators' positions in `seps`; here 8 tokens go every 100 steps):
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         tokens, lengths, seps = get_batch()
         n = s + sample_offsets(4.0, len(tokens), rng)                         # 3. s(t) + o, o ~ P(o), per row
-        tokens, labels, _, _, _, reaches_end = remove_cot((tokens, lengths, seps), n, pad_id=PAD, ignore=-1)
+        tokens, targets, _, _, _, reaches_end = remove_cot((tokens, lengths, seps), n, pad_id=PAD, ignore=-1)
         all_removed = bool(reaches_end.all())
-        x, y = torch.from_numpy(tokens), torch.from_numpy(labels)
-        logits, loss = model(x[:, :-1], y[:, 1:])                             # 4. labels: shifted by one here
+        logits, loss = model(torch.from_numpy(tokens), torch.from_numpy(targets))   # 4. nanoGPT's targets
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -86,10 +85,10 @@ def remove_cot(batch, n_remove, side="left", keep_position=False, pad_id=EOT, ig
     row; n_remove: (B,) counts (inf = all). Left side removes the n tokens right after the first separator,
     right side the n tokens right before the second; n is clipped to the CoT, separators always stay. Padding
     is pad_id (default GPT-2's <|endoftext|>, as the reference pads).
-    Labels are unshifted: label t is token t (`ignore` up to and including the first separator, and on padding).
-    A nanoGPT model takes them as targets shifted by one, model(tokens[:, :-1], labels[:, 1:]) with ignore=-1;
-    a Hugging Face model as they are, model(tokens, labels=labels) with ignore=-100 (it shifts them itself).
-    Returns tokens, labels,
+    Targets follow nanoGPT's convention: targets[t] is the token after tokens[t] (`ignore` where that token is
+    not after the first separator, and on padding). A nanoGPT model takes them as they are, model(tokens,
+    targets) with ignore=-1; a Hugging Face model wants them unshifted, labels = targets rolled one to the right.
+    Returns tokens, targets,
     position_ids (None unless keep_position), the new lengths and separators, and per row whether the
     removed span reaches the second separator: the reference's test for "all CoT removed", true on the
     left side once all CoT is gone and, as in the reference, always true on the right side.
@@ -113,9 +112,10 @@ def remove_cot(batch, n_remove, side="left", keep_position=False, pad_id=EOT, ig
     new_tokens = np.take_along_axis(tokens, order[:, :width], axis=1)
     new_tokens[is_padding] = pad_id
     new_seps = seps - np.stack([np.zeros_like(n), n, n], axis=1)
-    labels = np.where((column[:width] > new_seps[:, :1]) & ~is_padding, new_tokens, ignore)
+    targets = np.full_like(new_tokens, ignore)                         # position t predicts token t + 1
+    targets[:, :-1] = np.where((column[1:width] > new_seps[:, :1]) & ~is_padding[:, 1:], new_tokens[:, 1:], ignore)
     position_ids = None
     if keep_position:
         position_ids = column[:width] + np.where(column[:width] >= start[:, None] - 1, n[:, None], 0)
         position_ids = np.where(is_padding, column[:width], position_ids)   # padding: any in-range position
-    return new_tokens, labels, position_ids, new_lengths, new_seps, start + n == seps[:, 1]
+    return new_tokens, targets, position_ids, new_lengths, new_seps, start + n == seps[:, 1]

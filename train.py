@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 import data
 from data import COUNT, PATH, POSITIVE, RATE, RATE_OR_INF, WEIGHT, ranged
-from eval import Level, labels_right, read_checkpoint, teacher_forced_accuracy, validate
+from eval import Level, read_checkpoint, targets_right, teacher_forced_accuracy, validate
 from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError
 from schedule import IGNORE, remove_cot, sample_offsets, scheduled_to_remove, should_reset
 
@@ -111,13 +111,13 @@ def train(args):
             # 3. each example loses s(t) + o CoT tokens, o ~ P(o) = (1 - e^-lambda) e^(-lambda o)
             raw = task.train.batch(ids)
             n_remove = removal_counts(args, state, epoch, len(ids), rng)
-            tokens, labels, positions, _, _, reaches_end = remove_cot(raw, n_remove, args.removal_side,
+            tokens, targets, positions, _, _, reaches_end = remove_cot(raw, n_remove, args.removal_side,
                                                                       args.keep_position)
             note_all_removed(args, state, reaches_end, n_remove >= raw[2][:, 1] - raw[2][:, 0] - 1)
             if 0 < args.max_len_train < tokens.shape[1]:          # reference: skip batches longer than this
                 continue
             # 4. forward, backward (loss on all after the first separator); a step every --accumulate batches
-            batch = this_process_batch(run, raw, tokens, labels, positions)
+            batch = this_process_batch(run, raw, tokens, targets, positions)
             logits, loss, probe_loss = forward_backward(forward, run, batch)
             if state.accumulated == args.accumulate:
                 optimizer_step(run)
@@ -167,8 +167,8 @@ def new_optimizer(parameters, args):
 
 class TrainingForward(torch.nn.Module):
     """The training pass, one graph for torch.compile and one unit for DDP: the GPT's blocks, the head only at
-    the labelled positions `label_rows` (flat indices into B x (T-1); position t predicts token t+1, ids
-    `targets`), their mean cross-entropy; and a probe's loss on the same hidden states, where there is one."""
+    the labelled positions `label_rows` (flat indices into B x T; position t predicts token t+1, ids `targets`),
+    their mean cross-entropy; and a probe's loss on the same hidden states, where there is one."""
 
     def __init__(self, model, probe=None):
         super().__init__()
@@ -176,26 +176,26 @@ class TrainingForward(torch.nn.Module):
 
     def forward(self, idx, targets, label_rows, position_ids=None, probe_inputs=None):
         states = self.model.hidden_states(idx, position_ids)
-        x = self.model.transformer.ln_f(states[-1])[:, :-1].flatten(0, 1).index_select(0, label_rows)
+        x = self.model.transformer.ln_f(states[-1]).flatten(0, 1).index_select(0, label_rows)
         logits = self.model.lm_head(x)
         loss = F.cross_entropy(logits.float(), self.model.to_index(targets))
         probe_loss = None if self.probe is None else self.probe.loss(states, *probe_inputs)   # beyond
         return logits, loss, probe_loss
 
 
-def this_process_batch(run, raw, tokens, labels, positions):
+def this_process_batch(run, raw, tokens, targets, positions):
     """Every process built the whole global batch (same order, same offsets); each trains on its rows, its
     share of the batch's labels weighting its loss. Inputs are checked here, on the host: no GPU stall."""
     run.net.model.check_inputs(tokens, positions)
     mine, pinned = np.array_split(np.arange(len(tokens)), WORLD_SIZE)[RANK], run.device.type == "cuda"
     to_device = lambda a: (torch.from_numpy(a).pin_memory() if pinned else torch.from_numpy(a)).to(
         run.device, non_blocking=pinned)                          # pinned: the copy overlaps the GPU's work
-    label_rows = np.flatnonzero(labels[mine, 1:] != IGNORE)      # where the head runs: indices, not a mask
-    batch = SimpleNamespace(tokens=to_device(tokens[mine]), labels=to_device(labels[mine]), size=len(tokens),
-                            targets=to_device(labels[mine, 1:].reshape(-1)[label_rows]),
+    label_rows = np.flatnonzero(targets[mine] != IGNORE)          # where the head runs: indices, not a mask
+    batch = SimpleNamespace(tokens=to_device(tokens[mine]), targets=to_device(targets[mine]), size=len(tokens),
+                            label_targets=to_device(targets[mine].reshape(-1)[label_rows]),
                             label_rows=to_device(label_rows), probe_inputs=None, probe_share=0.0,
                             positions=None if positions is None else to_device(positions[mine]),
-                            share=float((labels[mine, 1:] != IGNORE).sum() / (labels[:, 1:] != IGNORE).sum()))
+                            share=float((targets[mine] != IGNORE).sum() / (targets != IGNORE).sum()))
     if run.net.probe is not None:                                 # beyond: the probe's positions and targets
         batch.probe_inputs, batch.probe_share = run.net.probe.inputs(raw, tokens, mine, run.state.to_remove,
                                                                      to_device)
@@ -209,7 +209,7 @@ def forward_backward(forward, run, batch):
     autocast = torch.autocast(batch.tokens.device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
     last = state.accumulated + 1 == args.accumulate
     with autocast, forward.no_sync() if WORLD_SIZE > 1 and not last else nullcontext():
-        logits, loss, probe_loss = forward(batch.tokens, batch.targets, batch.label_rows, batch.positions,
+        logits, loss, probe_loss = forward(batch.tokens, batch.label_targets, batch.label_rows, batch.positions,
                                            batch.probe_inputs)
         total = loss * batch.share * WORLD_SIZE
         if probe_loss is not None:                                # beyond: the probe's weighted loss
@@ -248,8 +248,8 @@ def log_batch(run, logits, loss, probe_loss, batch):
     """Every --log-every steps: loss, token accuracy, probe loss, speed: read from the device here, only."""
     state, probe, meter = run.state, run.net.probe, run.meter
     meter.check_finite(state, run.folder)
-    has_label = batch.labels[:, 1:] != IGNORE
-    right = labels_right(run.net.model, logits.detach(), batch.labels, batch.label_rows) & has_label
+    has_label = batch.targets != IGNORE
+    right = targets_right(run.net.model, logits.detach(), batch.targets, batch.label_rows) & has_label
     sums = global_sum(torch.stack([loss.detach().float() * batch.share, right.sum().float(),
                                    has_label.sum().float()])).tolist()
     now, rate = time.time(), meter.tokens / (time.time() - meter.since)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from eval import labels_right
+from eval import targets_right
 
 
 @dataclass
@@ -160,7 +160,7 @@ class Gate:
 
     def after_batch(self, logits, batch):
         """The next decision's input: the batch's share of rows right at every label (one host read a batch)."""
-        right = labels_right(self.net.model, logits.detach(), batch.labels, batch.label_rows).all(dim=1).sum()
+        right = targets_right(self.net.model, logits.detach(), batch.targets, batch.label_rows).all(dim=1).sum()
         if dist.is_initialized():
             dist.all_reduce(right := right.clone())
         self.last_exact_match = right.item() / batch.size

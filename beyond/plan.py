@@ -55,9 +55,9 @@ def time_training_step(train, args, task, model, steps=5):
     AdamW) on an explicit-CoT batch, after warm-up, and its tokens: what --plan and the benchmarks time."""
     run = train.new_run(args, task, model, train.set_up_device(args))
     raw = task.train.batch(np.arange(min(args.batch_size, task.n_train)))
-    tokens, labels, positions, *_ = train.remove_cot(raw, np.zeros(len(raw[0])), args.removal_side,
+    tokens, targets, positions, *_ = train.remove_cot(raw, np.zeros(len(raw[0])), args.removal_side,
                                                      args.keep_position)
-    batch = train.this_process_batch(run, raw, tokens, labels, positions)
+    batch = train.this_process_batch(run, raw, tokens, targets, positions)
     forward, seconds = train.torch.compile(run.net.train(), dynamic=True) if args.compile else run.net.train(), []
     for _ in range(steps + (3 if args.compile else 1)):           # the first ones warm up (and compile)
         started = time.perf_counter()

@@ -69,10 +69,10 @@ SEPS = np.array([[2, 7, 9], [2, 5, 7]])
 
 
 def test_remove_left_with_clipping():
-    tokens, labels, positions, lengths, seps, gone = remove_cot((TOKENS, LENGTHS, SEPS), np.array([2, 5]))
+    tokens, targets, positions, lengths, seps, gone = remove_cot((TOKENS, LENGTHS, SEPS), np.array([2, 5]))
     assert tokens.tolist() == [[1, 2, E, 12, 13, E, 7, E], [1, 2, E, E, 7, E, E, E]]
-    assert labels.tolist() == [[IGNORE, IGNORE, IGNORE, 12, 13, E, 7, E],
-                               [IGNORE, IGNORE, IGNORE, E, 7, E, IGNORE, IGNORE]]
+    assert targets.tolist() == [[IGNORE, IGNORE, 12, 13, E, 7, E, IGNORE],   # targets[t]: the token after t
+                                [IGNORE, IGNORE, E, 7, E, IGNORE, IGNORE, IGNORE]]
     assert positions is None and lengths.tolist() == [8, 6]
     assert seps.tolist() == [[2, 5, 7], [2, 3, 5]] and gone.tolist() == [False, True]
 
@@ -84,9 +84,9 @@ def test_remove_right():
 
 
 def test_remove_nothing_and_everything():
-    tokens, labels, *_ , gone = remove_cot((TOKENS, LENGTHS, SEPS), np.zeros(2))
+    tokens, targets, *_ , gone = remove_cot((TOKENS, LENGTHS, SEPS), np.zeros(2))
     assert tokens.tolist() == TOKENS.tolist() and not gone.any()
-    assert labels[1, 8:].tolist() == [IGNORE, IGNORE]           # padding never has a loss
+    assert targets[1, 7:].tolist() == [IGNORE] * 3               # padding is never a target
     tokens, *_, gone = remove_cot((TOKENS, LENGTHS, SEPS), np.full(2, math.inf))
     assert tokens.tolist() == [[1, 2, E, E, 7, E], [1, 2, E, E, 7, E]] and gone.all()
 
@@ -118,8 +118,8 @@ assert [scheduled_to_remove(b, 100, 8) for b in (0, 11, 12, 24)] == [0, 0, 1, 2]
 offsets = sample_offsets(4.0, 1000, np.random.default_rng(0))
 assert offsets.min() == 0 and 0.97 < np.mean(offsets == 0) < 0.995                  # P(0) = 1 - e^-4 = 0.982
 tokens = np.array([[1, 2, EOT, 10, 11, 12, EOT, 7, EOT]])
-out, labels, _, lengths, seps, gone = remove_cot((tokens, np.array([9]), np.array([[2, 6, 8]])), np.array([2]))
-assert out.tolist() == [[1, 2, EOT, 12, EOT, 7, EOT]] and labels[0, :3].tolist() == [IGNORE] * 3
+out, targets, _, lengths, seps, gone = remove_cot((tokens, np.array([9]), np.array([[2, 6, 8]])), np.array([2]))
+assert out.tolist() == [[1, 2, EOT, 12, EOT, 7, EOT]] and targets[0].tolist() == [IGNORE] * 2 + [12, EOT, 7, EOT, IGNORE]
 print("ok")
 """
 

@@ -128,8 +128,7 @@ def test_rollback_restores_model_and_optimizer_bit_for_bit(data_root, tmp_path):
 
     def step():
         tokens, lengths, seps = split.batch(range(16))
-        tokens, labels, *_ = train.remove_cot((tokens, lengths, seps), [0] * 16)
-        targets = np.concatenate([labels[:, 1:], np.full((len(labels), 1), -100)], axis=1)   # token t + 1
+        tokens, targets, *_ = train.remove_cot((tokens, lengths, seps), [0] * 16)
         run.net.model(torch.from_numpy(tokens), torch.from_numpy(targets))[1].backward()
         run.optimizer.step()
         run.optimizer.zero_grad()
@@ -648,23 +647,23 @@ def test_the_training_forward_runs_the_head_at_the_labelled_positions_only_with_
     torch.manual_seed(0)
     m = train.GPT(train.GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_ids=list(range(20)) + [50256]))
     idx = torch.tensor([[1, 2, 50256, 5, 6, 50256, 7, 50256], [3, 4, 50256, 8, 50256, 9, 50256, 50256]])
-    labels = torch.tensor([[-100, -100, -100, 5, 6, 50256, 7, 50256], [-100, -100, -100, 8, 50256, 9, 50256, -100]])
-    rows = torch.nonzero((labels[:, 1:] != -100).flatten())[:, 0]     # train.py builds these on the host
-    logits, loss, none = train.TrainingForward(m)(idx, labels[:, 1:].flatten()[rows], rows)
-    full, full_loss = m(idx, torch.cat([labels[:, 1:], torch.full((2, 1), -100)], 1))   # targets: token t + 1
+    targets = torch.tensor([[-100, -100, 5, 6, 50256, 7, 50256, -100], [-100, -100, 8, 50256, 9, 50256, -100, -100]])
+    rows = torch.nonzero((targets != -100).flatten())[:, 0]           # train.py builds these on the host
+    logits, loss, none = train.TrainingForward(m)(idx, targets.flatten()[rows], rows)
+    full, full_loss = m(idx, targets)
     assert none is None and logits.shape == (len(rows), m.config.vocab_size)
-    assert torch.allclose(logits, full[:, :-1].flatten(0, 1)[rows], atol=1e-6) and torch.allclose(loss, full_loss)
+    assert torch.allclose(logits, full.flatten(0, 1)[rows], atol=1e-6) and torch.allclose(loss, full_loss)
 
 
 @pytest.mark.parametrize("carry", [0, 1])
 def test_the_training_forward_is_one_graph_with_and_without_the_probe(data_root, tmp_path, carry):
     run, batch = tiny_run_and_batches(data_root, tmp_path, carry)
     b = batch(3)
-    inputs = (b.tokens, b.targets, b.label_rows, b.positions) + (b.probe_inputs[:2] if carry else ())
+    inputs = (b.tokens, b.label_targets, b.label_rows, b.positions) + (b.probe_inputs[:2] if carry else ())
     for tensor in inputs:                                               # as --compile's dynamic=True makes them
         torch._dynamo.mark_dynamic(tensor, tensor.dim() - 1)
     torch._dynamo.reset()
-    explained = torch._dynamo.explain(run.net)(b.tokens, b.targets, b.label_rows, b.positions, b.probe_inputs)
+    explained = torch._dynamo.explain(run.net)(b.tokens, b.label_targets, b.label_rows, b.positions, b.probe_inputs)
     assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
 
 
@@ -680,7 +679,7 @@ def test_a_whole_removal_schedule_compiles_the_training_step_twice_at_most(data_
     torch._dynamo.reset()
     for n_remove in [0, *range(1, 27)]:
         b = batch(n_remove, rows=8 if n_remove % 5 else 5)
-        logits, loss, probe_loss = forward(b.tokens, b.targets, b.label_rows, b.positions, b.probe_inputs)
+        logits, loss, probe_loss = forward(b.tokens, b.label_targets, b.label_rows, b.positions, b.probe_inputs)
         (loss + probe_loss).backward()
         assert logits.shape == (len(b.label_rows), run.net.model.config.vocab_size)   # labelled positions only
     assert len(graphs) <= 2

@@ -13,7 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import data                                     # noqa: E402  (the repository's files, from any folder)
-from eval import labels_right, load_checkpoint  # noqa: E402
+from eval import load_checkpoint, targets_right  # noqa: E402
 from model import CheckpointError               # noqa: E402
 from schedule import IGNORE, remove_cot         # noqa: E402
 
@@ -29,13 +29,11 @@ enc = data.tokenizer()
 ids = np.arange(min(1000, len(split)))
 for n_remove in levels:
     tokens, lengths, seps = split.batch(ids)
-    tokens, labels, positions, *_ = remove_cot((tokens, lengths, seps), np.full(len(ids), n_remove), "left",
-                                               info["keep_position"])
-    labels = torch.from_numpy(labels)
+    tokens, targets, positions, *_ = remove_cot((tokens, lengths, seps), np.full(len(ids), n_remove), "left",
+                                                info["keep_position"])
     with torch.no_grad():
-        logits, _ = model(torch.from_numpy(tokens), labels, None if positions is None else torch.from_numpy(positions))
-    right = labels_right(model, logits, labels).numpy()
-    targets = labels[:, 1:].numpy()                                    # position t predicts token t+1
+        logits, _ = model(torch.from_numpy(tokens), position_ids=None if positions is None else torch.from_numpy(positions))
+    right = targets_right(model, logits, torch.from_numpy(targets)).numpy()   # position t predicts targets[t]
     columns = np.flatnonzero((targets != IGNORE).all(axis=0))
     print(f"{n_remove} removed: exact match {right[:, columns].all(axis=1).mean():.3f}")
     print("  " + " ".join(f"{enc.decode([int(targets[0, c])]).strip() or '_'}:{right[:, c].mean():.2f}"
