@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 import data
-from model import EOT, GPT, GPTConfig, CheckpointError
+from model import GPT, GPTConfig, CheckpointError, load_plain
 from schedule import IGNORE, remove_cot
 
 
@@ -162,11 +162,11 @@ def teacher_forced_accuracy(model, split, level, limit=256, batch_size=256, rows
         for block in model.transformer.h:
             x = block(x)
         x = model.transformer.ln_f(x).flatten(0, 1)                 # position t predicts targets[t]
-        rows = torch.from_numpy(np.flatnonzero(targets != IGNORE)).to(device)
-        predicted = torch.cat([model.lm_head(x.index_select(0, chunk)).argmax(-1) for chunk in rows.split(rows_at_once)])
+        rows = np.flatnonzero(targets != IGNORE)
+        predicted = torch.cat([model.lm_head(x.index_select(0, chunk)).argmax(-1)
+                               for chunk in torch.from_numpy(rows).to(device).split(rows_at_once)])
         is_right = np.ones(targets.shape, bool)
-        is_right.reshape(-1)[rows.cpu().numpy()] = model.to_id(predicted).cpu().numpy() == targets.reshape(-1)[
-            rows.cpu().numpy()]
+        is_right.reshape(-1)[rows] = model.to_id(predicted).cpu().numpy() == targets.reshape(-1)[rows]
         right += int(is_right.all(axis=1).sum())
     model.train(was_training)
     return right / n
@@ -220,39 +220,32 @@ def read_checkpoint(path):
     """A train.py checkpoint (.pt): the model and the whole checkpoint dict (what --resume also needs). Its config
     is checked against its tensors before a model is built (no allocation a file can inflate). Settings and
     tensors of additions that older versions kept inside the model (its probes) are not the GPT's: left out."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        if "Unsupported global" in str(e):                        # a pickle that would build objects or run code
-            raise CheckpointError(f"{path}: refused, not a plain checkpoint: it holds objects other than tensors "
-                                  f"and plain containers") from None
-        text = "an unreadable pickle" if "Weights only load failed" in str(e) else str(e)   # not torch's advice
-        reason = " ".join(line.strip() for line in text.strip().splitlines()[:2])[:300] or type(e).__name__
-        raise CheckpointError(f"{path}: not a train.py checkpoint ({reason})") from None
+    ckpt = load_plain(path, "train.py checkpoint")
     missing = [key for key in ("model_config", "model", "task", "n_remove", "removal_side", "keep_position", "args")
                if not isinstance(ckpt, dict) or key not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: not a train.py checkpoint (no {', '.join(missing)})")
-    names = {f.name for f in fields(GPTConfig)}
-    config, tensors = {k: v for k, v in ckpt["model_config"].items() if k in names}, ckpt["model"]
-    sizes = ("block_size", "vocab_size", "n_layer", "n_head", "n_embd")
-    if not all(type(config.get(k)) is int and config[k] > 0 for k in sizes) or config["n_embd"] % config["n_head"]:
-        raise CheckpointError(f"{path}: model_config needs whole numbers {', '.join(sizes)} > 0, n_embd a multiple "
-                              f"of n_head; it has {config}")
-    shapes = {"transformer.wpe.weight": (config["block_size"], config["n_embd"]),
-              "lm_head.weight": (config["n_embd"], len(config["vocab_ids"]) + (EOT not in config["vocab_ids"])
-                                 if config.get("vocab_ids") else config["vocab_size"])}
-    blocks = {name.split(".")[2] for name in tensors if name.startswith("transformer.h.")}
+    names, tensors = {f.name for f in fields(GPTConfig)}, ckpt["model"]
+    try:                                                          # a config alone allocates nothing
+        config = GPTConfig(**{k: v for k, v in ckpt["model_config"].items() if k in names})
+        sizes = [getattr(config, k) for k in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd")]
+        assert all(type(v) is int and v > 0 for v in sizes) and config.n_embd % config.n_head == 0
+    except (TypeError, ValueError, AssertionError):
+        raise CheckpointError(f"{path}: model_config needs whole numbers block_size, vocab_size, n_layer, n_head, "
+                              f"n_embd > 0, n_embd a multiple of n_head; it has {ckpt['model_config']}") from None
+    shapes = {"transformer.wpe.weight": (config.block_size, config.n_embd),
+              "lm_head.weight": (config.n_embd, config.vocab_size)}
     for name, shape in shapes.items():
         if not isinstance(tensors.get(name), torch.Tensor) or tuple(tensors[name].shape) != shape:
             raise CheckpointError(f"{path}: tensor {name} is missing or not {shape}, as model_config says")
-    if len(blocks) != config["n_layer"]:
-        raise CheckpointError(f"{path}: {len(blocks)} blocks of tensors, model_config says n_layer {config['n_layer']}")
+    blocks = {name.split(".")[2] for name in tensors if name.startswith("transformer.h.")}
+    if len(blocks) != config.n_layer:
+        raise CheckpointError(f"{path}: {len(blocks)} blocks of tensors, model_config says n_layer {config.n_layer}")
+    model = GPT(config)
+    own = model.state_dict()                                      # strict: a missing tensor is an error
     try:
-        model = GPT(GPTConfig(**config))
-        own = model.state_dict()                                    # strict: a missing tensor is an error
         model.load_state_dict({k: v for k, v in tensors.items() if k in own})
-    except (TypeError, ValueError, RuntimeError) as e:
+    except RuntimeError as e:
         reason = " ".join(line.strip() for line in str(e).strip().splitlines()[:2])[:300]
         raise CheckpointError(f"{path}: not a train.py checkpoint ({reason})") from None
     return model, ckpt

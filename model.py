@@ -415,20 +415,25 @@ def read_safetensors(file):
     return tensors
 
 
-def read_tensors(file):
-    """{name: tensor} from a .safetensors file or a PyTorch pickle, which is read with weights_only=True."""
-    if file.suffix == ".safetensors":
-        return read_safetensors(file)
+def load_plain(file, what="loadable PyTorch checkpoint"):
+    """A PyTorch pickle read with weights_only=True: tensors and plain containers, or one clear error saying the
+    file is not `what` (without torch's advice to load the file unsafely)."""
     try:
-        tensors = torch.load(file, map_location="cpu", weights_only=True)
+        return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:                                            # any unreadable pickle or zip
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "Unsupported global" in str(e):                        # a pickle that would build objects or run code
+        if "Unsupported global" in str(e):                            # a pickle that would build objects or run code
             raise CheckpointError(f"{file}: refused, not a plain checkpoint: it holds objects other than tensors "
                                   f"and plain containers") from None
-        if "Weights only load failed" in str(e):                  # torch's advice to load it unsafely: not passed on
-            reason = "an unreadable pickle"
-        raise CheckpointError(f"{file}: not a loadable PyTorch checkpoint ({reason[:200]})") from None
+        text = "an unreadable pickle" if "Weights only load failed" in str(e) else str(e).strip()
+        reason = " ".join(line.strip() for line in text.splitlines()[:2])[:300] or type(e).__name__
+        raise CheckpointError(f"{file}: not a {what} ({reason})") from None
+
+
+def read_tensors(file):
+    """{name: tensor} from a .safetensors file or a PyTorch pickle (load_plain)."""
+    if file.suffix == ".safetensors":
+        return read_safetensors(file)
+    tensors = load_plain(file)
     if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) for t in tensors.values()):
         raise CheckpointError(f"{file}: expected a dict of tensors")
     return tensors
