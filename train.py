@@ -53,8 +53,8 @@ TINY = dict(init="scratch", schedule="linear", delta=12, lr=1e-3, weight_decay=0
 RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))   # set by torchrun
 # What --resume may change; every other setting is the run's own.
 ON_RESUME = {"resume", "overwrite", "out", "data", "epochs", "lr", "weight_decay", "max_grad_norm",
-             "log_every", "val_limit", "fig3_examples", "device", "dtype", "compile", "save_every", "recipe",
-             "plan", "plan_tokens_per_s"}
+             "log_every", "val_limit", "fig3_examples", "device", "dtype", "compile", "save_every",
+             "max_steps", "recipe", "plan", "plan_tokens_per_s"}
 
 
 @dataclass
@@ -83,7 +83,7 @@ def train(args):
         forward = DistributedDataParallel(forward, device_ids=[run.device.index] if on_gpu else None)
     if args.compile:                                              # one graph for every length (dynamic)
         forward = torch.compile(forward, dynamic=True)
-    for epoch in range(state.epoch, args.epochs):
+    for epoch in range(state.epoch, last_epoch(run)):
         state.epoch = epoch
         rng = np.random.default_rng([args.seed, epoch])         # data order and offsets, shared by processes
         order = rng.permutation(task.n_train)
@@ -135,9 +135,16 @@ def train(args):
             end_of_epoch(run)
         if WORLD_SIZE > 1:
             dist.barrier()
+        if adds.budget and adds.budget.after_epoch(state):       # beyond: stop once validation is >= 0.99
+            break
     if cot_left(run) and RANK == 0:
         print(f"train.py: the run ended with {cot_left(run)} of {task.longest_val_cot} CoT tokens still in "
               f"place (s(t) = {count(state.to_remove)}): more epochs or a larger --delta", flush=True)
+
+
+def last_epoch(run):
+    """The loop runs --epochs epochs, or (beyond/budget.py) on to its cap, unless the run already stopped."""
+    return run.additions.budget.last_epoch(run.state) if run.additions.budget else run.args.epochs
 
 
 def removal_counts(args, state, epoch, batch_size, rng):
@@ -223,14 +230,14 @@ def optimizer_step(run):
     """Clip, step at this batch's lr, and clear the gradients."""
     run.state.accumulated = 0
     for group in run.optimizer.param_groups:
-        group["lr"] = learning_rate(run.args, run.state, run.task.batches_per_epoch, run.additions.gate)
+        group["lr"] = learning_rate(run.args, run.state, run.task.batches_per_epoch, run.additions)
     torch.nn.utils.clip_grad_norm_(run.net.parameters(), run.args.max_grad_norm)
     run.optimizer.step()
     run.optimizer.zero_grad(set_to_none=True)
     run.state.since_reset += 1
 
 
-def learning_rate(args, state, batches_per_epoch, gate=None):
+def learning_rate(args, state, batches_per_epoch, additions=None):
     """The paper's constant lr, times a linear warm-up after each optimizer reset and a linear decay to 0 over
     the last --decay-epochs epochs (all, in a shorter run), counted in batches seen (skipped ones too)."""
     warmup = min(1.0, (state.since_reset + 1) / args.reset_warmup) if args.reset_warmup else 1.0
@@ -238,9 +245,11 @@ def learning_rate(args, state, batches_per_epoch, gate=None):
         return args.lr * warmup
     seen = state.epoch * batches_per_epoch + state.batch_in_epoch
     total = args.epochs * batches_per_epoch
+    if additions and additions.budget:                           # beyond: past --epochs, a round's end
+        total = additions.budget.lr_end(seen)
     decay_from = total - min(args.decay_epochs, args.epochs) * batches_per_epoch
-    if gate:                                                      # beyond: the decay may wait for recovery
-        decay_from = gate.decay_start(decay_from, total)
+    if additions and additions.gate:                             # beyond: the decay may wait for recovery
+        decay_from = additions.gate.decay_start(decay_from, total)
     return args.lr * warmup * min(1.0, (total - seen) / max(1, total - decay_from))
 
 
@@ -347,7 +356,7 @@ def new_run(args, task, model, device):
     run.log = lambda record, echo=None: log(run, record, echo)
     run.optimizer = new_optimizer(net.parameters(), args)
     run.additions = beyond.make_additions(run, new_optimizer, save_checkpoint) if beyond else \
-        SimpleNamespace(gate=None, steps=None)
+        SimpleNamespace(gate=None, steps=None, budget=None)
     return run
 
 
@@ -400,7 +409,7 @@ def start_or_resume(args, device):
         run.folder.mkdir(parents=True, exist_ok=True)
         (run.folder / "metrics.jsonl").write_text("")
         (run.folder / "args.json").write_text(json.dumps(vars(args), indent=1))
-    run.meter = Meter(run.state.step, args.epochs * task.batches_per_epoch, device)
+    run.meter = Meter(run.state.step, last_epoch(run) * task.batches_per_epoch, device)
     if RANK == 0:
         n_params = run.net.model.get_num_params(non_embedding=False)
         print(f"{args.task}: {task.n_train} examples, T={task.batches_per_epoch} batches/epoch, CoT "

@@ -5,6 +5,7 @@ What this project adds beyond the paper, beside the five files that hold it. tra
 - gate.py         --schedule adaptive: s(t) advances once the model has recovered; rollback after a collapse;
                   --decay-after-recovery (the lr decay waits for recovery at zero CoT)
 - probes.py       --carry-weight / --bridge-weight: a linear probe on the residual stream, trained with the model
+- budget.py       --stop-at-val, --max-steps: stop once validation at zero CoT is >= 0.99, or at a cap
 - checkpoints.py  --save-every (mid-epoch checkpoints), and the checkpoints written before this folder existed
 - plan.py         --plan: what a run costs before it starts
 - twohop.py       the second study's data: two-hop facts, ID and OOD (Yao et al. 2025)
@@ -17,6 +18,7 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
+from beyond.budget import Budget
 from beyond.checkpoints import StepCheckpoints, upgrade_checkpoint   # noqa: F401 (train.py calls it)
 from beyond.gate import Gate, GateConfig
 from beyond.plan import plan                                           # noqa: F401 (train.py calls it)
@@ -26,7 +28,9 @@ from model import CheckpointError
 
 # The 3x3 CPU preset (train.py --task mult3x3 --model tiny): the adaptive gate, the carry probe and the decay that
 # waits; it reaches >= 0.99 where the paper's schedule alone on a 0.6M model mostly does not (README).
-TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0, decay_after_recovery=True),
+# It stops once validation at zero CoT is >= 0.99, or at 14,400 steps (README, "Command 1": the cap).
+TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0, decay_after_recovery=True,
+                              stop_at_val=0.99, max_steps=14400),
               "mult4x4": dict(remove_by_epoch=22)}
 
 
@@ -60,7 +64,11 @@ FLAGS = [  # as train.FLAGS: name, type (a list: choices; "bool"; "both": --x / 
     ("--carry-weight", WEIGHT, None, "multKxK: weight of the carry probe's loss (beyond/probes.py, after Bai et al. "
                                      "2025; 0: off; the 3x3 tiny preset: 1)"),
     ("--bridge-weight", WEIGHT, 0.0, "two-hop tasks: weight of the bridge probe's loss (beyond/probes.py)"),
-    ("--save-every", COUNT, 0, "also write ckpt.pt every N steps, for an exact --resume mid-epoch")]
+    ("--save-every", COUNT, 0, "also write ckpt.pt every N steps, for an exact --resume mid-epoch"),
+    ("--stop-at-val", FRACTION, None, "stop at the first epoch end where validation exact match at zero CoT "
+     "is at least this (0: off, the run trains --epochs; the 3x3 tiny preset: 0.99)"),
+    ("--max-steps", COUNT, None, "with --stop-at-val: a run short of it after --epochs runs on, in rounds "
+     "of --decay-epochs epochs (the lr decays again in each), to this cap in steps (0: none; 3x3 tiny: 14400)")]
 
 
 def apply_recipe(p, args, argv):
@@ -104,7 +112,7 @@ def preset(args, settings):
     """The preset's settings with the additions' values: the deadline of the adaptive schedule, and the 3x3 tiny
     preset's gate, probe and decay that waits."""
     settings = {**settings, "remove_by_epoch": math.inf if args.model == "paper" else 6, "carry_weight": 0.0,
-                "decay_after_recovery": False}
+                "decay_after_recovery": False, "stop_at_val": 0.0, "max_steps": 0}
     return {**settings, **(TINY_TASKS.get(args.task, {}) if args.model == "tiny" else {})}
 
 
@@ -116,6 +124,10 @@ def fill_in(args, settings):
         args.carry_weight = settings["carry_weight"] if adaptive and stepwise and args.removal_side == "left" else 0.0
     if args.decay_after_recovery is None:
         args.decay_after_recovery = settings["decay_after_recovery"] and adaptive and stepwise and args.decay_epochs > 0
+    if args.stop_at_val is None:                              # the preset's budget, not the paper's recipe
+        args.stop_at_val = settings["stop_at_val"] if adaptive and stepwise else 0.0
+    if args.max_steps is None:
+        args.max_steps = settings["max_steps"] if args.stop_at_val else 0
 
 
 def check(args, error):
@@ -131,18 +143,24 @@ def check(args, error):
     if args.carry_weight and (not args.task.startswith("mult") or args.removal_side != "left"):
         error(f"--carry-weight is for multKxK tasks with CoT removed from the left, not {args.task} "
               f"from the {args.removal_side}")
+    if args.max_steps and not args.stop_at_val:
+        error("--max-steps needs --stop-at-val: without it the run trains --epochs epochs")
+    if args.stop_at_val and args.mode == "explicit":
+        error("--stop-at-val reads validation at zero CoT, which --mode explicit never reaches")
     if args.bridge_weight and not args.task.startswith("twohop"):
         error(f"--bridge-weight is for two-hop tasks (twohop...), not {args.task}")
 
 
 def make_additions(run, new_optimizer, save_checkpoint):
     """The objects the loop calls, each None where its flag is off: the probe (already in run.net), the gate and
-    the step checkpoints."""
+    the step checkpoints and the budget."""
     args = run.args
     log = lambda record: run.log(record)
     gate = Gate(args, run.task, run.net, new_optimizer, log) if args.schedule == "adaptive" else None
     steps = StepCheckpoints(args.save_every, save_checkpoint) if args.save_every else None
-    return SimpleNamespace(probe=run.net.probe, gate=gate, steps=steps)
+    budget = Budget(args, run.task.batches_per_epoch, run.task.longest_val_cot, run.log) if args.stop_at_val \
+        else None
+    return SimpleNamespace(probe=run.net.probe, gate=gate, steps=steps, budget=budget)
 
 
 def check_resume(ckpt, additions, path):

@@ -24,6 +24,10 @@ def plan(args, train):
           f"{mean_length:.1f} tokens an example (explicit CoT)")
     print(f"T = {T} batches/epoch of {args.batch_size}; {args.epochs} epochs = {args.epochs * T:,} batches, "
           f"{steps:,} optimizer steps, {args.epochs * task.n_train:,} examples")
+    cap_steps = (args.max_steps or steps) // T * T if args.stop_at_val else steps
+    if args.stop_at_val:
+        print(f"stops at the first epoch end where validation at zero CoT is >= {args.stop_at_val:g}; short of "
+              f"it, runs on to the cap: {cap_steps:,} batches ({cap_steps // T} epochs)")
     if args.mode == "stepwise" and args.schedule == "linear":
         every = max(1, int(round(T / args.delta)))
         done = args.pretrain_epochs + (task.longest_train_cot - args.remove_start_from) / args.delta
@@ -39,7 +43,8 @@ def plan(args, train):
     rate = args.plan_tokens_per_s or tokens / min(seconds)              # a busy machine slows steps, never speeds one
     hours = tokens_per_step * steps / rate / 3600
     print(f"at {rate:,.0f} training tokens/s: {hours:.2f} hours ({hours * 60:.0f} minutes) with the whole CoT in "
-          f"every step, an upper bound (removal shortens the examples); evaluation not counted")
+          f"every step, an upper bound (removal shortens the examples); evaluation not counted" +
+          (f"; to the cap: {hours * cap_steps / (args.epochs * T) * 60:.0f} minutes" if cap_steps != steps else ""))
 
 
 def model_config(args, task, build_model):
