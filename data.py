@@ -35,7 +35,7 @@ import numpy as np
 import tiktoken
 
 EOT = 50256                   # <|endoftext|>, the separator
-DIGIT_IDS = np.array([657, 352, 362, 513, 604, 642, 718, 767, 807, 860], np.uint16)   # GPT-2 ids of ' 0' .. ' 9'
+DIGIT_IDS = np.array([657, 352, 362, 513, 604, 642, 718, 767, 807, 860], np.uint16)   # GPT-2's ' 0' .. ' 9'
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 REFERENCE_SPLIT_FILES = {"train": ["train.txt"], "val": ["valid.txt", "val.txt"],
@@ -74,8 +74,8 @@ def tokenizer():
     try:
         return tiktoken.get_encoding("gpt2")
     except OSError as e:
-        raise DataError(f"cannot load the GPT-2 tokenizer ({type(e).__name__}): offline, set TIKTOKEN_CACHE_DIR "
-                        f"to a folder holding tiktoken's gpt2 files") from None
+        raise DataError(f"cannot load the GPT-2 tokenizer ({type(e).__name__}): offline, set "
+                        f"TIKTOKEN_CACHE_DIR to a folder holding tiktoken's gpt2 files") from None
 
 
 def parse_task(task):
@@ -92,7 +92,7 @@ def parse_task(task):
 # ----------------------------------------------------------------------------- multiplication
 
 def problem_count(k):
-    """Distinct K-by-K problems: K-digit numbers have a leading digit 1..9, so 9 * 10^(K-1) of each operand."""
+    """Distinct K-by-K problems: a K-digit number leads with 1..9, so each operand has 9 * 10^(K-1) values."""
     return (9 * 10 ** (k - 1)) ** 2
 
 
@@ -244,14 +244,14 @@ def encode_examples(sources, cots, answers, enc):
 # ----------------------------------------------------------------------------- writing and loading
 
 def write_atomic(path, write):
-    """Write through a temporary name and rename, so an interrupted run leaves no half file; a write that fails
-    (a full disk) leaves no temporary file and says which file it was."""
+    """Write through a temporary name and rename, so an interrupted run leaves no half file; a write that
+    fails (a full disk) leaves no temporary file and says which file it was."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
             write(f)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:                          # torch.save reports a full disk as RuntimeError
+    except (OSError, RuntimeError) as e:                          # torch.save: a full disk is a RuntimeError
         reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[0][:200]
         raise DataError(f"{path}: could not be written ({reason})") from None
     finally:
@@ -259,8 +259,9 @@ def write_atomic(path, write):
 
 
 def write_dataset(out, task, splits, extra_meta):
-    """splits: {name: (text lines or None, token rows as a 2-D uint16 array or a list of id lists)}. Written whole
-    into a temporary folder that then takes `out`'s place: a killed write leaves the old dataset or the new one."""
+    """splits: {name: (text lines or None, token rows as a 2-D uint16 array or a list of id lists)}. Written
+    whole into a temporary folder that then takes `out`'s place: a killed write leaves the old dataset or the
+    new one."""
     final, out = Path(out), Path(out).with_name(Path(out).name + f".writing-{os.getpid()}")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -364,7 +365,8 @@ def load_split(data_dir, split, meta=None):
     if not path.exists():
         raise DataError(f"{path}: no such split file (run: python data.py --task ...)")
     if path.stat().st_size % 2 or not path.stat().st_size:
-        raise DataError(f"{path}: {path.stat().st_size} bytes, not a whole number of 2-byte tokens (cut short?)")
+        raise DataError(f"{path}: {path.stat().st_size} bytes, not a whole number of 2-byte tokens "
+                        f"(cut short?)")
     loaded = split_from_tokens(np.memmap(path, dtype=np.uint16, mode="r"), path)
     said = (meta or {}).get("splits", {}).get(split)
     if said is not None:
@@ -374,7 +376,8 @@ def load_split(data_dir, split, meta=None):
         known = np.zeros(2 ** 16, bool)
         known[np.asarray(meta["vocab_ids"], np.int64)] = True
         if not known[loaded.tokens].all():
-            wrong.append(f"token {int(loaded.tokens[~known[loaded.tokens]][0])} outside meta.json's vocab_ids")
+            unknown = int(loaded.tokens[~known[loaded.tokens]][0])
+            wrong.append(f"token {unknown} outside meta.json's vocab_ids")
         if wrong:
             raise DataError(f"{path}: does not match its meta.json: {'; '.join(wrong)}")
     return loaded
@@ -396,7 +399,8 @@ def load_meta(data_dir):
     except (ValueError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not JSON ({type(e).__name__})") from None
     ids = meta.get("vocab_ids") if isinstance(meta, dict) else None
-    if not isinstance(meta, dict) or not isinstance(meta.get("task"), str) or not isinstance(meta.get("splits"), dict):
+    if not (isinstance(meta, dict) and isinstance(meta.get("task"), str)
+            and isinstance(meta.get("splits"), dict)):
         raise DataError(f"{path}: not a data.py meta.json (an object with task, splits and vocab_ids)")
     if not isinstance(ids, list) or not ids or not all(type(i) is int and 0 <= i <= EOT for i in ids):
         raise DataError(f"{path}: vocab_ids must be a list of GPT-2 token ids (0..{EOT})")
@@ -408,9 +412,10 @@ def load_meta(data_dir):
 
 
 def load_task(args, processes=1, rank_zero_first=lambda make, *a: make(*a)):
-    """A task as train.py reads it (generated first if multKxK is missing): meta, the train and val splits (and
-    the ones meta.json asks to report: two-hop test_id, test_ood), the first --train-size training examples,
-    T batches an epoch, the longest example and CoTs. The last batch must have a row for each process."""
+    """A task as train.py reads it (generated first if multKxK is missing): meta, the train and val splits
+    (and the ones meta.json asks to report: two-hop test_id, test_ood), the first --train-size training
+    examples, T batches an epoch, the longest example and CoTs. The last batch must have a row for each
+    process."""
     tokenizer()                                                   # fail now, not at the first evaluation
     folder = rank_zero_first(prepare, args.task, args.data) if args.task.startswith("mult") else \
         Path(args.data) / args.task
@@ -420,14 +425,15 @@ def load_task(args, processes=1, rank_zero_first=lambda make, *a: make(*a)):
     train, val = load_split(folder, "train", meta), load_split(folder, "val", meta)
     n_train = len(train) if args.train_size is None else min(args.train_size, len(train))
     if 0 < n_train % args.batch_size < processes:
-        raise DataError(f"the last batch of an epoch has {n_train % args.batch_size} examples, fewer than the "
-                        f"{processes} processes: change --batch-size or --train-size")
+        raise DataError(f"the last batch of an epoch has {n_train % args.batch_size} examples, fewer than "
+                        f"the {processes} processes: change --batch-size or --train-size")
     longest_cot = lambda split, n: int((split.seps[:n, 1] - split.seps[:n, 0] - 1).max())
-    return SimpleNamespace(meta=meta, train=train, val=val, n_train=n_train,
+    reported = {name: load_split(folder, name, meta) for name in meta.get("report_splits", [])}
+    return SimpleNamespace(meta=meta, train=train, val=val, n_train=n_train, reported=reported,
                            batches_per_epoch=math.ceil(n_train / args.batch_size),
-                           reported={name: load_split(folder, name, meta) for name in meta.get("report_splits", [])},
                            longest_example=max(s["longest_example"] for s in meta["splits"].values()),
-                           longest_val_cot=longest_cot(val, len(val)), longest_train_cot=longest_cot(train, n_train))
+                           longest_val_cot=longest_cot(val, len(val)),
+                           longest_train_cot=longest_cot(train, n_train))
 
 
 def prepare(task, data_root, train_size=808000, val_size=1000, test_size=1000, seed=0):
@@ -446,9 +452,10 @@ def prepare(task, data_root, train_size=808000, val_size=1000, test_size=1000, s
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", required=True,
-                        help="multKxK (K = 2..20), twohop... (see beyond/twohop.py for its options), or any name with --from-text")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", required=True, help="multKxK (K = 2..20), twohop... (see beyond/twohop.py "
+                                                       "for its options), or any name with --from-text")
     parser.add_argument("--out", help="output folder (default data/TASK)")
     parser.add_argument("--from-text", help="import a folder in the reference's text format")
     parser.add_argument("--train-size", type=POSITIVE, default=808000)
@@ -456,7 +463,7 @@ def main(argv=None):
     parser.add_argument("--test-size", type=POSITIVE, default=1000)
     parser.add_argument("--seed", type=COUNT, default=0)
     args, unknown = parser.parse_known_args(argv)
-    if args.task.startswith("twohop"):                               # the second study's generator, own options
+    if args.task.startswith("twohop"):                               # the second study's generator
         from beyond import twohop
         return twohop.main(argv)
     if unknown:
@@ -470,7 +477,8 @@ def main(argv=None):
             meta = generate_multiplication(args.task, out, sizes, args.seed)
     except (DataError, OSError, UnicodeDecodeError) as e:
         sys.exit(f"data.py: error: {e}")
-    summary = ", ".join(f"{k}: {v['examples']} examples / {v['tokens']} tokens" for k, v in meta["splits"].items())
+    summary = ", ".join(f"{k}: {v['examples']} examples / {v['tokens']} tokens"
+                        for k, v in meta["splits"].items())
     print(f"wrote {out}: {summary}")
 
 

@@ -5,12 +5,12 @@ and draw the paper's figures from training runs.
     python eval.py --ckpt runs/mult4x4/best.pt                         # test split, batch size 1
     python eval.py --ckpt runs/explicit/best.pt runs/si/best.pt --limit 200   # Table 2 style
     python eval.py --ckpt state_dict_folder --task mult4x4 --text valid.txt   # the paper's released models
-    python eval.py --ckpt folder_11x11 --task mult11x11 --text test_bigbench.txt --n-remove 320   # partly internalized
+    python eval.py --ckpt folder_11x11 --task mult11x11 --text test_bigbench.txt --n-remove 320   # partly
     python eval.py --plot runs/si runs/no-smoothing --out fig3.png       # Fig. 3 and Fig. 2a
     python eval.py --ckpt runs/twohop-cot/best.pt --split test_ood        # any split of the task by name
-    python eval.py --ckpt runs/twohop-cot/best.pt runs/twohop-nocot/best.pt --lens --out lens.png   # logit lens
+    python eval.py --ckpt runs/twohop-cot/best.pt runs/twohop-nocot/best.pt --lens --out lens.png   # lens
     python eval.py --curves runs/twohop-cot runs/twohop-nocot --out curves.png   # two-hop accuracy vs steps
-    python eval.py --ablation "preset=runs/preset-seed*" "no CoT=runs/nocot-seed*" --out ablation.png   # over seeds
+    python eval.py --ablation "preset=runs/preset-seed*" "no CoT=runs/nocot-seed*" --out ablation.png  # seeds
 """
 import argparse
 import json
@@ -30,8 +30,8 @@ from schedule import IGNORE, remove_cot
 
 
 class Level(NamedTuple):
-    """How much CoT a model is evaluated with: n_remove tokens removed (inf: all), from which side, and whether the
-    tokens after them keep their positions (what the checkpoint was trained with)."""
+    """How much CoT a model is evaluated with: n_remove tokens removed (inf: all), from which side, and
+    whether the tokens after them keep their positions (what the checkpoint was trained with)."""
     n_remove: float
     side: str = "left"
     keep_position: bool = False
@@ -55,7 +55,8 @@ def digit_accuracy(predicted_texts, reference_texts):
     right, counted = np.zeros(width), np.zeros(width)
     for predicted, reference in pairs:
         counted[:len(reference)] += 1
-        right[:len(reference)] += [i < len(predicted) and predicted[i] == word for i, word in enumerate(reference)]
+        right[:len(reference)] += [i < len(predicted) and predicted[i] == word
+                                   for i, word in enumerate(reference)]
     return (right / np.maximum(counted, 1)).round(4).tolist()
 
 
@@ -71,8 +72,8 @@ def removed(split, example_ids, level):
 
 
 def prompts_and_targets(split, example_ids, level):
-    """Apply the checkpoint's removal level, then cut each row after its first separator: the prompt; the rest is
-    the reference continuation."""
+    """Apply the checkpoint's removal level, then cut each row after its first separator: the prompt; the rest
+    is the reference continuation."""
     tokens, _, positions, lengths, seps, _ = removed(split, example_ids, level)
     prompt_length = seps[0, 0] + 1
     targets = [row[prompt_length:length] for row, length in zip(tokens, lengths)]
@@ -82,10 +83,10 @@ def prompts_and_targets(split, example_ids, level):
 
 @torch.no_grad()
 def evaluate(model, split, level, batch_size=1, limit=None, progress_every=0):
-    """Greedy-decode every example from its input (plus whatever CoT the removal level leaves to generate), on the
-    model's device, and score the answer. Returns accuracy (the answer after '####'), target_accuracy (the whole
-    continuation: CoT left to generate and answer), generated tokens per example, and examples/s where only
-    the generation is timed (device synchronized around it): the median over batches, so that a burst of
+    """Greedy-decode every example from its input (plus whatever CoT the removal level leaves to generate), on
+    the model's device, and score the answer. Returns accuracy (the answer after '####'), target_accuracy (the
+    whole continuation: CoT left to generate and answer), generated tokens per example, and examples/s where
+    only the generation is timed (device synchronized around it): the median over batches, so that a burst of
     load from elsewhere on a shared machine does not decide the figure."""
     device = next(model.parameters(), torch.empty(0)).device
     model.eval()
@@ -110,7 +111,7 @@ def evaluate(model, split, level, batch_size=1, limit=None, progress_every=0):
         seconds += elapsed
         rates.append(len(ids) / elapsed)
         second = np.cumsum(out == data.EOT, axis=1) >= 2
-        stops = np.where(second.any(axis=1), second.argmax(axis=1) + 1, out.shape[1])   # up to the 2nd separator
+        stops = np.where(second.any(axis=1), second.argmax(axis=1) + 1, out.shape[1])   # to the 2nd separator
         generated += int(stops.sum())
         predicted = [enc.decode([t for t in row if t != data.EOT]) for row in out]
         reference = [enc.decode([t for t in row if t != data.EOT]) for row in targets]
@@ -180,9 +181,9 @@ def bridge_lens(model, split, entity_ids, limit=None, batch_size=512, device="cp
     n = len(split) if limit is None else min(limit, len(split))
     prompt_lengths = split.seps[:n, 0] - split.starts[:n] + 1
     if len(np.unique(prompt_lengths)) != 1 or not (split.seps[:n, 1] - split.seps[:n, 0] == 3).all():
-        raise data.DataError("--lens needs two-hop facts: equal-length inputs and the bridge entity as the CoT")
+        raise data.DataError("--lens needs two-hop facts: equal-length inputs, the bridge entity as the CoT")
     length = int(prompt_lengths[0])
-    positions = {"last_input": length - 3, "separator": length - 1}  # ' h r1 r2 ' <eos>: r2, then ' ', then <eos>
+    positions = {"last_input": length - 3, "separator": length - 1}  # ' h r1 r2 ' <eos>: r2, ' ', <eos>
     entity_rows = model.to_index(torch.tensor(entity_ids, device=device))
     hits = {name: 0 for name in positions}
     for first in range(0, n, batch_size):
@@ -197,7 +198,8 @@ def bridge_lens(model, split, entity_ids, limit=None, batch_size=512, device="cp
 
 def validate(model, task, level, limit=None):
     """What train.py logs at an epoch's end: validation exact match at this level, the CoT it removes, batch-1
-    speed, and the exact match of the task's reported splits (two-hop: test_id, test_ood; answer and whole)."""
+    speed, and the exact match of the task's reported splits (two-hop: test_id, test_ood; answer and
+    whole)."""
     result = evaluate(model, task.val, level, batch_size=250, limit=limit)
     record = {"cot_removed": int(min(level.n_remove, task.longest_val_cot)), "val_acc": result["accuracy"],
               "val_examples_per_s": round(measure_speed(model, task.val, level), 2),
@@ -217,12 +219,13 @@ def measure_speed(model, split, level, examples=20, warmup=3):
 # ----------------------------------------------------------------------------- checkpoints
 
 def read_checkpoint(path):
-    """A train.py checkpoint (.pt): the model and the whole checkpoint dict (what --resume also needs). Its config
-    is checked against its tensors before a model is built (no allocation a file can inflate). Settings and
-    tensors of additions that older versions kept inside the model (its probes) are not the GPT's: left out."""
+    """A train.py checkpoint (.pt): the model and the whole checkpoint dict (what --resume also needs). Its
+    config is checked against its tensors before a model is built (no allocation a file can inflate). Settings
+    and tensors of additions that older versions kept inside the model (its probes) are not the GPT's: left
+    out."""
     ckpt = load_plain(path, "train.py checkpoint")
-    missing = [key for key in ("model_config", "model", "task", "n_remove", "removal_side", "keep_position", "args")
-               if not isinstance(ckpt, dict) or key not in ckpt]
+    needed = ("model_config", "model", "task", "n_remove", "removal_side", "keep_position", "args")
+    missing = [key for key in needed if not isinstance(ckpt, dict) or key not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: not a train.py checkpoint (no {', '.join(missing)})")
     names, tensors = {f.name for f in fields(GPTConfig)}, ckpt["model"]
@@ -231,8 +234,9 @@ def read_checkpoint(path):
         sizes = [getattr(config, k) for k in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd")]
         assert all(type(v) is int and v > 0 for v in sizes) and config.n_embd % config.n_head == 0
     except (TypeError, ValueError, AssertionError):
-        raise CheckpointError(f"{path}: model_config needs whole numbers block_size, vocab_size, n_layer, n_head, "
-                              f"n_embd > 0, n_embd a multiple of n_head; it has {ckpt['model_config']}") from None
+        raise CheckpointError(f"{path}: model_config needs whole numbers block_size, vocab_size, n_layer, "
+                              f"n_head, n_embd > 0, n_embd a multiple of n_head; it has "
+                              f"{ckpt['model_config']}") from None
     shapes = {"transformer.wpe.weight": (config.block_size, config.n_embd),
               "lm_head.weight": (config.n_embd, config.vocab_size)}
     for name, shape in shapes.items():
@@ -240,7 +244,8 @@ def read_checkpoint(path):
             raise CheckpointError(f"{path}: tensor {name} is missing or not {shape}, as model_config says")
     blocks = {name.split(".")[2] for name in tensors if name.startswith("transformer.h.")}
     if len(blocks) != config.n_layer:
-        raise CheckpointError(f"{path}: {len(blocks)} blocks of tensors, model_config says n_layer {config.n_layer}")
+        raise CheckpointError(f"{path}: {len(blocks)} blocks of tensors, model_config says n_layer "
+                              f"{config.n_layer}")
     model = GPT(config)
     own = model.state_dict()                                      # strict: a missing tensor is an error
     try:
@@ -263,7 +268,8 @@ def load_checkpoint(path, device="cpu"):
         info["data"] = ckpt["args"].get("data", "data")                  # the data root it was trained on
     else:
         model = GPT.from_pretrained(path)
-        info = {"task": None, "n_remove": math.inf, "removal_side": "left", "keep_position": False, "data": "data"}
+        info = {"task": None, "n_remove": math.inf, "removal_side": "left", "keep_position": False,
+                "data": "data"}
     return model.to(device).eval(), info
 
 
@@ -297,11 +303,12 @@ def table(rows):
     print(f"{'checkpoint':40s} {'split':>10s} {'removed':>8s} {'accuracy':>9s} {'target':>7s} {'ex/s':>8s} "
           f"{'speed':>6s} {'tokens/ex':>10s}")
     for r in rows:
-        print(f"{r['checkpoint'][-40:]:40s} {r['split'][-10:]:>10s} {str(r['n_remove']):>8s} {r['accuracy']:9.3f} "
-              f"{r['target_accuracy']:7.3f} {r['examples_per_s']:8.2f} {r['examples_per_s'] / fastest:5.2f}x "
-              f"{r['tokens_per_example']:10.1f}")
+        print(f"{r['checkpoint'][-40:]:40s} {r['split'][-10:]:>10s} {str(r['n_remove']):>8s} "
+              f"{r['accuracy']:9.3f} {r['target_accuracy']:7.3f} {r['examples_per_s']:8.2f} "
+              f"{r['examples_per_s'] / fastest:5.2f}x {r['tokens_per_example']:10.1f}")
     for r in rows:
-        print(f"{r['checkpoint'][-40:]:40s} per answer word: {' '.join(f'{a:.3f}' for a in r['digit_accuracy'])}")
+        words = " ".join(f"{a:.3f}" for a in r["digit_accuracy"])
+        print(f"{r['checkpoint'][-40:]:40s} per answer word: {words}")
 
 
 # ----------------------------------------------------------------------------- figures
@@ -337,7 +344,7 @@ def plot(runs, out):
     for run in runs:
         metrics = read_metrics(run)
         evals = [m for m in metrics if "val_acc" in m]
-        per_token = [m for m in metrics if m.get("event") == "fig3_point"]   # a point per removed token, if logged
+        per_token = [m for m in metrics if m.get("event") == "fig3_point"]   # a point per token, if logged
         points = [(m["cot_removed"], m["val_acc"]) for m in evals]
         if per_token:                                                  # then the final epoch's point
             points = [(m["cot_removed"], m["teacher_forced_acc"]) for m in per_token] + points[-1:]
@@ -345,7 +352,7 @@ def plot(runs, out):
         right.plot([m["val_examples_per_s"] for m in evals], [m["val_acc"] for m in evals], marker="o",
                    label=run_label(run))
     left.set(xlabel="CoT tokens removed (scheduled, capped at the CoT length)", ylabel="validation accuracy",
-             title="Fig. 3: accuracy during removal")   # per token: teacher-forced; last point: the final epoch
+             title="Fig. 3: accuracy during removal")   # per token: teacher-forced; last: the last epoch
     right.set(xlabel="examples/s at batch size 1", ylabel="validation accuracy", xscale="log",
               title="Fig. 2a: speed vs accuracy over epochs")
     for ax in (left, right):
@@ -373,9 +380,10 @@ def curves(runs, out):
             ax.plot(steps, [m[key] for m in evals], label=run_label(run))
         last = evals[-1]
         half = next((m["step"] for m in evals if m["test_ood_acc"] >= 0.5), None)
-        print(f"{run_label(run):28s} {last['step']:7d} {last['test_id_acc']:8.3f} {last['test_ood_acc']:9.3f} "
-              f"{last['atomic_ood_acc']:11.3f} {str(half or '-'):>28s}")
-    for ax, title in zip(axes, ("test_id (both hops ID)", "test_ood (both hops OOD)", "atomic_ood (OOD facts alone)")):
+        print(f"{run_label(run):28s} {last['step']:7d} {last['test_id_acc']:8.3f} "
+              f"{last['test_ood_acc']:9.3f} {last['atomic_ood_acc']:11.3f} {str(half or '-'):>28s}")
+    titles = ("test_id (both hops ID)", "test_ood (both hops OOD)", "atomic_ood (OOD facts alone)")
+    for ax, title in zip(axes, titles):
         ax.set(xlabel="batches trained (optimizer steps x --accumulate)", title=title)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("exact match (answer)")
@@ -393,7 +401,8 @@ def ablation(rows, out):
     row's test exact match per seed (dots; a bar at the mean), and the same as a markdown table."""
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
-    print("| row | runs | test exact match: mean (min–max) | per seed (seed: test) | ≥ 0.99 |\n|---|---|---|---|---|")
+    print("| row | runs | test exact match: mean (min–max) | per seed (seed: test) | ≥ 0.99 |\n"
+          "|---|---|---|---|---|")
     for number, row in enumerate(rows):
         label, _, pattern = row.partition("=")
         runs = [run for glob in pattern.split(",") if glob for run in sorted(Path().glob(glob))]
@@ -402,7 +411,8 @@ def ablation(rows, out):
         tests, seeds = [], []
         for run in runs:
             if not (run / "test.json").exists():
-                raise data.DataError(f"{run / 'test.json'}: missing (python eval.py --ckpt RUN/best.pt --json ...)")
+                raise data.DataError(f"{run / 'test.json'}: missing (python eval.py --ckpt RUN/best.pt "
+                                     f"--json ...)")
             tests.append(json.loads((run / "test.json").read_text())[0]["accuracy"])
             seeds.append(json.loads((run / "args.json").read_text()).get("seed", "?"))
         order = np.argsort(seeds, kind="stable") if "?" not in seeds else np.arange(len(runs))
@@ -411,25 +421,29 @@ def ablation(rows, out):
         for run in runs:
             metrics = read_metrics(run)
             per_epoch = [(m["cot_removed"], m["val_acc"]) for m in metrics if "val_acc" in m]
-            per_token = [(m["cot_removed"], m["teacher_forced_acc"]) for m in metrics if m.get("event") == "fig3_point"]
-            points = per_token + per_epoch[-1:] if per_token else per_epoch   # as plot(): then the final epoch
+            per_token = [(m["cot_removed"], m["teacher_forced_acc"]) for m in metrics
+                         if m.get("event") == "fig3_point"]
+            points = per_token + per_epoch[-1:] if per_token else per_epoch   # as plot(): then the last epoch
             for removed, accuracy in dict(points).items():            # the last point at each count
                 by_token.setdefault(removed, []).append(accuracy)
         x = sorted(by_token)
         mean = [float(np.mean(by_token[t])) for t in x]
         color = f"C{number}" if len(rows) <= 10 else plt.get_cmap("tab20")(2 * number % 20 + 2 * number // 20)
         left.plot(x, mean, marker="o", markersize=3, color=color, label=f"{label} ({len(runs)})")
-        left.fill_between(x, [min(by_token[t]) for t in x], [max(by_token[t]) for t in x], color=color, alpha=0.12)
+        left.fill_between(x, [min(by_token[t]) for t in x], [max(by_token[t]) for t in x], color=color,
+                          alpha=0.12)
         right.scatter([number] * len(tests), tests, s=14, color=color, zorder=3)
         right.bar(number, np.mean(tests), color=color, alpha=0.3)
+        per_seed = ", ".join(f"{seed}: {t:.3f}" for seed, t in zip(seeds, tests))
         print(f"| {label} | {len(runs)} | {np.mean(tests):.3f} ({min(tests):.3f}–{max(tests):.3f}) | "
-              f"{', '.join(f'{seed}: {t:.3f}' for seed, t in zip(seeds, tests))} | {sum(t >= 0.99 for t in tests)} of {len(tests)} |")
+              f"{per_seed} | {sum(t >= 0.99 for t in tests)} of {len(tests)} |")
     left.set(xlabel="CoT tokens removed", ylabel="validation exact match",
              title="Fig. 3 per row: mean over seeds, band min–max")
     left.grid(alpha=0.3)
     left.legend(fontsize=7)
     right.set(ylabel="test exact match", title="final test exact match (dots: seeds)", ylim=(-0.02, 1.02))
-    right.set_xticks(range(len(rows)), [row.partition("=")[0] for row in rows], rotation=30, ha="right", fontsize=7)
+    right.set_xticks(range(len(rows)), [row.partition("=")[0] for row in rows], rotation=30, ha="right",
+                     fontsize=7)
     right.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -440,14 +454,15 @@ def ablation(rows, out):
 def lens_table(rows):
     """Per checkpoint and split: the bridge's top-1 rate by layer, at the last input token / the separator."""
     for r in rows:
-        print(f"{r['checkpoint']} on {r['split']} ({r['examples']} facts): bridge top-1 among entities by layer")
+        print(f"{r['checkpoint']} on {r['split']} ({r['examples']} facts): "
+              "bridge top-1 among entities by layer")
         print("  layer " + " ".join(f"{layer:>5d}" for layer in range(len(r["last_input"]))))
         for position in ("last_input", "separator"):
             print(f"  {position:10s}" + " ".join(f"{v:5.2f}" for v in r[position]))
 
 
 def plot_lens(rows, out):
-    """One panel per split; a colour per checkpoint, dashed at the last input token, solid at the separator."""
+    """A panel per split; a colour per checkpoint, dashed at the last input token, solid at the separator."""
     plt = pyplot()
     splits = list(dict.fromkeys(r["split"] for r in rows))
     checkpoints = list(dict.fromkeys(r["checkpoint"] for r in rows))
@@ -488,8 +503,8 @@ def lens(args):
         for name in ("test_id", "test_ood"):
             split = data.load_split(folder, name)
             result = bridge_lens(model, split, meta["entity_ids"], args.limit, device=args.device)
-            rows.append({"checkpoint": str(path), "split": name, "examples": min(len(split), args.limit or len(split)),
-                         **result})
+            rows.append({"checkpoint": str(path), "split": name,
+                         "examples": min(len(split), args.limit or len(split)), **result})
     lens_table(rows)
     if args.json:
         data.write_atomic(Path(args.json), lambda f: f.write(json.dumps(rows, indent=1).encode()))
@@ -498,16 +513,18 @@ def lens(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", nargs="+", help="train.py .pt files, or GPT-2 / state_dict.bin folders")
-    parser.add_argument("--split", default="test", help="a split of the task by name (two-hop: test_id, test_ood, ...)")
+    parser.add_argument("--split", default="test",
+                        help="a split of the task by name (two-hop: test_id, test_ood, ...)")
     parser.add_argument("--text", help="evaluate on a reference-format text file instead")
     parser.add_argument("--task", help="the task (needed for checkpoints that do not name one)")
-    parser.add_argument("--data", help="data root (default: the one the checkpoint was trained on, else data/)")
+    parser.add_argument("--data", help="data root (default: the checkpoint's own, else data/)")
     parser.add_argument("--n-remove", type=parse_n_remove,
-                        help="CoT tokens removed from the prompt side: a number or 'all' (default: the level a "
-                             "train.py checkpoint was saved at; 'all' for GPT-2 / state_dict.bin folders, e.g. 320 "
-                             "for the paper's partly internalized 11x11 model)")
+                        help="CoT tokens removed from the prompt side: a number or 'all' (default: the level "
+                             "a train.py checkpoint was saved at; 'all' for GPT-2 / state_dict.bin folders; "
+                             "e.g. 320 for the paper's partly internalized 11x11 model)")
     parser.add_argument("--limit", type=data.POSITIVE, help="only the first N examples")
     parser.add_argument("--batch-size", type=data.POSITIVE, default=1)
     parser.add_argument("--warmup", type=data.COUNT, default=3, help="untimed examples first")
@@ -516,10 +533,12 @@ def main(argv=None):
     parser.add_argument("--plot", nargs="+", help="draw Fig. 3 and Fig. 2a from these run folders")
     parser.add_argument("--curves", nargs="+", help="two-hop runs: test_id / test_ood accuracy against steps")
     parser.add_argument("--ablation", nargs="+", metavar="LABEL=GLOB",
-                        help="rows of run folders over seeds: Fig. 3 per row (mean, min-max band) and test exact match")
+                        help="rows of run folders over seeds: Fig. 3 per row (mean, min-max band) and test "
+                             "exact match")
     parser.add_argument("--lens", action="store_true",
-                        help="two-hop tasks: the logit lens on test_id and test_ood (table; figure with --out)")
-    parser.add_argument("--out", help="PNG file for --plot (default figures.png), --curves, --ablation or --lens")
+                        help="two-hop tasks: the logit lens on test_id and test_ood (a table; a figure with "
+                             "--out)")
+    parser.add_argument("--out", help="PNG file for --plot (figures.png), --curves, --ablation, --lens")
     args = parser.parse_args(argv)
     if args.out and (Path(args.out).is_dir() or Path(args.out).suffix.lower() != ".png"):
         parser.error(f"--out {args.out}: a PNG file to write (NAME.png), not a folder")
@@ -546,7 +565,8 @@ def main(argv=None):
                               progress_every=max(1, 100 // args.batch_size))
             rows.append({"checkpoint": str(path), "split": "text" if args.text else args.split,
                          "n_remove": int(n_remove) if math.isfinite(n_remove) else "all",
-                         "device": args.device, "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+                         "device": args.device,
+                         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
                          "batch_size": args.batch_size, **result})
     except (CheckpointError, data.DataError, ValueError, OSError) as e:
         sys.exit(f"eval.py: error: {e}")

@@ -1,10 +1,10 @@
 """
-GPT-2 in one file, in the shape of nanoGPT and with its interface (a superset: GPTConfig with bias, forward(idx,
-targets) with nanoGPT's targets, configure_optimizers, estimate_mfu, crop_block_size, get_num_params,
-from_pretrained(model_type, override_args), generate(idx, max_new_tokens, temperature, top_k)), with its own
-loader for the official weights and the paper's released checkpoints (no transformers library), an optional
-compact vocabulary for small models trained from scratch, position ids, and decoding with a key/value cache. It
-imports nothing from this project (torch and numpy only): copy it alone.
+GPT-2 in one file, in the shape of nanoGPT and with its interface (a superset: GPTConfig with bias,
+forward(idx, targets) with nanoGPT's targets, configure_optimizers, estimate_mfu, crop_block_size,
+get_num_params, from_pretrained(model_type, override_args), generate(idx, max_new_tokens, temperature,
+top_k)), with its own loader for the official weights and the paper's released checkpoints (no transformers
+library), an optional compact vocabulary for small models trained from scratch, position ids, and decoding
+with a key/value cache. It imports nothing from this project (torch and numpy only): copy it alone.
 
 Module names and weight layouts equal Hugging Face's GPT2LMHeadModel ('transformer.h.0.attn.c_attn.weight',
 stored (in, out) like GPT-2's own Conv1D), so a checkpoint maps onto this model by name. One exception: the
@@ -42,7 +42,7 @@ class GPTConfig:
     n_head: int = 12
     n_embd: int = 768
     dropout: float = 0.0
-    bias: bool = True                # biases in the linear layers and LayerNorms (GPT-2: yes; nanoGPT's default: no)
+    bias: bool = True                # biases in the linear layers and LayerNorms (GPT-2: yes; nanoGPT: no)
     activation: str = "gelu_tanh"    # GPT-2's gelu_new; or "gelu" (erf), a faster step on a CPU
     vocab_ids: list = None           # compact vocabulary: the GPT-2 ids this model knows (from meta.json)
 
@@ -59,8 +59,9 @@ class CheckpointError(ValueError):
 
 
 PEAK_BF16 = {"A100": 312e12, "H100 SXM": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H200": 989e12}
-DEVICE_NAMES = {"NVIDIA A100-SXM4-80GB": "A100", "NVIDIA A100-SXM4-40GB": "A100", "NVIDIA A100-PCIE-40GB": "A100",
-                "NVIDIA A100 80GB PCIe": "A100", "NVIDIA H100 80GB HBM3": "H100 SXM", "NVIDIA H100 PCIe": "H100 PCIe",
+DEVICE_NAMES = {"NVIDIA A100-SXM4-80GB": "A100", "NVIDIA A100-SXM4-40GB": "A100",
+                "NVIDIA A100-PCIE-40GB": "A100", "NVIDIA A100 80GB PCIe": "A100",
+                "NVIDIA H100 80GB HBM3": "H100 SXM", "NVIDIA H100 PCIe": "H100 PCIe",
                 "NVIDIA H100 NVL": "H100 NVL", "NVIDIA H200": "H200"}
 
 
@@ -86,7 +87,8 @@ class KVCache:
 
     def __init__(self, config, batch, max_len, device, dtype):
         head_size = config.n_embd // config.n_head
-        self.kv = torch.empty(config.n_layer, 2, batch, config.n_head, max_len, head_size, device=device, dtype=dtype)
+        self.kv = torch.empty(config.n_layer, 2, batch, config.n_head, max_len, head_size, device=device,
+                              dtype=dtype)
         self.length = 0              # tokens already cached
 
     def update(self, layer, k, v):
@@ -138,8 +140,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if cache is not None:
             k, v = cache.update(self.layer, k, v)
-        # Causal mask in training and for a prompt into an empty cache; one new token sees everything. (A plain
-        # bool: under torch.compile with the length dynamic, `T > 1` would be a symbolic one.)
+        # Causal mask in training and for a prompt into an empty cache; one new token sees everything. (A
+        # plain bool: under torch.compile with the length dynamic, `T > 1` would be a symbolic one.)
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
                                            is_causal=cache is None or T > 1)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
@@ -198,9 +200,10 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def get_num_params(self, non_embedding=True):
-        """Parameters, as nanoGPT counts them: without the position table unless non_embedding=False (the token
-        embedding is the head's weight, so it counts)."""
-        return sum(p.numel() for p in self.parameters()) - (self.transformer.wpe.weight.numel() if non_embedding else 0)
+        """Parameters, as nanoGPT counts them: without the position table unless non_embedding=False (the
+        token embedding is the head's weight, so it counts)."""
+        positions = self.transformer.wpe.weight.numel() if non_embedding else 0
+        return sum(p.numel() for p in self.parameters()) - positions
 
     def crop_block_size(self, block_size):
         """Fewer positions (nanoGPT's model surgery): keep the first block_size rows of the position table."""
@@ -209,26 +212,28 @@ class GPT(nn.Module):
         self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
-        """nanoGPT's AdamW: weight decay on the matrices and embeddings only, fused on CUDA. (train.py uses the
-        reference's AdamW instead: weight decay on every parameter.)"""
+        """nanoGPT's AdamW: weight decay on the matrices and embeddings only, fused on CUDA. (train.py uses
+        the reference's AdamW instead: weight decay on every parameter.)"""
         params = [p for p in self.parameters() if p.requires_grad]
         groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")
 
     def estimate_mfu(self, fwdbwd_per_iter, dt):
-        """nanoGPT's model FLOPs utilization: (6N + 12 L H Q T) FLOPs a token (PaLM, Appendix B) over block_size
-        tokens a sequence, against the bf16 dense peak of the GPU this runs on (peak_flops); where that GPU is
-        not in the table, against an A100's, as nanoGPT does."""
+        """nanoGPT's model FLOPs utilization: (6N + 12 L H Q T) FLOPs a token (PaLM, Appendix B) over
+        block_size tokens a sequence, against the bf16 dense peak of the GPU this runs on (peak_flops); where
+        that GPU is not in the table, against an A100's, as nanoGPT does."""
         c = self.config
-        flops_per_token = 6 * self.get_num_params() + 12 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * c.block_size
+        L, H, Q, T = c.n_layer, c.n_head, c.n_embd // c.n_head, c.block_size
+        flops_per_token = 6 * self.get_num_params() + 12 * L * H * Q * T
         device = next(self.parameters()).device
-        peak = peak_flops(torch.cuda.get_device_name(device) if device.type == "cuda" else "") or PEAK_BF16["A100"]
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
+        peak = peak_flops(name) or PEAK_BF16["A100"]
         return flops_per_token * c.block_size * fwdbwd_per_iter / dt / peak
 
     def to_index(self, ids):
-        """GPT-2 token ids -> embedding rows (the identity for the full vocabulary); IGNORE stays IGNORE. An id
-        outside a compact vocabulary maps to -1: check_inputs catches those where the batch is built."""
+        """GPT-2 token ids -> embedding rows (the identity for the full vocabulary); IGNORE stays IGNORE. An
+        id outside a compact vocabulary maps to -1: check_inputs catches those where the batch is built."""
         if self.config.vocab_ids is None:
             return ids
         return torch.where(ids == IGNORE, IGNORE, self.id_to_index[ids.clamp(min=0)])
@@ -251,10 +256,10 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None, position_ids=None, cache=None):
         """
-        nanoGPT's interface: idx (B, T) token ids; targets (B, T) with targets[t] the token that follows idx[t]
-        (nanoGPT's meaning: already shifted; a negative target, nanoGPT's -1 or IGNORE, has no loss). Returns the
-        logits (B, T, vocab) and their mean cross-entropy (None without targets); with a KV cache (decoding),
-        the logits of the last position only, (B, 1, vocab).
+        nanoGPT's interface: idx (B, T) token ids; targets (B, T) with targets[t] the token that follows
+        idx[t] (nanoGPT's meaning: already shifted; a negative target, nanoGPT's -1 or IGNORE, has no loss).
+        Returns the logits (B, T, vocab) and their mean cross-entropy (None without targets); with a KV cache
+        (decoding), the logits of the last position only, (B, 1, vocab).
         """
         x = self.transformer.ln_f(self.hidden_states(idx, position_ids, cache)[-1])
         logits = self.lm_head(x if cache is None else x[:, -1:])
@@ -280,7 +285,8 @@ class GPT(nn.Module):
             start = cache.length if cache is not None else 0
             position_ids = torch.arange(start, start + T, device=idx.device)
         wte = self.lm_head.weight.t()                                  # (vocab, n_embd) token embedding
-        return self.transformer.drop(F.embedding(self.to_index(idx), wte) + self.transformer.wpe(position_ids))
+        x = F.embedding(self.to_index(idx), wte) + self.transformer.wpe(position_ids)
+        return self.transformer.drop(x)
 
     @torch.no_grad()
     def residual_stream(self, idx):
@@ -292,9 +298,10 @@ class GPT(nn.Module):
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, position_ids=None,
                  stop_after_separators=None):
         """
-        nanoGPT's sampling (temperature, top_k), or greedy decoding at temperature=0, with a KV cache. idx: (B, T)
-        prompts of equal length. With stop_after_separators=N (eval.py: 2, CoT end and answer end) a sequence
-        stops once it has emitted N separators, and finished rows are padded with separators. Returns (B, T + new).
+        nanoGPT's sampling (temperature, top_k), or greedy decoding at temperature=0, with a KV cache. idx:
+        (B, T) prompts of equal length. With stop_after_separators=N (eval.py: 2, CoT end and answer end) a
+        sequence stops once it has emitted N separators, and finished rows are padded with separators. Returns
+        (B, T + new).
         """
         B, T = idx.size()
         if position_ids is None:
@@ -328,22 +335,23 @@ class GPT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, model_type, override_args=None):
-        """'gpt2' ... 'gpt2-xl' (downloaded once into a cache folder), a Hugging Face GPT-2 folder, or the paper's
-        released folder (state_dict.bin, keys prefixed 'base_model.'); override_args may set the dropout, as in
-        nanoGPT. Returns the model in eval mode."""
+        """'gpt2' ... 'gpt2-xl' (downloaded once into a cache folder), a Hugging Face GPT-2 folder, or the
+        paper's released folder (state_dict.bin, keys prefixed 'base_model.'); override_args may set the
+        dropout, as in nanoGPT. Returns the model in eval mode."""
         unknown = set(override_args or {}) - {"dropout"}
         if unknown:
-            raise CheckpointError(f"from_pretrained: only the dropout can be overridden, not {sorted(unknown)}")
+            raise CheckpointError(f"from_pretrained: only the dropout can be overridden, not "
+                                  f"{sorted(unknown)}")
         dropout = (override_args or {}).get("dropout", 0.0)
         path = Path(model_type)
         if not path.exists():
             if model_type not in PRESETS:
                 raise CheckpointError(f"{model_type}: no such file or folder, and not one of {list(PRESETS)}")
             path = download(model_type)
-        file = path if path.is_file() else next(
-            (path / f for f in ("model.safetensors", "pytorch_model.bin", "state_dict.bin") if (path / f).exists()), None)
+        names = ("model.safetensors", "pytorch_model.bin", "state_dict.bin")
+        file = path if path.is_file() else next((path / f for f in names if (path / f).exists()), None)
         if file is None:
-            raise CheckpointError(f"{path}: no model.safetensors, pytorch_model.bin or state_dict.bin in this folder")
+            raise CheckpointError(f"{path}: no {', '.join(names[:2])} or {names[2]} in this folder")
         hf_config = read_config(file.parent / "config.json")
         tensors = gpt2_tensors(read_tensors(file), file)
         config = config_from_tensors(tensors, hf_config, file, dropout)
@@ -352,7 +360,7 @@ class GPT(nn.Module):
         return model.eval()
 
     def load_gpt2_tensors(self, tensors, file):
-        """Copy name-normalized GPT-2 tensors in (wte becomes the tied head); strict about names and shapes."""
+        """Copy name-normalized GPT-2 tensors in (wte becomes the tied head); strict on names and shapes."""
         tensors = dict(tensors)
         if "transformer.wte.weight" in tensors:
             tensors["lm_head.weight"] = tensors.pop("transformer.wte.weight").t()
@@ -360,18 +368,21 @@ class GPT(nn.Module):
         missing = sorted(set(params) - set(tensors))
         unexpected = sorted(set(tensors) - set(params))
         if missing or unexpected:
-            raise CheckpointError(f"{file}: missing tensors {missing[:3]}, unexpected tensors {unexpected[:3]}")
+            raise CheckpointError(f"{file}: missing tensors {missing[:3]}, unexpected tensors "
+                                  f"{unexpected[:3]}")
         with torch.no_grad():
             for name, p in params.items():
                 t = tensors[name]
                 if t.shape != p.shape:
-                    raise CheckpointError(f"{file}: tensor {name} has shape {tuple(t.shape)}, the model needs {tuple(p.shape)}")
+                    raise CheckpointError(f"{file}: tensor {name} has shape {tuple(t.shape)}, the model "
+                                          f"needs {tuple(p.shape)}")
                 p.copy_(t)
 
 
 # ----------------------------------------------------------------------------- checkpoint files
 
-SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+                      "BF16": torch.bfloat16}
 MAX_HEADER = 100 * 2 ** 20
 
 
@@ -398,7 +409,7 @@ def read_safetensors(file):
     for name, info in header.items():
         if name == "__metadata__" or unused(name):                    # e.g. a U8/BOOL attn.bias mask
             continue
-        if not isinstance(info, dict) or not isinstance(info.get("dtype"), str) or info["dtype"] not in SAFETENSORS_DTYPES:
+        if not isinstance(info, dict) or str(info.get("dtype")) not in SAFETENSORS_DTYPES:
             raise CheckpointError(f"{file}: tensor {name!r} has an unknown dtype")
         shape, offsets = info.get("shape"), info.get("data_offsets")
         if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
@@ -408,22 +419,22 @@ def read_safetensors(file):
             raise CheckpointError(f"{file}: tensor {name!r} has data offsets outside the file")
         dtype = SAFETENSORS_DTYPES[info["dtype"]]
         if offsets[1] - offsets[0] != math.prod(shape) * dtype.itemsize:
-            raise CheckpointError(f"{file}: tensor {name!r} has {offsets[1] - offsets[0]} bytes, its shape needs "
-                                  f"{math.prod(shape) * dtype.itemsize}")
+            raise CheckpointError(f"{file}: tensor {name!r} has {offsets[1] - offsets[0]} bytes, its shape "
+                                  f"needs {math.prod(shape) * dtype.itemsize}")
         raw = torch.from_numpy(np.array(data[offsets[0]:offsets[1]]))
         tensors[name] = raw.view(dtype).reshape(shape)
     return tensors
 
 
 def load_plain(file, what="loadable PyTorch checkpoint"):
-    """A PyTorch pickle read with weights_only=True: tensors and plain containers, or one clear error saying the
-    file is not `what` (without torch's advice to load the file unsafely)."""
+    """A PyTorch pickle read with weights_only=True: tensors and plain containers, or one clear error saying
+    the file is not `what` (without torch's advice to load the file unsafely)."""
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:                                            # any unreadable pickle or zip
-        if "Unsupported global" in str(e):                            # a pickle that would build objects or run code
-            raise CheckpointError(f"{file}: refused, not a plain checkpoint: it holds objects other than tensors "
-                                  f"and plain containers") from None
+        if "Unsupported global" in str(e):                            # it would build objects or run code
+            raise CheckpointError(f"{file}: refused, not a plain checkpoint: it holds objects other than "
+                                  f"tensors and plain containers") from None
         text = "an unreadable pickle" if "Weights only load failed" in str(e) else str(e).strip()
         reason = " ".join(line.strip() for line in text.splitlines()[:2])[:300] or type(e).__name__
         raise CheckpointError(f"{file}: not a {what} ({reason})") from None
@@ -440,7 +451,7 @@ def read_tensors(file):
 
 
 def unused(name):
-    """What GPT-2 exports store that this model does not load: the attention-mask buffers and the tied head."""
+    """What GPT-2 exports store that this model does not load: the attention-mask buffers, the tied head."""
     return name.endswith((".attn.bias", ".attn.masked_bias")) or name.endswith("lm_head.weight")
 
 
@@ -481,9 +492,11 @@ def config_from_tensors(tensors, hf_config, file, dropout):
         raise CheckpointError(f"{file}: config.json's n_head must be a whole number >= 1, got {n_head!r}")
     if n_head is None:
         raise CheckpointError(f"{file}: cannot tell n_head for width {n_embd}: add a config.json with n_head")
-    for key, value in (("n_layer", n_layer), ("n_embd", n_embd), ("vocab_size", vocab_size), ("n_positions", block_size)):
+    for key, value in (("n_layer", n_layer), ("n_embd", n_embd), ("vocab_size", vocab_size),
+                       ("n_positions", block_size)):
         if key in hf_config and hf_config[key] != value:
-            raise CheckpointError(f"{file}: config.json says {key}={hf_config[key]}, the tensors have {value}")
+            raise CheckpointError(f"{file}: config.json says {key}={hf_config[key]}, the tensors have "
+                                  f"{value}")
     if n_embd % n_head:
         raise CheckpointError(f"{file}: width {n_embd} is not divisible by n_head {n_head}")
     return GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head,
@@ -491,8 +504,8 @@ def config_from_tensors(tensors, hf_config, file, dropout):
 
 
 def download(name):
-    """Fetch OpenAI's GPT-2 weights once (standard library only) into ~/.cache/icot-si/NAME (or $ICOT_CACHE/NAME),
-    from huggingface.co or the mirror in $ICOT_HUB, with a progress line on stderr."""
+    """Fetch OpenAI's GPT-2 weights once (standard library only) into ~/.cache/icot-si/NAME (or
+    $ICOT_CACHE/NAME), from huggingface.co or the mirror in $ICOT_HUB, with a progress line on stderr."""
     folder = Path(os.environ.get("ICOT_CACHE", Path.home() / ".cache" / "icot-si")) / name
     hub = os.environ.get("ICOT_HUB", "https://huggingface.co").rstrip("/")
     folder.mkdir(parents=True, exist_ok=True)
@@ -507,9 +520,10 @@ def download(name):
             os.replace(tmp, target)
         except OSError as e:
             tmp.unlink(missing_ok=True)
-            reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
-            raise CheckpointError(f"cannot download {url} ({reason}); without a network, place config.json and "
-                                  f"model.safetensors of {name} in {folder}") from None
+            http = isinstance(e, urllib.error.HTTPError)
+            reason = f"HTTP {e.code} {e.reason}" if http else getattr(e, "reason", e)
+            raise CheckpointError(f"cannot download {url} ({reason}); without a network, place config.json "
+                                  f"and model.safetensors of {name} in {folder}") from None
     return folder
 
 
@@ -524,5 +538,5 @@ class Progress:
         if done // 2 ** 20 != self.shown or done == total:
             self.shown = done // 2 ** 20
             of = f" of {total / 2 ** 20:.1f}" if total > 0 else ""
-            print(f"\r{self.what}: {done / 2 ** 20:.1f}{of} MB", end="\n" if done == total else "", file=sys.stderr,
-                  flush=True)
+            print(f"\r{self.what}: {done / 2 ** 20:.1f}{of} MB", end="\n" if done == total else "",
+                  file=sys.stderr, flush=True)

@@ -2,10 +2,10 @@
 The Stepwise Internalization schedule (Deng, Choi & Shieber 2024, Sec. 3), as the paper's code discretizes it.
 It imports nothing from this project (numpy only): copy it alone.
 
-Pure functions: how many CoT tokens are scheduled for removal at a step (the paper's linear s(t)), the
-random removal offset of every example (removal smoothing), when the optimizer is reset, and -- the one place
-where CoT tokens are actually removed -- `remove_cot`, which train.py and eval.py both call. In a training loop
-of your own (a nanoGPT-style model, any vocabulary; rows of `input <sep> cot <sep> answer <sep>`, right-padded,
+Pure functions: how many CoT tokens are scheduled for removal at a step (the paper's linear s(t)), the random
+removal offset of every example (removal smoothing), when the optimizer is reset, and -- the one place where
+CoT tokens are actually removed -- `remove_cot`, which train.py and eval.py both call. In a training loop of
+your own (a nanoGPT-style model, any vocabulary; rows of `input <sep> cot <sep> answer <sep>`, right-padded,
 with the separators' positions in `seps`; here 8 tokens go every 100 steps):
 
     s, all_removed, rng = 0, False, np.random.default_rng(0)
@@ -60,7 +60,7 @@ def offset_distribution(lam, truncate=100):
         return p
     p[:] = (1 - math.exp(-lam)) * np.exp(-lam * np.arange(truncate))
     p[-1] += 1 - p.sum()
-    return np.maximum(p, 0)                    # lambda >~ 0.4: the leftover is ~1e-30 and rounding makes it < 0
+    return np.maximum(p, 0)                    # lambda >~ 0.4: the leftover, ~1e-30, may round below 0
 
 
 def sample_offsets(lam, batch_size, rng):
@@ -84,14 +84,13 @@ def remove_cot(batch, n_remove, side="left", keep_position=False, pad_id=EOT, ig
     batch: (tokens, lengths, seps): (B, L) ids, (B,) lengths, (B, 3) positions of the three separators in each
     row; n_remove: (B,) counts (inf = all). Left side removes the n tokens right after the first separator,
     right side the n tokens right before the second; n is clipped to the CoT, separators always stay. Padding
-    is pad_id (default GPT-2's <|endoftext|>, as the reference pads).
-    Targets follow nanoGPT's convention: targets[t] is the token after tokens[t] (`ignore` where that token is
-    not after the first separator, and on padding). A nanoGPT model takes them as they are, model(tokens,
-    targets) with ignore=-1; a Hugging Face model wants them unshifted, labels = targets rolled one to the right.
-    Returns tokens, targets,
-    position_ids (None unless keep_position), the new lengths and separators, and per row whether the
-    removed span reaches the second separator: the reference's test for "all CoT removed", true on the
-    left side once all CoT is gone and, as in the reference, always true on the right side.
+    is pad_id (default GPT-2's <|endoftext|>, as the reference pads). Targets follow nanoGPT's convention:
+    targets[t] is the token after tokens[t] (`ignore` where that token is not after the first separator, and
+    on padding). A nanoGPT model takes them as they are, model(tokens, targets) with ignore=-1; a Hugging Face
+    model wants them unshifted, labels = targets rolled one to the right. Returns tokens, targets,
+    position_ids (None unless keep_position), the new lengths and separators, and per row whether the removed
+    span reaches the second separator: the reference's test for "all CoT removed", true on the left side once
+    all CoT is gone and, as in the reference, always true on the right side.
 
     Keep-position (reference: position_ids[start-1:] += n): the tokens after the removed span keep their
     original positions, and so does the one token right before the span (the first separator on the left
@@ -113,7 +112,8 @@ def remove_cot(batch, n_remove, side="left", keep_position=False, pad_id=EOT, ig
     new_tokens[is_padding] = pad_id
     new_seps = seps - np.stack([np.zeros_like(n), n, n], axis=1)
     targets = np.full_like(new_tokens, ignore)                         # position t predicts token t + 1
-    targets[:, :-1] = np.where((column[1:width] > new_seps[:, :1]) & ~is_padding[:, 1:], new_tokens[:, 1:], ignore)
+    labelled = (column[1:width] > new_seps[:, :1]) & ~is_padding[:, 1:]      # after the first separator
+    targets[:, :-1] = np.where(labelled, new_tokens[:, 1:], ignore)
     position_ids = None
     if keep_position:
         position_ids = column[:width] + np.where(column[:width] >= start[:, None] - 1, n[:, None], 0)

@@ -174,8 +174,8 @@ def new_optimizer(parameters, args):
 
 class TrainingForward(torch.nn.Module):
     """The training pass, one graph for torch.compile and one unit for DDP: the GPT's blocks, the head only at
-    the labelled positions `label_rows` (flat indices into B x T; position t predicts token t+1, ids `targets`),
-    their mean cross-entropy; and a probe's loss on the same hidden states, where there is one."""
+    the labelled positions `label_rows` (flat indices into B x T; position t predicts token t+1, ids
+    `targets`), their mean cross-entropy; and a probe's loss on the same hidden states, where there is one."""
 
     def __init__(self, model, probe=None):
         super().__init__()
@@ -198,7 +198,8 @@ def this_process_batch(run, raw, tokens, targets, positions):
     to_device = lambda a: (torch.from_numpy(a).pin_memory() if pinned else torch.from_numpy(a)).to(
         run.device, non_blocking=pinned)                          # pinned: the copy overlaps the GPU's work
     label_rows = np.flatnonzero(targets[mine] != IGNORE)          # where the head runs: indices, not a mask
-    batch = SimpleNamespace(tokens=to_device(tokens[mine]), targets=to_device(targets[mine]), size=len(tokens),
+    batch = SimpleNamespace(size=len(tokens), tokens=to_device(tokens[mine]),
+                            targets=to_device(targets[mine]),
                             label_targets=to_device(targets[mine].reshape(-1)[label_rows]),
                             label_rows=to_device(label_rows), probe_inputs=None, probe_share=0.0,
                             positions=None if positions is None else to_device(positions[mine]),
@@ -216,8 +217,8 @@ def forward_backward(forward, run, batch):
     autocast = torch.autocast(batch.tokens.device.type, torch.bfloat16, enabled=args.dtype == "bfloat16")
     last = state.accumulated + 1 == args.accumulate
     with autocast, forward.no_sync() if WORLD_SIZE > 1 and not last else nullcontext():
-        logits, loss, probe_loss = forward(batch.tokens, batch.label_targets, batch.label_rows, batch.positions,
-                                           batch.probe_inputs)
+        logits, loss, probe_loss = forward(batch.tokens, batch.label_targets, batch.label_rows,
+                                           batch.positions, batch.probe_inputs)
         total = loss * batch.share * WORLD_SIZE
         if probe_loss is not None:                                # beyond: the probe's weighted loss
             total = total + run.net.probe.loss_weight * probe_loss * batch.probe_share * WORLD_SIZE

@@ -84,3 +84,9 @@ def test_a_checkpoint_in_the_old_layout_scores_and_resumes(data_root, tmp_path):
         records = [json.loads(line) for line in (tmp_path / kind / "metrics.jsonl").open()]
         assert [r["epoch"] for r in records if "val_acc" in r] == [0, 1]
         assert max(r["step"] for r in records) == 40
+
+
+def test_the_five_files_lines_are_at_most_110_characters():
+    long = [f"{name}:{number}" for name in FIVE if name.endswith(".py")
+            for number, line in enumerate((ROOT / name).read_text().splitlines(), 1) if len(line) > 110]
+    assert not long, f"lines over 110 characters: {long}"
