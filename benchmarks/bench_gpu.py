@@ -7,12 +7,16 @@ The paper's recipe on one GPU, in one command (its length on a GPU not yet measu
      FLOPs a token, the head's 6 n_embd vocab counted only at the labelled positions where it runs, against the
      dense peak of the GPU by its exact name (model.peak_flops; TF32 at half the bf16 peak; none for a GPU not in
      the table), for bf16 + compile, fp32 (run as TF32) and bf16 autocast;
-  2. the hours `--plan`'s steps take at that speed: to the end of removal, and for the whole --epochs;
+     each at full CoT and at zero CoT, and the first step's seconds (compile included);
+  2. the hours the paper's schedule takes at those speeds (the step time following s(t) from full CoT to zero
+     CoT): to the end of removal, and for the whole --epochs;
+  2b. train.py's own loop (data, removal, forward, backward, AdamW, logs) for an epoch of the same examples in
+     fp32: batches/s, and the GPU syncs torch reports in it (set_sync_debug_mode("warn"));
   3. batch-1 decoding of as many tokens as zero CoT and as the whole CoT need (Table 2's ratio);
   4. a small model (4 layers x 256) trained 50 steps by train.main on the GPU (fp32 with TF32 off, and bf16)
      and on this machine's CPU, same seed and batches: the largest relative gap between their losses;
   5. with --ref DIR (the reference's src/, which needs transformers 4.x): its own train.py on the same GPU
-     and data (its tqdm rate), and its decoding, as ratios.
+     and data (its tqdm rate, set against our loop's) and its decoding, as ratios.
 
 Prints a table and writes results/gpu/<gpu name>.json.
 
@@ -33,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +51,13 @@ from beyond.plan import time_training_step                        # noqa: E402
 from eval import sync                                           # noqa: E402
 from model import GPT, GPTConfig, peak_flops                    # noqa: E402
 
-SIZES = {   # tasks, GPT-2 shape (layers, heads, width), batch, timed steps, decoded examples, parity shape, steps
+# tasks, GPT-2 shape (layers, heads, width), batch, timed steps, decoded examples, parity shape and steps, and
+# the examples of the loop's epoch, ours and the reference's (full: the whole training split, 1,600)
+SIZES = {
     "full": dict(tasks=("mult7x7", "mult4x4", "mult9x9"), gpt2=(12, 12, 768), batch=32, steps=20, examples=10,
-                 parity=(4, 4, 256), parity_steps=50),
+                 parity=(4, 4, 256), parity_steps=50, loop_examples=1600),
     "smoke": dict(tasks=("mult4x4", "mult5x5"), gpt2=(1, 2, 32), batch=2, steps=1, examples=1, parity=(1, 2, 32),
-                  parity_steps=3)}
+                  parity_steps=3, loop_examples=16)}
 MODES = {"bf16 + compile": ["--dtype", "bfloat16", "--compile"], "fp32 (TF32)": ["--dtype", "float32"],
          "bf16": ["--dtype", "bfloat16"]}                               # in the order of their value
 FULL_TRAIN = 808000                                             # data.prepare's training split, the reference's size
@@ -97,8 +104,9 @@ def time_modes(task, root, gpt2, device, size, modes=MODES):
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        seconds, tokens = time_training_step(train, args, loaded, model, size["steps"])
-        step = float(np.median(seconds))
+        timed, first = time_training_step(train, args, loaded, model, size["steps"], levels=(0, math.inf))
+        (seconds, tokens), (zero_seconds, zero_tokens) = timed[0], timed[math.inf]
+        step, zero_step = float(np.median(seconds)), float(np.median(zero_seconds))
         c, length, n = model.config, tokens / args.batch_size, min(args.batch_size, loaded.n_train)
         labelled = int((loaded.train.seps[:n, 2] - loaded.train.seps[:n, 0]).sum())   # where the head runs
         head = c.n_embd * c.vocab_size
@@ -109,22 +117,65 @@ def time_modes(task, root, gpt2, device, size, modes=MODES):
         peak = peak_flops(gpu)                                          # bf16 dense; TF32 runs at half that
         peak = peak and peak * (0.5 if args.dtype == "float32" else 1.0)
         rows[name] = {"ms_per_step": round(1000 * step, 2), "tokens_per_s": round(tokens / step),
+                      "zero_cot_ms_per_step": round(1000 * zero_step, 2),
+                      "zero_cot_tokens_per_s": round(zero_tokens / zero_step),
+                      "first_step_s": round(first, 2),                  # compile included, with --compile
                       "tokens_per_step": tokens, "labelled_per_step": labelled, "tflops": round(flops / 1e12, 1),
                       "mfu": round(flops / peak, 3) if peak else None,
                       **({} if peak else {"mfu_note": f"{gpu}: not in model.PEAK_BF16's table of exact names"}),
                       "peak_gib": round(torch.cuda.max_memory_allocated() / 2 ** 30, 2) if gpu != "cpu" else None}
-        rows[name].update(plan_hours(args, loaded, step))
+        rows[name].update(plan_hours(args, loaded, step, zero_step))
         del model
         torch._dynamo.reset()
     return rows
 
 
-def plan_hours(args, loaded, step):
-    """--plan's steps on the full training split (808,000 examples) at this step time, with the whole CoT."""
+def plan_hours(args, loaded, step, zero_step):
+    """--plan's steps on the full training split (808,000 examples) at the schedule's own lengths: the
+    full-CoT step time through the explicit epochs, then a step time falling linearly with s(t) to the
+    zero-CoT one at the end of removal, and that one after it."""
     batches = math.ceil(FULL_TRAIN / args.batch_size)                   # T
     done = args.pretrain_epochs + (loaded.longest_train_cot - args.remove_start_from) / args.delta
-    return {"hours_to_end_of_removal": round(done * batches * step / 3600, 1),
-            "hours_all_epochs": round(args.epochs * batches * step / 3600, 1), "removal_ends_at_epoch": round(done, 1)}
+    step_time = lambda epoch: np.interp(epoch, [args.pretrain_epochs, done], [step, zero_step])
+    hours = lambda epochs: float(np.mean(step_time(np.linspace(0, epochs, 10001)))) * epochs * batches / 3600
+    return {"hours_to_end_of_removal": round(hours(done), 1), "removal_ends_at_epoch": round(done, 1),
+            "hours_all_epochs": round(hours(args.epochs), 1)}
+
+
+def loop(task, root, gpt2, device, size):
+    """train.py's own loop (train.main: batches, removal, forward, backward, AdamW, logging) for one epoch of
+    the bench's examples in fp32 (TF32), as the reference's loop is timed: batches/s between the log lines at
+    the epoch's middle and end (warm-up and validation outside), and how many GPU syncs torch reports in
+    between (set_sync_debug_mode("warn"): a sync in the loop is a step the GPU waits for the host)."""
+    T = math.ceil(size["loop_examples"] / size["batch"])
+    real_log, marks, cuda = train.log_batch, [], device.startswith("cuda")
+
+    def timed_log(*a):                                             # a log line reads the device: outside
+        if marks and cuda:
+            torch.cuda.set_sync_debug_mode(0)
+        real_log(*a)
+        marks.append(time.perf_counter())
+        if len(marks) == 1 and cuda:
+            torch.cuda.set_sync_debug_mode("warn")
+    train.log_batch = timed_log
+    try:
+        with warnings.catch_warnings(record=True) as caught, open(os.devnull, "w") as quiet, \
+                contextlib.redirect_stdout(quiet):
+            warnings.simplefilter("always")
+            train.main(["--task", task, "--data", str(root / "data"), "--init", str(gpt2), "--device", device,
+                        "--out", str(root / "loop" / task), "--batch-size", str(size["batch"]),
+                        "--epochs", "1", "--train-size", str(size["loop_examples"]),
+                        "--pretrain-epochs", "0",
+                        "--log-every", str(T // 2), "--val-limit", "4", "--fig3-examples", "0"])
+    finally:
+        train.log_batch = real_log
+        if cuda:
+            torch.cuda.set_sync_debug_mode(0)
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    timed = T - T // 2
+    return {"batches": T, "timed_batches": timed, "batches_per_s": round(timed / (marks[1] - marks[0]), 3),
+            "sync_warnings": len(syncs) if cuda else None,
+            **({"first_sync": str(syncs[0].message)[:200]} if syncs else {})}
 
 
 @torch.no_grad()
@@ -176,13 +227,14 @@ def parity(root, device, size):
 
 
 def reference(ref, root, gpt2, task, device, size):
-    """The reference's own train.py (one epoch of its loop on our examples, fp32 with TF32 and --bf16): its
-    tqdm rate of the last training batches; and its batch-1 decoding of the same token counts."""
+    """The reference's own train.py (one epoch of its loop on the examples our loop gets, fp32 with TF32 and
+    --bf16): its tqdm rate of the last training batches; and its batch-1 decoding of the same token counts."""
     folder, ref = root / "data" / task, Path(ref).resolve()
     (root / "ref").mkdir(exist_ok=True)
     for split in ("train", "val"):
         lines = (folder / f"{split}.txt").read_text().splitlines()
-        (root / "ref" / f"{split}.txt").write_text("\n".join(lines[:4] if split == "val" else lines) + "\n")
+        kept = lines[:4] if split == "val" else lines[:size["loop_examples"]]   # the examples our loop gets
+        (root / "ref" / f"{split}.txt").write_text("\n".join(kept) + "\n")
     rows = {}
     for name, flags in (("fp32 (TF32)", []), ("bf16 (weights)", ["--bf16"])):
         command = [sys.executable, str(Path(ref) / "train.py"), "--model", str(gpt2), "--train_path",
@@ -248,6 +300,8 @@ def main(argv=None):
         for mode in MODES:                                              # bf16 + compile first
             part(f"{task} {mode}", lambda: rows.update(time_modes(task, root, gpt2, device, size, [mode])))
     for task in size["tasks"]:
+        part(f"{task} loop", lambda: result["tasks"][task].update(loop=loop(task, root, gpt2, device, size)))
+    for task in size["tasks"]:
         part(f"{task} decode", lambda: result["tasks"][task].update(decode=decode(
             train.build_model(train_args(task, root, gpt2, device), data.load_meta(root / "data" / task), 1024),
             data.load_split(root / "data" / task, "val"), device, size["examples"])))
@@ -285,12 +339,12 @@ def run_part(result, name, measure, started, budget, out):
 
 
 def compare(rows, ref):
-    """The reference's own figures beside ours, as ratios on the same examples (the same tokens a batch)."""
+    """The reference's own figures beside ours, like for like: its loop's batches/s (one epoch of the same
+    examples, fp32 as TF32, its tqdm rate) against our loop's, and its batch-1 decoding against ours."""
     rows["reference"] = ref
-    for mode in MODES:
-        if mode in rows:
-            ref_tokens_per_s = ref["fp32 (TF32)"]["batches_per_s"] * rows[mode]["tokens_per_step"]
-            rows[mode]["x_reference_fp32"] = round(rows[mode]["tokens_per_s"] / ref_tokens_per_s, 2)
+    if "loop" in rows:
+        ours, theirs = rows["loop"]["batches_per_s"], ref["fp32 (TF32)"]["batches_per_s"]
+        rows["loop"]["x_reference_fp32"] = round(ours / theirs, 2)
     for level in ("zero CoT", "full CoT"):
         if "decode" in rows:
             rows["decode"][level]["x_reference"] = round(rows["decode"][level]["examples_per_s"]
@@ -301,13 +355,18 @@ def print_table(result):
     """What was measured, part by part; what was skipped or failed is in result["parts"]."""
     print(f"\n{result['gpu']}, torch {result['torch']}, GPT-2 {result['gpt2_shape']}, batch {result['batch_size']}, "
           f"the whole CoT")
-    print(f"{'task':8} {'mode':16} {'ms/step':>8} {'tokens/s':>10} {'MFU':>6} {'GiB':>6} {'h to end':>9} {'h all':>8}")
+    print(f"{'task':8} {'mode':16} {'ms/step':>8} {'zero CoT':>9} {'tokens/s':>10} {'MFU':>6} {'GiB':>6} "
+          f"{'1st step s':>10} {'h to end':>9} {'h all':>8}")
     for task, rows in result["tasks"].items():
         for mode in (mode for mode in MODES if mode in rows):
             r = rows[mode]
             mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
-            print(f"{task:8} {mode:16} {r['ms_per_step']:8.1f} {r['tokens_per_s']:10,} {mfu:>6} "
-                  f"{r['peak_gib'] or '-':>6} {r['hours_to_end_of_removal']:9.1f} {r['hours_all_epochs']:8.1f}")
+            print(f"{task:8} {mode:16} {r['ms_per_step']:8.1f} {r['zero_cot_ms_per_step']:9.1f} "
+                  f"{r['tokens_per_s']:10,} {mfu:>6} {r['peak_gib'] or '-':>6} {r['first_step_s']:10.1f} "
+                  f"{r['hours_to_end_of_removal']:9.1f} {r['hours_all_epochs']:8.1f}")
+        if "loop" in rows:
+            print(f"{task:8} train.py's loop, fp32: {rows['loop']['batches_per_s']} batches/s, "
+                  f"{rows['loop']['sync_warnings']} GPU syncs in {rows['loop']['timed_batches']} batches")
         if "decode" in rows:
             decoded = rows["decode"]
             print(f"{task:8} decoding batch 1: {decoded['zero CoT']['examples_per_s']} ex/s at zero CoT, "

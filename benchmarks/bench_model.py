@@ -35,7 +35,7 @@ data.generate_multiplication("mult4x4", root / "data" / "mult4x4", {"train": 64,
 run = train_args("mult4x4", root, gpt2, "cpu")
 task = data.load_task(run)
 model = train.build_model(run, task.meta, task.longest_example)
-seconds, tokens = time_training_step(train, run, task, model, args.steps)
+seconds, tokens = time_training_step(train, run, task, model, args.steps)[0][0]
 print(f"training step, batch 32 mult4x4, float32 on cpu: {np.mean(seconds):.3f} s/step, "
       f"{tokens / np.mean(seconds):,.0f} tokens/s (steps: {', '.join(f'{s:.3f}' for s in seconds)})")
 

@@ -39,7 +39,8 @@ def plan(args, train):
     print(f"model: {config.n_layer} layers x {config.n_embd} ({n_params / 1e6:.2f}M parameters), "
           f"{flops_per_token * tokens_per_step / 1e12:.3f} TFLOPs a step, "
           f"{flops_per_token * tokens_per_step * steps / 1e15:.2f} PFLOPs in all")
-    seconds, tokens = time_training_step(train, args, task, model) if not args.plan_tokens_per_s else ([1.0], 0)
+    seconds, tokens = time_training_step(train, args, task, model)[0][0] if not args.plan_tokens_per_s \
+        else ([1.0], 0)
     rate = args.plan_tokens_per_s or tokens / min(seconds)              # a busy machine slows steps, never speeds one
     hours = tokens_per_step * steps / rate / 3600
     print(f"at {rate:,.0f} training tokens/s: {hours:.2f} hours ({hours * 60:.0f} minutes) with the whole CoT in "
@@ -55,21 +56,27 @@ def model_config(args, task, build_model):
     return GPTConfig(block_size=max(1024, task.longest_example), n_layer=n_layer, n_head=n_head, n_embd=n_embd)
 
 
-def time_training_step(train, args, task, model, steps=5):
+def time_training_step(train, args, task, model, steps=5, levels=(0,)):
     """Seconds of the loop's own step (train.py's: device setup, --dtype, --compile, a probe, forward, backward,
-    AdamW) on an explicit-CoT batch, after warm-up, and its tokens: what --plan and the benchmarks time."""
+    AdamW) after warm-up, and its tokens, on a batch with each of `levels` CoT tokens removed (0: explicit
+    CoT, inf: none left): what --plan and the benchmarks time. Returns ({level: (seconds, tokens)}, the
+    seconds of the first step, compile included)."""
     run = train.new_run(args, task, model, train.set_up_device(args))
     raw = task.train.batch(np.arange(min(args.batch_size, task.n_train)))
-    tokens, targets, positions, *_ = train.remove_cot(raw, np.zeros(len(raw[0])), args.removal_side,
-                                                     args.keep_position)
-    batch = train.this_process_batch(run, raw, tokens, targets, positions)
-    forward, seconds = train.torch.compile(run.net.train(), dynamic=True) if args.compile else run.net.train(), []
-    for _ in range(steps + (3 if args.compile else 1)):           # the first ones warm up (and compile)
-        started = time.perf_counter()
-        train.forward_backward(forward, run, batch)
-        if run.state.accumulated == args.accumulate:
-            train.optimizer_step(run)
-        if run.device.type == "cuda":
-            train.torch.cuda.synchronize(run.device)
-        seconds.append(time.perf_counter() - started)
-    return seconds[-steps:], tokens.size
+    forward = train.torch.compile(run.net.train(), dynamic=True) if args.compile else run.net.train()
+    timed, first = {}, None
+    for level in levels:
+        tokens, targets, positions, *_ = train.remove_cot(raw, np.full(len(raw[0]), level), args.removal_side,
+                                                         args.keep_position)
+        batch, seconds = train.this_process_batch(run, raw, tokens, targets, positions), []
+        for _ in range(steps + (3 if args.compile else 1)):       # the first ones warm up (and compile)
+            started = time.perf_counter()
+            train.forward_backward(forward, run, batch)
+            if run.state.accumulated == args.accumulate:
+                train.optimizer_step(run)
+            if run.device.type == "cuda":
+                train.torch.cuda.synchronize(run.device)
+            seconds.append(time.perf_counter() - started)
+        first = seconds[0] if first is None else first
+        timed[level] = (seconds[-steps:], tokens.size)
+    return timed, first
