@@ -41,3 +41,36 @@ def test_a_saved_recipe_starts_the_same_run():
         saved = json.loads((run / "args.json").read_text())
         args = vars(train.parse_args(["--recipe", str(run / "args.json"), "--device", saved["device"]]))
         assert {**args, "recipe": None} == {**saved, "recipe": None}, run
+
+
+import rates  # noqa: E402  (results/rates.py)
+
+
+def test_the_rate_tables_in_both_readmes_are_what_the_index_says_now():
+    index_rows = rates.read_index()
+    for readme in rates.readmes():
+        text = readme.read_text()
+        assert "<!-- rates.py: comparisons -->" in text, readme
+        assert text == rates.with_tables(text, index_rows), f"{readme}: stale, run `python results/rates.py`"
+        stale = text.replace("| 7 of 10 (35–93 %) |", "| 8 of 10 (44–97 %) |", 1)
+        assert stale != text and rates.with_tables(stale, index_rows) == text
+
+
+def test_the_rates_statistics_match_their_textbook_values():
+    assert [round(p, 3) for p in rates.clopper_pearson(7, 10)] == [0.348, 0.933]
+    assert rates.clopper_pearson(0, 5)[0] == 0 and round(rates.clopper_pearson(0, 5)[1], 3) == 0.522
+    assert round(rates.fisher(17, 21, 0, 5), 4) == 0.0019 and round(rates.fisher(7, 10, 5, 11), 3) == 0.387
+    assert rates.mcnemar(3, 0) == 0.25 and rates.mcnemar(0, 0) == 1.0 and rates.mcnemar(5, 5) == 1.0
+
+
+def test_a_paired_comparison_pairs_runs_by_seed_and_tests_the_discordant_pairs(monkeypatch):
+    run = lambda row, seed, acc: {"path": f"mult3x3/seeds/{row}/seed{seed:02d}", "seed": str(seed),
+                                  "machine": "Intel Xeon", "test_exact_match": acc}
+    index_rows = [run("a", s, "1.000") for s in range(6)] + [run("b", s, "0.500") for s in (1, 2, 3, 4, 5, 9)]
+    a, b = "mult3x3/seeds/a", "mult3x3/seeds/b"
+    monkeypatch.setattr(rates, "COMPARISONS", [("a vs b", a, b, True), ("a vs b, unpaired", a, b, False)])
+    monkeypatch.setattr(rates, "first_difference", lambda a, b: 50)
+    paired, unpaired = rates.comparison_table(index_rows)[2:]
+    assert "paired, seeds 1–5;" in paired and "5 of 5" in paired and "0 of 5" in paired
+    assert "exact McNemar p = 0.06 (5 vs 0 discordant)" in paired
+    assert "6 of 6" in unpaired and "0 of 6" in unpaired and "Fisher p = 0.002" in unpaired
