@@ -28,9 +28,10 @@ from model import CheckpointError
 
 # The 3x3 CPU preset (train.py --task mult3x3 --model tiny): the adaptive gate, the carry probe and the decay that
 # waits; it reaches >= 0.99 where the paper's schedule alone on a 0.6M model mostly does not (README).
-# It stops once validation at zero CoT is >= 0.99, or at 14,400 steps (README, "Command 1": the cap).
+# It stops once validation at zero CoT is >= 0.99, or at a cap two decay rounds beyond its 10 epochs: 14,400
+# steps (budget.py; README, "Command 1": the cap).
 TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0, decay_after_recovery=True,
-                              stop_at_val=0.99, max_steps=14400),
+                              stop_at_val=0.99),
               "mult4x4": dict(remove_by_epoch=22)}
 
 
@@ -68,7 +69,8 @@ FLAGS = [  # as train.FLAGS: name, type (a list: choices; "bool"; "both": --x / 
     ("--stop-at-val", FRACTION, None, "stop at the first epoch end where validation exact match at zero CoT "
      "is at least this (0: off, the run trains --epochs; the 3x3 tiny preset: 0.99)"),
     ("--max-steps", COUNT, None, "with --stop-at-val: a run short of it after --epochs runs on, in rounds "
-     "of --decay-epochs epochs (the lr decays again in each), to this cap in steps (0: none; 3x3 tiny: 14400)")]
+     "of --decay-epochs epochs (the lr decays again in each), to this cap in steps (default: two rounds "
+     "beyond --epochs, 14400 for 3x3 tiny; 0: none)")]
 
 
 def apply_recipe(p, args, argv):
@@ -86,6 +88,8 @@ def apply_recipe(p, args, argv):
         p.error(f"{flag}: not a readable args.json ({e})")
     if not isinstance(recipe, dict):
         p.error(f"{flag}: not a JSON object of settings")
+    if "stop_at_val" not in recipe:                              # written before budget.py: a fixed budget
+        recipe = {**recipe, "stop_at_val": 0.0}
     unknown = sorted(set(recipe) - set(vars(args)))
     if unknown:
         p.error(f"{flag}: not settings of this train.py: {', '.join(map(str, unknown))}")
@@ -112,7 +116,7 @@ def preset(args, settings):
     """The preset's settings with the additions' values: the deadline of the adaptive schedule, and the 3x3 tiny
     preset's gate, probe and decay that waits."""
     settings = {**settings, "remove_by_epoch": math.inf if args.model == "paper" else 6, "carry_weight": 0.0,
-                "decay_after_recovery": False, "stop_at_val": 0.0, "max_steps": 0}
+                "decay_after_recovery": False, "stop_at_val": 0.0}
     return {**settings, **(TINY_TASKS.get(args.task, {}) if args.model == "tiny" else {})}
 
 
@@ -126,8 +130,8 @@ def fill_in(args, settings):
         args.decay_after_recovery = settings["decay_after_recovery"] and adaptive and stepwise and args.decay_epochs > 0
     if args.stop_at_val is None:                              # the preset's budget, not the paper's recipe
         args.stop_at_val = settings["stop_at_val"] if adaptive and stepwise else 0.0
-    if args.max_steps is None:
-        args.max_steps = settings["max_steps"] if args.stop_at_val else 0
+    if args.max_steps is None and not args.stop_at_val:
+        args.max_steps = 0                                        # no budget: the cap is --epochs
 
 
 def check(args, error):

@@ -11,6 +11,16 @@ end, and a run resumed after it stopped has nothing left to do.
 """
 from data import DataError
 
+ROUNDS = 2      # the preset's cap: two decay rounds beyond --epochs (14,400 steps for 3x3 tiny: README)
+
+
+def cap_steps(args, batches_per_epoch):
+    """--max-steps, or (unset) --epochs and ROUNDS more rounds of --decay-epochs; 0: --epochs alone."""
+    first_end = args.epochs * batches_per_epoch
+    if args.max_steps is None:
+        return first_end + ROUNDS * max(1, args.decay_epochs) * batches_per_epoch
+    return args.max_steps or first_end
+
 
 class Budget:
     def __init__(self, args, batches_per_epoch, longest_val_cot, log):
@@ -19,7 +29,7 @@ class Budget:
         self.said = False                                         # a resumed run's stop, said once
         self.first_end = args.epochs * batches_per_epoch          # the first round: the run's --epochs
         self.round = max(1, args.decay_epochs) * batches_per_epoch
-        self.cap_epochs = (args.max_steps or self.first_end) // batches_per_epoch   # whole epochs
+        self.cap_epochs = cap_steps(args, batches_per_epoch) // batches_per_epoch   # whole epochs
         if self.cap_epochs < args.epochs:
             raise DataError(f"--max-steps {args.max_steps}: below the {self.first_end:,} steps of --epochs "
                             f"{args.epochs} ({batches_per_epoch} batches an epoch)")

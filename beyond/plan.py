@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 import data
+from beyond.budget import cap_steps as budget_cap
 from model import GPT, GPTConfig, PRESETS
 
 
@@ -24,10 +25,10 @@ def plan(args, train):
           f"{mean_length:.1f} tokens an example (explicit CoT)")
     print(f"T = {T} batches/epoch of {args.batch_size}; {args.epochs} epochs = {args.epochs * T:,} batches, "
           f"{steps:,} optimizer steps, {args.epochs * task.n_train:,} examples")
-    cap_steps = (args.max_steps or steps) // T * T if args.stop_at_val else steps
+    cap = budget_cap(args, T) // T * T if args.stop_at_val else args.epochs * T
     if args.stop_at_val:
         print(f"stops at the first epoch end where validation at zero CoT is >= {args.stop_at_val:g}; short of "
-              f"it, runs on to the cap: {cap_steps:,} batches ({cap_steps // T} epochs)")
+              f"it, runs on to the cap: {cap:,} batches ({cap // T} epochs)")
     if args.mode == "stepwise" and args.schedule == "linear":
         every = max(1, int(round(T / args.delta)))
         done = args.pretrain_epochs + (task.longest_train_cot - args.remove_start_from) / args.delta
@@ -45,7 +46,7 @@ def plan(args, train):
     hours = tokens_per_step * steps / rate / 3600
     print(f"at {rate:,.0f} training tokens/s: {hours:.2f} hours ({hours * 60:.0f} minutes) with the whole CoT in "
           f"every step, an upper bound (removal shortens the examples); evaluation not counted" +
-          (f"; to the cap: {hours * cap_steps / (args.epochs * T) * 60:.0f} minutes" if cap_steps != steps else ""))
+          ("" if cap == args.epochs * T else f"; to the cap: {hours * 60 * cap / (args.epochs * T):.0f} min"))
 
 
 def model_config(args, task, build_model):

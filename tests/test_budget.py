@@ -62,7 +62,8 @@ def test_a_cap_below_the_epochs_is_one_error():
 
 def test_the_preset_has_the_budget_and_the_papers_recipe_has_fixed_epochs():
     tiny = train.parse_args(["--task", "mult3x3", "--model", "tiny"])
-    assert (tiny.stop_at_val, tiny.max_steps, tiny.epochs) == (0.99, 14400, 10)
+    assert (tiny.stop_at_val, tiny.max_steps, tiny.epochs) == (0.99, None, 10)
+    assert budget(max_steps=None).cap_epochs == 18                            # two rounds: 14,400 steps
     for argv in (["--task", "mult3x3", "--model", "tiny", "--schedule", "linear"], ["--task", "mult7x7"],
                  ["--task", "mult4x4", "--model", "tiny"], ["--task", "mult3x3", "--model", "tiny", "--mode", "nocot"]):
         args = train.parse_args(argv)
@@ -110,3 +111,11 @@ def test_a_run_resumed_across_the_cap_equals_one_run_to_the_higher_cap(data_root
     assert records(tmp_path / "parts")[-1]["reason"] == "the cap, 100 steps, short of --stop-at-val 0.99"
     train.main([*common, "--out", str(tmp_path / "parts"), "--resume", "--max-steps", str(3 * T)])
     assert records(tmp_path / "parts") == whole                              # every loss, bit for bit
+
+
+def test_a_run_saved_before_the_budget_resumes_with_its_fixed_epochs(tmp_path):
+    saved = vars(train.parse_args(["--task", "mult3x3", "--model", "tiny", "--stop-at-val", "0"]))
+    del saved["stop_at_val"], saved["max_steps"]                         # args.json as it was written then
+    (tmp_path / "args.json").write_text(json.dumps(saved))
+    args = train.parse_args(["--recipe", str(tmp_path / "args.json")])
+    assert (args.stop_at_val, args.max_steps) == (0.0, 0)
