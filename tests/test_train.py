@@ -89,7 +89,7 @@ def test_resumed_run_matches_an_uninterrupted_one(data_root, tmp_path):
 def test_a_run_started_from_its_saved_args_json_reproduces_the_recipe(data_root, tmp_path, capsys):
     """args.json holds every setting, resolved; --recipe ARGS_JSON starts the same run, flags changing it."""
     flags = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--train-size", "320",
-             "--epochs", "2", "--carry-weight", "0", *TINY]                    # adaptive, decay after recovery
+             "--epochs", "2", "--carry-weight", "0", "--stop-at-val", "0", *TINY]   # adaptive, decay waits
     train.main([*flags, "--out", str(tmp_path / "first")])
     saved = json.loads((tmp_path / "first" / "args.json").read_text())
     assert None not in (saved["schedule"], saved["carry_weight"], saved["decay_after_recovery"], saved["lr"])
@@ -303,6 +303,11 @@ def at(seen, since_reset):
     return train.RunState(epoch=seen // 100, batch_in_epoch=seen % 100, since_reset=since_reset)
 
 
+def with_gate(gate):
+    """The additions learning_rate reads: this gate, no budget."""
+    return SimpleNamespace(gate=gate, budget=None)
+
+
 def gate_for(args, recovered_at=None, log=None):
     """The adaptive gate of a run with T = 100 batches an epoch, recovered at zero CoT at `recovered_at`."""
     gate = Gate(args, SimpleNamespace(batches_per_epoch=100, longest_train_cot=25), None, None, log)
@@ -313,7 +318,8 @@ def gate_for(args, recovered_at=None, log=None):
 def test_decay_after_recovery_waits_for_the_gate():
     args = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs", "4",
                              "--reset-warmup", "0", "--lr", "1e-3", "--decay-after-recovery"])
-    lr = lambda seen, recovered_at: train.learning_rate(args, at(seen, 50), 100, gate_for(args, recovered_at))
+    lr = lambda seen, recovered_at: train.learning_rate(args, at(seen, 50), 100,
+                                                        with_gate(gate_for(args, recovered_at)))
     assert lr(800, None) == pytest.approx(1e-3)                       # not recovered: the full lr ...
     assert lr(950, None) == pytest.approx(0.5e-3)                     # ... until the last --min-decay-epochs (1)
     assert lr(800, 500) == pytest.approx(0.5e-3)                      # recovered early: the usual 4-epoch decay
@@ -335,7 +341,7 @@ def test_the_gate_recovering_at_zero_cot_starts_the_decay(tmp_path):
         state.to_remove, _ = gate.to_remove(state, None)
     assert gate.recovered_at == 704 and state.to_remove == math.inf      # after min_steps, once
     assert [m["event"] for m in events] == ["recovered"]
-    assert train.learning_rate(args, at(852, 99), 100, gate) == pytest.approx(0.5e-3)
+    assert train.learning_rate(args, at(852, 99), 100, with_gate(gate)) == pytest.approx(0.5e-3)
 
 
 def test_explicit_mode_keeps_the_best_epoch(data_root, tmp_path, monkeypatch):
@@ -562,7 +568,7 @@ def test_the_lr_decay_counts_skipped_batches_and_never_divides_by_zero():
                                  "--reset-warmup", "0", "--lr", "1e-3", "--min-decay-epochs", "0.001"])
     assert round(0.001 * 100) == 0                                       # no batch left for the decay
     last = train.RunState(epoch=9, batch_in_epoch=99)
-    assert train.learning_rate(tiny_min, last, 100, gate_for(tiny_min)) == pytest.approx(1e-3)
+    assert train.learning_rate(tiny_min, last, 100, with_gate(gate_for(tiny_min))) == pytest.approx(1e-3)
 
 
 def test_a_run_that_ends_with_cot_in_place_says_so(data_root, tmp_path, capsys):

@@ -54,7 +54,8 @@ def test_two_processes_follow_the_one_process_run(schedule, data_root, tmp_path)
     with batch 32; each run's checkpoint then resumes under the other process count."""
     common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--delta", "8",
               "--schedule", schedule, "--gate-min-steps", "3", "--gate-max-steps", "5", "--remove-by-epoch", "2",
-              "--pretrain-epochs", "0", "--smoothing-lambda", "0.7", "--device", "cpu", *TINY]
+              "--pretrain-epochs", "0", "--smoothing-lambda", "0.7", "--device", "cpu", "--stop-at-val", "0",
+              *TINY]
     one, two = tmp_path / "one", tmp_path / "two"
     train.main([*common, "--out", str(one), "--epochs", "2"])
     torchrun([*common, "--out", str(two), "--epochs", "2"])
