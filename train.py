@@ -246,8 +246,8 @@ def learning_rate(args, state, batches_per_epoch, additions=None):
         return args.lr * warmup
     seen = state.epoch * batches_per_epoch + state.batch_in_epoch
     total = args.epochs * batches_per_epoch
-    if additions and additions.budget:                           # beyond: past --epochs, a round's end
-        total = additions.budget.lr_end(seen)
+    if additions and additions.budget and seen >= total:         # beyond: the budget's rounds past --epochs
+        return args.lr * warmup * additions.budget.lr_factor(seen)
     decay_from = total - min(args.decay_epochs, args.epochs) * batches_per_epoch
     if additions and additions.gate:                             # beyond: the decay may wait for recovery
         decay_from = additions.gate.decay_start(decay_from, total)

@@ -3,8 +3,9 @@ Beyond the paper, which trains a fixed number of epochs: --stop-at-val and --max
 budget.
 The run stops at the first epoch end where validation exact match at zero CoT (all CoT removed) is at least
 --stop-at-val. A run still short of it when its --epochs end runs on, in rounds of --decay-epochs epochs, up
-to the cap of --max-steps; each round decays the lr to 0 again, as `--resume --epochs N+4` would. (On the
-preset's seeds 0-10 the last stretch to 0.99 came while the lr decayed: README, "Command 1".)
+to the cap of --max-steps. Each round restarts the lr at half the last round's peak and decays it to 0 over
+the whole round. (On the preset's seeds 0-10 the last stretch to 0.99 came while the lr decayed; on seed 21
+a restart at the full lr, held until the round's last epoch, set validation back: README, "Command 1".)
 
 Everything here is a function of the flags and the RunState, so --resume continues a run across a round's
 end, and a run resumed after it stopped has nothing left to do.
@@ -12,6 +13,7 @@ end, and a run resumed after it stopped has nothing left to do.
 from data import DataError
 
 ROUNDS = 2      # the preset's cap: two decay rounds beyond --epochs (14,400 steps for 3x3 tiny: README)
+ROUND_PEAK = 0.5    # each round starts at half the last one's peak lr, and decays over all of it (README)
 
 
 def cap_steps(args, batches_per_epoch):
@@ -51,13 +53,13 @@ class Budget:
                      ("" if self.reached(state) else "; a higher --max-steps runs it on"))
         return state.epoch if reason else self.cap_epochs
 
-    def lr_end(self, seen):
-        """The end of the lr's decay round that batch `seen` is in (learning_rate's total): --epochs, then
-        every --decay-epochs epochs, the last one cut at the cap."""
-        if seen < self.first_end:
-            return self.first_end
-        end = self.first_end + ((seen - self.first_end) // self.round + 1) * self.round
-        return min(end, self.cap_epochs * self.T)
+    def lr_factor(self, seen):
+        """The lr, as a fraction of --lr, at batch `seen` past --epochs: round r (1, 2, ...) starts at
+        ROUND_PEAK**r and decays linearly to 0 over its --decay-epochs epochs (the last cut at the cap)."""
+        r = (seen - self.first_end) // self.round + 1
+        start = self.first_end + (r - 1) * self.round
+        end = min(start + self.round, self.cap_epochs * self.T)
+        return ROUND_PEAK ** r * (end - seen) / (end - start)
 
     def stop_reason(self, state, epoch):
         """Why the run stops at the end of `epoch`, or None where it goes on."""

@@ -40,19 +40,19 @@ def test_the_preset_stops_on_success_and_runs_on_to_its_cap_otherwise():
     assert logged[-1]["reason"] == "the cap, 14,400 steps, short of --stop-at-val 0.99"
 
 
-def test_past_its_epochs_the_lr_decays_again_in_rounds_cut_at_the_cap():
-    rounds = budget()
-    assert [rounds.lr_end(seen) for seen in (0, 7999, 8000, 11199, 11200, 14399)] == \
-           [8000, 8000, 11200, 11200, 14400, 14400]
-    assert budget(max_steps=12000).lr_end(11200) == 12000                   # the last round cut at the cap
+def test_past_its_epochs_each_round_decays_the_lr_from_half_the_last_peak_cut_at_the_cap():
     args = SimpleNamespace(lr=1e-3, reset_warmup=0, decay_epochs=4, epochs=10)
-    additions = SimpleNamespace(budget=rounds, gate=None)
-    lr = lambda seen: train.learning_rate(args, train.RunState(epoch=seen // 800, batch_in_epoch=seen % 800),
-                                          800, additions)
+    at = lambda seen: train.RunState(epoch=seen // 800, batch_in_epoch=seen % 800)
+    lr = lambda seen, rounds=budget(): train.learning_rate(args, at(seen), 800,
+                                                           SimpleNamespace(budget=rounds, gate=None))
     assert lr(4799) == pytest.approx(1e-3) and lr(7999) == pytest.approx(1e-3 / 3200)   # the preset's decay
-    assert lr(8000) == pytest.approx(1e-3) and lr(11199) == pytest.approx(1e-3 / 3200)  # a round: again
-    assert train.learning_rate(args, train.RunState(epoch=7), 800) == \
-           train.learning_rate(args, train.RunState(epoch=7), 800, additions)   # the first round: unchanged
+    assert lr(8000) == pytest.approx(5e-4) and lr(9600) == pytest.approx(2.5e-4)        # round 1: from half
+    assert lr(11199) == pytest.approx(5e-4 / 3200)                                       # to 0 in 4 epochs
+    assert lr(11200) == pytest.approx(2.5e-4) and lr(14399) == pytest.approx(2.5e-4 / 3200)  # round 2: 1/4
+    cut = budget(max_steps=12000)
+    assert lr(11200, cut) == pytest.approx(2.5e-4) and lr(11999, cut) == pytest.approx(2.5e-4 / 800)  # cap
+    for seen in (0, 4000, 5600, 7999):                                                   # the first round
+        assert lr(seen) == train.learning_rate(args, at(seen), 800)
 
 
 def test_a_cap_below_the_epochs_is_one_error():
