@@ -1,10 +1,11 @@
 """The rate tables of the 3x3 runs, written from results/index.csv (as index.py writes the index from the
 folders): each row's runs grouped by machine and code, with n, how many reached >= 0.99 on the test split and
-the exact (Clopper-Pearson) 95 % interval; then the comparisons the READMEs cite. A paired comparison (same
-seeds, so the same init and data order, one flag changed) gets the exact McNemar test over the seeds both rows
-ran and says where the two runs' logs first differ; an unpaired one gets Fisher's exact test. The tables go
-between the markers in README.md and results/README.md (`<!-- rates.py: rates -->` or `comparisons`, then
-`<!-- rates.py: end -->`); tests/test_results.py fails when a table is stale.
+the exact (Clopper-Pearson) 95 % interval; then the comparisons the READMEs cite; then the steps and minutes
+of the runs with a budget. A paired comparison (same seeds, so the same init and data order, one flag changed)
+gets the exact McNemar test over the seeds both rows ran and says where the two runs' logs first differ; an
+unpaired one gets Fisher's exact test. The tables go between the markers in README.md and results/README.md
+(`<!-- rates.py: rates -->`, `comparisons` or `budget`, then `<!-- rates.py: end -->`); tests/test_results.py
+fails when a table is stale.
     python results/rates.py            # rewrite the tables in both READMEs
 """
 import argparse
@@ -147,9 +148,29 @@ def comparison_table(index):
     return lines
 
 
+def budget_table(index):
+    """The 3x3 rows that ran with a budget (args.json's stop_at_val > 0, command 1's): the steps and minutes
+    each seed took to its stop, the median and the worst, a line per machine and code version."""
+    stopping = lambda r: json.loads((HERE / r["path"] / "args.json").read_text()).get("stop_at_val", 0) > 0
+    lines = ["| row | seeds | machine, code | steps per seed | steps: median, worst | "
+             "minutes: median, worst |", "|---|---|---|---|---|---|"]
+    groups = {}
+    for r in index:
+        if r["task"] == "mult3x3" and r["test_exact_match"] and stopping(r):
+            groups.setdefault((r["study"], r["row"], kind(r["machine"]), r["commit"]), []).append(r)
+    median = lambda values: sorted(values)[len(values) // 2] if len(values) % 2 else \
+        sum(sorted(values)[len(values) // 2 - 1:len(values) // 2 + 1]) / 2
+    for (study, row, machine, commit), group in sorted(groups.items()):
+        steps, minutes = [int(r["steps"]) for r in group], [float(r["minutes"]) for r in group]
+        lines.append(f"| {study}/{row} | {seeds_text(group)} | {machine}, {commit} | "
+                     f"{' / '.join(f'{s:,}' for s in steps)} | {median(steps):,.0f}, {max(steps):,} | "
+                     f"{median(minutes):.1f}, {max(minutes):.1f} |")
+    return lines
+
+
 def with_tables(text, index):
     """A README's text with each generated table, between its marker and the end marker, written anew."""
-    for name, table in (("rates", rate_table), ("comparisons", comparison_table)):
+    for name, table in (("rates", rate_table), ("comparisons", comparison_table), ("budget", budget_table)):
         marker = f"<!-- rates.py: {name} -->"
         if marker in text:
             start = text.index(marker) + len(marker)

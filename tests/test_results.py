@@ -50,7 +50,7 @@ def test_the_rate_tables_in_both_readmes_are_what_the_index_says_now():
     index_rows = rates.read_index()
     for readme in rates.readmes():
         text = readme.read_text()
-        assert "<!-- rates.py: comparisons -->" in text, readme
+        assert "<!-- rates.py: comparisons -->" in text and "<!-- rates.py: budget -->" in text, readme
         assert text == rates.with_tables(text, index_rows), f"{readme}: stale, run `python results/rates.py`"
         stale = text.replace("| 7 of 10 (35–93 %) |", "| 8 of 10 (44–97 %) |", 1)
         assert stale != text and rates.with_tables(stale, index_rows) == text
@@ -74,3 +74,21 @@ def test_a_paired_comparison_pairs_runs_by_seed_and_tests_the_discordant_pairs(m
     assert "paired, seeds 1–5;" in paired and "5 of 5" in paired and "0 of 5" in paired
     assert "exact McNemar p = 0.06 (5 vs 0 discordant)" in paired
     assert "6 of 6" in unpaired and "0 of 6" in unpaired and "Fisher p = 0.002" in unpaired
+
+
+def test_the_budget_table_lists_the_runs_with_a_budget_and_their_steps_to_the_stop(tmp_path, monkeypatch):
+    table = "\n".join(rates.budget_table(rates.read_index()))
+    assert "| seeds/command1-fullround | 21 | Intel Xeon, 6a36037 | 14,400 | 14,400, 14,400 | 21.6, 21.6 |" \
+        in table
+    assert "seeds/preset " not in table and "seeds/preset-e353d98" not in table      # fixed 8,000 steps
+    runs = [(6400, 10.5, 0.99), (8000, 14.0, 0.99), (14400, 21.0, 0.99), (7200, 12.0, 0.99), (8000, 15.0, 0.0)]
+    for seed, (steps, minutes, stop) in enumerate(runs):
+        (tmp_path / f"r/seed{seed}").mkdir(parents=True)
+        (tmp_path / f"r/seed{seed}/args.json").write_text(json.dumps({"stop_at_val": stop}))
+    monkeypatch.setattr(rates, "HERE", tmp_path)
+    index = [{"path": f"r/seed{seed}", "task": "mult3x3", "study": "seeds", "row": "r", "seed": str(seed),
+              "machine": "Intel(R) Xeon(R) Processor", "commit": "abc", "test_exact_match": "1.000",
+              "steps": str(steps), "minutes": str(minutes)}
+             for seed, (steps, minutes, _) in enumerate(runs)]
+    assert rates.budget_table(index)[2] == \
+        "| seeds/r | 0–3 | Intel Xeon, abc | 6,400 / 8,000 / 14,400 / 7,200 | 7,600, 14,400 | 13.0, 21.0 |"
