@@ -22,6 +22,8 @@ COMPARISONS = [
     ("the carry probe, within the preset", "mult3x3/seeds/preset-e353d98", "mult3x3/ablation/no-probe", True),
     ("the lr decay that waits for recovery", "mult3x3/seeds/preset:0-10", "mult3x3/ablation/no-decay-wait",
      True),
+    ("command 1's rounds: from half the last peak lr vs the full lr", "mult3x3/seeds/command1-halfround",
+     "mult3x3/seeds/command1-fullround", True),
     ("the preset vs the paper's linear s(t)", "mult3x3/seeds/preset", "mult3x3/seeds/linear", False),
     ("... the preset's fresh seeds only", "mult3x3/seeds/preset:11-20", "mult3x3/seeds/linear", False),
     ("the preset vs no removal smoothing", "mult3x3/seeds/preset", "mult3x3/ablation/no-smoothing", False),
