@@ -92,3 +92,15 @@ def test_the_budget_table_lists_the_runs_with_a_budget_and_their_steps_to_the_st
              for seed, (steps, minutes, _) in enumerate(runs)]
     assert rates.budget_table(index)[2] == \
         "| seeds/r | 0–3 | Intel Xeon, abc | 6,400 / 8,000 / 14,400 / 7,200 | 7,600, 14,400 | 13.0, 21.0 |"
+
+
+def test_the_zero_cot_phase_script_gives_the_readmes_figures(capsys, monkeypatch):
+    sys.path.insert(0, str(RESULTS / "mult3x3" / "seeds"))
+    import zero_cot_phase
+    monkeypatch.chdir(RESULTS.parent)
+    zero_cot_phase.main([])                                             # the preset's seeds 0-10
+    out = capsys.readouterr().out
+    assert "10 of 11 reached 0.99 at zero CoT; phase (steps): min 1,600, median 2,416, max 3,200" in out
+    assert "| 9 | 4,800 | 7657 | not by 8000 | > 3,200 |" in out
+    assert "behind (measure <= 0.15): test >= 0.99 on 4 of 4" in out
+    assert "the others: test >= 0.99 on 6 of 7" in out
