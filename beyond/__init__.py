@@ -69,8 +69,8 @@ FLAGS = [  # as train.FLAGS: name, type (a list: choices; "bool"; "both": --x / 
     ("--stop-at-val", FRACTION, None, "stop at the first epoch end where validation exact match at zero CoT "
      "is at least this (0: off, the run trains --epochs; the 3x3 tiny preset: 0.99)"),
     ("--max-steps", COUNT, None, "with --stop-at-val: a run short of it after --epochs runs on, in rounds "
-     "of --decay-epochs epochs (the lr decays again in each), to this cap in steps (default: two rounds "
-     "beyond --epochs, 14400 for 3x3 tiny; 0: none)")]
+     "of --decay-epochs epochs (each decays the lr from half the last peak), to this cap in steps "
+     "(default: two rounds beyond --epochs, 14400 for 3x3 tiny; 0: none)")]
 
 
 def apply_recipe(p, args, argv):

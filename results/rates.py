@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import math
+import statistics
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -160,13 +161,12 @@ def budget_table(index):
     for r in index:
         if r["task"] == "mult3x3" and r["test_exact_match"] and stopping(r):
             groups.setdefault((r["study"], r["row"], kind(r["machine"]), r["commit"]), []).append(r)
-    median = lambda values: sorted(values)[len(values) // 2] if len(values) % 2 else \
-        sum(sorted(values)[len(values) // 2 - 1:len(values) // 2 + 1]) / 2
     for (study, row, machine, commit), group in sorted(groups.items()):
         steps, minutes = [int(r["steps"]) for r in group], [float(r["minutes"]) for r in group]
         lines.append(f"| {study}/{row} | {seeds_text(group)} | {machine}, {commit} | "
-                     f"{' / '.join(f'{s:,}' for s in steps)} | {median(steps):,.0f}, {max(steps):,} | "
-                     f"{median(minutes):.1f}, {max(minutes):.1f} |")
+                     f"{' / '.join(f'{s:,}' for s in steps)} | "
+                     f"{statistics.median(steps):,.0f}, {max(steps):,} | "
+                     f"{statistics.median(minutes):.1f}, {max(minutes):.1f} |")
     return lines
 
 

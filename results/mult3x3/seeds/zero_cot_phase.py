@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+BEHIND = 0.15     # a cut read off the runs in results/ (README, "Command 1's budget"), not a test
+
 
 def phase(run):
     """(seed, step all CoT went, step the gate saw recovery, first epoch end >= 0.99 or None, last step, the
@@ -41,8 +43,8 @@ def main(runs):
     print(f"\n{len(reached)} of {len(phases)} reached 0.99 at zero CoT; phase (steps): min {min(reached):,}, "
           f"median {int(np.median(reached)):,}, max {max(reached):,}; {len(phases) - len(reached)} not within "
           "their budget")
-    for name, group in (("behind (measure <= 0.15)", [ok for m, ok in behind if m <= 0.15]),
-                        ("the others", [ok for m, ok in behind if m > 0.15])):
+    for name, group in ((f"behind (measure <= {BEHIND})", [ok for m, ok in behind if m <= BEHIND]),
+                        ("the others", [ok for m, ok in behind if m > BEHIND])):
         print(f"{name}: test >= 0.99 on {sum(group)} of {len(group)}")
 
 
