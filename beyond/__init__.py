@@ -4,7 +4,8 @@ What this project adds beyond the paper, beside the five files that hold it. tra
 
 - gate.py         --schedule adaptive: s(t) advances once the model has recovered; rollback after a collapse;
                   --decay-after-recovery (the lr decay waits for recovery at zero CoT)
-- probes.py       --carry-weight / --bridge-weight: a linear probe on the residual stream, trained with the model
+- probes.py       --carry-weight / --bridge-weight: a linear probe on the residual stream, trained with the
+                  model
 - budget.py       --stop-at-val, --max-steps: stop once validation at zero CoT is >= 0.99, or at a cap
 - checkpoints.py  --save-every (mid-epoch checkpoints), and the checkpoints written before this folder existed
 - plan.py         --plan: what a run costs before it starts
@@ -26,8 +27,8 @@ from beyond.probes import make_probe                                   # noqa: F
 from data import COUNT, POSITIVE, RATE, RATE_OR_INF, WEIGHT, ranged
 from model import CheckpointError
 
-# The 3x3 CPU preset (train.py --task mult3x3 --model tiny): the adaptive gate, the carry probe and the decay that
-# waits; it reaches >= 0.99 where the paper's schedule alone on a 0.6M model mostly does not (README).
+# The 3x3 CPU preset (train.py --task mult3x3 --model tiny): the adaptive gate, the carry probe and the decay
+# that waits; it reaches >= 0.99 where the paper's schedule alone on a 0.6M model mostly does not (README).
 # It stops once validation at zero CoT is >= 0.99, or at a cap two decay rounds beyond its 10 epochs: 14,400
 # steps (budget.py; README, "Command 1": the cap).
 TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0, decay_after_recovery=True,
@@ -37,8 +38,8 @@ TINY_TASKS = {"mult3x3": dict(schedule="adaptive", carry_weight=1.0, decay_after
 
 FRACTION = ranged(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 FLAGS = [  # as train.FLAGS: name, type (a list: choices; "bool"; "both": --x / --no-x), default, help
-    ("--recipe", str, None, "start from a run's saved args.json: its settings, with this command line's flags "
-                            "changing them (not its --device, --resume, --plan)"),
+    ("--recipe", str, None, "start from a run's saved args.json: its settings, with this command line's "
+                            "flags changing them (not its --device, --resume, --plan)"),
     ("--plan", "bool", False, "print what the run costs (steps, FLOPs, time), then stop"),
     ("--plan-tokens-per-s", RATE, None,
      "--plan: the speed to assume (default: timed steps)"),
@@ -58,12 +59,13 @@ FLAGS = [  # as train.FLAGS: name, type (a list: choices; "bool"; "both": --x / 
     ("--gate-max-retries", COUNT, GateConfig.max_retries, "adaptive: rollbacks per advance"),
     ("--max-chunk", POSITIVE, GateConfig.max_chunk,
      "adaptive: tokens per advance may double up to this while the model recovers at once"),
-    ("--decay-after-recovery", "both", None, "adaptive: the decay starts no sooner than the running train exact "
-     "match at zero CoT reaches --gate-threshold, no later than --min-decay-epochs before the end (3x3 tiny)"),
+    ("--decay-after-recovery", "both", None, "adaptive: the decay starts no sooner than the running train "
+     "exact match at zero CoT reaches --gate-threshold, no later than --min-decay-epochs before the end "
+     "(3x3 tiny)"),
     ("--min-decay-epochs", RATE, 1.0,
      "with --decay-after-recovery: epochs the decay keeps, at least (at most --decay-epochs)"),
-    ("--carry-weight", WEIGHT, None, "multKxK: weight of the carry probe's loss (beyond/probes.py, after Bai et al. "
-                                     "2025; 0: off; the 3x3 tiny preset: 1)"),
+    ("--carry-weight", WEIGHT, None, "multKxK: weight of the carry probe's loss (beyond/probes.py, after "
+                                     "Bai et al. 2025; 0: off; the 3x3 tiny preset: 1)"),
     ("--bridge-weight", WEIGHT, 0.0, "two-hop tasks: weight of the bridge probe's loss (beyond/probes.py)"),
     ("--save-every", COUNT, 0, "also write ckpt.pt every N steps, for an exact --resume mid-epoch"),
     ("--stop-at-val", FRACTION, None, "stop at the first epoch end where validation exact match at zero CoT "
@@ -75,9 +77,9 @@ FLAGS = [  # as train.FLAGS: name, type (a list: choices; "bool"; "both": --x / 
 
 def apply_recipe(p, args, argv):
     """--recipe RUN/args.json (and, with --resume --out RUN, that run's own args.json): the saved settings,
-    read through the same parser as the command line (so a recipe holds nothing a command line could not), become
-    the defaults, and the command line changes them; where and how it ran (--device, --resume, --plan) are not
-    the recipe."""
+    read through the same parser as the command line (so a recipe holds nothing a command line could not),
+    become the defaults, and the command line changes them; where and how it ran (--device, --resume, --plan)
+    are not the recipe."""
     path = args.recipe or (args.resume and args.out and Path(args.out) / "args.json")
     if not path or not Path(path).exists() and not args.recipe:
         return args
@@ -103,7 +105,8 @@ def apply_recipe(p, args, argv):
                 p.error(f"{flag}: {action.dest} must be true or false, got {value!r}")
             words += [names[0]] if value else names[1:2]
         else:
-            words += [names[0], value if isinstance(value, str) else json.dumps(value).replace("Infinity", "inf")]
+            text = value if isinstance(value, str) else json.dumps(value).replace("Infinity", "inf")
+            words += [names[0], text]
     error, p.error = p.error, lambda message: error(f"{flag}: {message}")
     saved = vars(p.parse_args(words))
     p.error = error
@@ -113,21 +116,23 @@ def apply_recipe(p, args, argv):
 
 
 def preset(args, settings):
-    """The preset's settings with the additions' values: the deadline of the adaptive schedule, and the 3x3 tiny
-    preset's gate, probe and decay that waits."""
+    """The preset's settings with the additions' values: the deadline of the adaptive schedule, and the 3x3
+    tiny preset's gate, probe and decay that waits."""
     settings = {**settings, "remove_by_epoch": math.inf if args.model == "paper" else 6, "carry_weight": 0.0,
                 "decay_after_recovery": False, "stop_at_val": 0.0}
     return {**settings, **(TINY_TASKS.get(args.task, {}) if args.model == "tiny" else {})}
 
 
 def fill_in(args, settings):
-    """The additions' settings left None: the probe goes with adaptive removal from the left, and the decay waits
-    for recovery only where there is one to wait for."""
+    """The additions' settings left None: the probe goes with adaptive removal from the left, and the decay
+    waits for recovery only where there is one to wait for."""
     adaptive, stepwise = args.schedule == "adaptive", args.mode == "stepwise"
     if args.carry_weight is None:
-        args.carry_weight = settings["carry_weight"] if adaptive and stepwise and args.removal_side == "left" else 0.0
+        from_left = adaptive and stepwise and args.removal_side == "left"
+        args.carry_weight = settings["carry_weight"] if from_left else 0.0
     if args.decay_after_recovery is None:
-        args.decay_after_recovery = settings["decay_after_recovery"] and adaptive and stepwise and args.decay_epochs > 0
+        args.decay_after_recovery = settings["decay_after_recovery"] and adaptive and stepwise \
+            and args.decay_epochs > 0
     if args.stop_at_val is None:                              # the preset's budget, not the paper's recipe
         args.stop_at_val = settings["stop_at_val"] if adaptive and stepwise else 0.0
     if args.max_steps is None and not args.stop_at_val:
@@ -137,7 +142,8 @@ def fill_in(args, settings):
 def check(args, error):
     """The checks of the additions' settings that no single flag can make."""
     if not args.gate_collapse < args.gate_threshold:
-        error(f"--gate-collapse ({args.gate_collapse}) must be below --gate-threshold ({args.gate_threshold})")
+        error(f"--gate-collapse ({args.gate_collapse}) must be below --gate-threshold "
+              f"({args.gate_threshold})")
     if args.decay_after_recovery and (args.schedule != "adaptive" or not args.decay_epochs
                                       or not args.min_decay_epochs <= args.decay_epochs):
         error("--decay-after-recovery needs --schedule adaptive, --decay-epochs > 0 and "
@@ -156,8 +162,8 @@ def check(args, error):
 
 
 def make_additions(run, new_optimizer, save_checkpoint):
-    """The objects the loop calls, each None where its flag is off: the probe (already in run.net), the gate and
-    the step checkpoints and the budget."""
+    """The objects the loop calls, each None where its flag is off: the probe (already in run.net), the gate
+    and the step checkpoints and the budget."""
     args = run.args
     log = lambda record: run.log(record)
     gate = Gate(args, run.task, run.net, new_optimizer, log) if args.schedule == "adaptive" else None
@@ -168,7 +174,8 @@ def make_additions(run, new_optimizer, save_checkpoint):
 
 
 def check_resume(ckpt, additions, path):
-    """--resume continues a run with the probe and the schedule it was trained with, or says which flag differs."""
+    """--resume continues a run with the probe and the schedule it was trained with, or says which flag
+    differs."""
     saved, was = ckpt.get("additions", {}), ckpt["args"]
     for key in ("carry_weight", "bridge_weight"):
         flag, kind = "--" + key.replace("_", "-"), key.split("_")[0]
@@ -176,9 +183,12 @@ def check_resume(ckpt, additions, path):
         if now and not ("probe" in saved and was.get(key)):
             raise CheckpointError(f"{path} was trained without the {kind} probe: resume with {flag} 0")
         if "probe" in saved and was.get(key) and not now:
-            raise CheckpointError(f"{path} was trained with the {kind} probe: resume with {flag} {was[key]:g}")
+            raise CheckpointError(f"{path} was trained with the {kind} probe: resume with {flag} "
+                                  f"{was[key]:g}")
     if ("gate" in saved) != (additions.gate is not None):
         schedule = "adaptive" if "gate" in saved else "linear"
-        raise CheckpointError(f"{path} was trained with the {schedule} schedule: resume with --schedule {schedule}")
+        raise CheckpointError(f"{path} was trained with the {schedule} schedule: resume with --schedule "
+                              f"{schedule}")
     if "steps" in saved and additions.steps is None:
-        raise CheckpointError(f"{path} was saved by --save-every {was['save_every']}: resume with --save-every")
+        raise CheckpointError(f"{path} was saved by --save-every {was['save_every']}: resume with "
+                              f"--save-every")

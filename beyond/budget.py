@@ -43,8 +43,8 @@ class Budget:
             and state.best_val >= self.threshold
 
     def last_epoch(self, state):
-        """The loop's end: the cap's epoch, or, for a run resumed after it stopped, the epoch it is at (its stop
-        record, which --resume cut from the log with what came after the checkpoint, is written again)."""
+        """The loop's end: the cap's epoch, or, for a run resumed after it stopped, the epoch it is at (its
+        stop record, cut from the log by --resume with what came after the checkpoint, is written again)."""
         reason = self.stop_reason(state, state.epoch - 1)
         if reason and not self.said:
             self.said = True
@@ -74,7 +74,8 @@ class Budget:
         reason = self.stop_reason(state, state.epoch)
         if reason:
             self.log({"event": "stop", "step": state.step, "epoch": state.epoch, "reason": reason},
-                     f"train.py: stopped at step {state.step:,}: {reason}")
+                     f"train.py: stopped at step {state.step:,}: {reason}" + ("" if self.reached(state) else
+                     f" (best validation {state.best_val:.3f}); --resume with a higher --max-steps goes on"))
         return bool(reason)
 
     def state_dict(self):                                  # stateless: the RunState holds what it reads

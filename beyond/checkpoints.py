@@ -1,20 +1,23 @@
 """
-Beyond the paper: checkpoints in the middle of an epoch (--save-every), and reading the checkpoints that train.py
-wrote before the additions moved into beyond/ (they kept the probe inside the model, the gate in the run state).
+Beyond the paper: checkpoints in the middle of an epoch (--save-every), and reading the checkpoints that
+train.py wrote before the additions moved into beyond/ (they kept the probe inside the model, the gate in the
+run state).
 """
 import copy
 
 
 class StepCheckpoints:
-    """--save-every N: ckpt.pt also every N steps, at an optimizer step's boundary, not at an epoch's end; it keeps
-    the epoch's RNG, so that --resume continues from the next batch of the same order, with the same offsets."""
+    """--save-every N: ckpt.pt also every N steps, at an optimizer step's boundary, not at an epoch's end; it
+    keeps the epoch's RNG, so that --resume continues from the next batch of the same order, with the same
+    offsets."""
 
     def __init__(self, every, save):
         self.every, self.save = every, save
         self.epoch_rng, self.saved_at = None, 0
 
     def first_batch(self, state, rng, batches_per_epoch):
-        """The batch this epoch starts at: 0, or after a step checkpoint's batch, with the epoch's RNG as it was."""
+        """The batch this epoch starts at: 0, or after a step checkpoint's batch, with the epoch's RNG as it
+        was."""
         if not 0 < state.batch_in_epoch < batches_per_epoch:
             return 0
         rng.bit_generator.state = self.epoch_rng
@@ -26,7 +29,8 @@ class StepCheckpoints:
                 and i < run.task.batches_per_epoch - 1):
             return
         run.meter.check_finite(state, run.folder)                # nothing is saved after a non-finite loss
-        state.batch_in_epoch, self.epoch_rng, self.saved_at = state.batch_in_epoch + 1, rng.bit_generator.state, state.step
+        state.batch_in_epoch += 1
+        self.epoch_rng, self.saved_at = rng.bit_generator.state, state.step
         self.save(run, "ckpt.pt")
 
     def state_dict(self):
@@ -37,8 +41,9 @@ class StepCheckpoints:
 
 
 def upgrade_checkpoint(ckpt):
-    """A checkpoint in the layout before beyond/ (the probe's tensors and settings inside the model's, the gate's
-    state in the run state, the rollback point beside them) in today's: ckpt["additions"]. Others pass as they are."""
+    """A checkpoint in the layout before beyond/ (the probe's tensors and settings inside the model's, the
+    gate's state in the run state, the rollback point beside them) in today's: ckpt["additions"]. Others pass
+    as they are."""
     if "additions" in ckpt:
         return ckpt
     ckpt, additions = copy.copy(ckpt), {}
@@ -54,8 +59,9 @@ def upgrade_checkpoint(ckpt):
     if ckpt["args"].get("schedule") == "adaptive":
         if gate["rollback_point"] is not None:
             point = gate["rollback_point"] = dict(gate["rollback_point"])
-            point["model"] = {("probe." + k.split(".", 1)[1]) if k.split(".")[0].endswith("_probe") else "model." + k:
-                              v for k, v in point["model"].items()}
+            new_name = lambda k: "probe." + k.split(".", 1)[1] if k.split(".")[0].endswith("_probe") \
+                else "model." + k
+            point["model"] = {new_name(k): v for k, v in point["model"].items()}
         additions["gate"] = gate
     steps = {"epoch_rng": schedule.pop("epoch_rng"), "saved_at": schedule.pop("saved_at")}
     if ckpt["args"].get("save_every"):

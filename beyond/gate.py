@@ -55,7 +55,8 @@ def steps_allowed(gate_state, config, longest_cot, batch):
     learned at its own pace."""
     if not gate_state["advanced"]:
         return config.max_steps
-    counts = np.arange(gate_state["to_remove"], max(longest_cot, gate_state["to_remove"] + 1), gate_state["chunk"])
+    to_remove = gate_state["to_remove"]
+    counts = np.arange(to_remove, max(longest_cot, to_remove + 1), gate_state["chunk"])
     weights = np.where(counts >= config.slower_from, config.slower_by, 1.0)
     left = config.deadline - (batch - gate_state["steps"])             # from when this s(t) began
     return int(max(config.min_steps, min(config.max_steps, left * weights[0] / weights.sum())))
@@ -87,7 +88,8 @@ def gate_step(gate_state, batch_exact_match, config, longest_cot, remove_all_bey
             return "recovered", {**gate_state, "recovered": True}, measure
         return "hold", gate_state, measure
     gate_state["low_steps"] = gate_state["low_steps"] + 1 if measure < config.collapse else 0
-    if gate_state["advanced"] and gate_state["low_steps"] >= config.patience and gate_state["attempt"] < config.max_retries:
+    collapsed = gate_state["advanced"] and gate_state["low_steps"] >= config.patience
+    if collapsed and gate_state["attempt"] < config.max_retries:
         return "rollback", gate_state, measure
     hold_at_least = gate_state["hold_at_least"]
     recovered = measure >= config.threshold and steps >= max(config.min_steps, hold_at_least)
@@ -114,29 +116,31 @@ def retry_gently(gate_before_advance, failed_gate, config):
 def gate_config(args, batches_per_epoch):
     """The command line's --gate-* settings; the deadline is counted in batches from removal's start."""
     deadline = (args.remove_by_epoch - args.pretrain_epochs) * batches_per_epoch
-    return GateConfig(threshold=args.gate_threshold, min_steps=args.gate_min_steps, max_steps=args.gate_max_steps,
-                      deadline=deadline, collapse=args.gate_collapse, patience=args.gate_patience,
-                      max_retries=args.gate_max_retries, max_chunk=args.max_chunk, slower_from=args.slower_from,
-                      slower_by=args.slower_by)
+    return GateConfig(threshold=args.gate_threshold, min_steps=args.gate_min_steps,
+                      max_steps=args.gate_max_steps, deadline=deadline, collapse=args.gate_collapse,
+                      patience=args.gate_patience, max_retries=args.gate_max_retries,
+                      max_chunk=args.max_chunk, slower_from=args.slower_from, slower_by=args.slower_by)
 
 
 class Gate:
-    """The adaptive schedule in a run: it sets s(t), keeps the rollback point of the last advance (the model's and
-    the optimizer's state, in host memory) and restores it on a collapse, and tells the lr when to decay."""
+    """The adaptive schedule in a run: it sets s(t), keeps the rollback point of the last advance (the model's
+    and the optimizer's state, in host memory) and restores it on a collapse, and tells the lr when to
+    decay."""
 
     def __init__(self, args, task, net, new_optimizer, log):
-        self.args, self.config, self.longest_cot = args, gate_config(args, task.batches_per_epoch), task.longest_train_cot
-        self.batches_per_epoch, self.net, self.new_optimizer, self.log = task.batches_per_epoch, net, new_optimizer, log
+        self.args, self.config = args, gate_config(args, task.batches_per_epoch)
+        self.longest_cot, self.batches_per_epoch = task.longest_train_cot, task.batches_per_epoch
+        self.net, self.new_optimizer, self.log = net, new_optimizer, log
         self.state = new_gate_state(args.remove_start_from)
         self.last_exact_match = None   # the previous batch's exact match, which the next decision judges
-        self.recovered_at = None       # the batch (learning_rate's clock) at which the gate saw recovery at zero CoT
+        self.recovered_at = None       # the batch (learning_rate's clock) of the recovery seen at zero CoT
         self.rollback_point = None
 
     def to_remove(self, run, optimizer):
         """At the top of a batch: decide from the previous batch's exact match, act on it (advance: keep a
         rollback point; rollback: restore it and retry gently) and log it. Returns s(t) and the optimizer,
         a new one after a rollback. `run` is train.py's RunState."""
-        if self.last_exact_match is None:                                # the first batch of a run, or just resumed
+        if self.last_exact_match is None:                         # the first batch of a run, or just resumed
             return self.state["to_remove"], optimizer
         action, new, measure = gate_step(self.state, self.last_exact_match, self.config, self.longest_cot,
                                          self.args.remove_all_beyond, run.schedule_batch)
@@ -147,11 +151,11 @@ class Gate:
             self.rollback_point = self.snapshot(optimizer, run.since_reset)
             event["to"] = scheduled(new["to_remove"])
         elif action == "recovered":
-            self.recovered_at = run.epoch * self.batches_per_epoch + run.batch_in_epoch   # learning_rate's clock
+            self.recovered_at = run.epoch * self.batches_per_epoch + run.batch_in_epoch   # learning_rate's
         elif action == "rollback":
             optimizer = self.restore(self.rollback_point)
             new = retry_gently(self.rollback_point["gate"], new, self.config)
-            run.since_reset, run.accumulated = self.rollback_point["since_reset"], 0   # a partial window is dropped
+            run.since_reset, run.accumulated = self.rollback_point["since_reset"], 0   # drop a partial window
             event.update(back_to=scheduled(new["to_remove"]), retry=new["retries"])
         self.state, self.last_exact_match = new, None
         if action != "hold" or run.schedule_batch % self.args.log_every == 0:
@@ -159,15 +163,17 @@ class Gate:
         return self.state["to_remove"], optimizer
 
     def after_batch(self, logits, batch):
-        """The next decision's input: the batch's share of rows right at every label (one host read a batch)."""
-        right = targets_right(self.net.model, logits.detach(), batch.targets, batch.label_rows).all(dim=1).sum()
+        """The next decision's input: the batch's share of rows right at every label (one host read a
+        batch)."""
+        right = targets_right(self.net.model, logits.detach(), batch.targets, batch.label_rows)
+        right = right.all(dim=1).sum()
         if dist.is_initialized():
             dist.all_reduce(right := right.clone())
         self.last_exact_match = right.item() / batch.size
 
     def decay_start(self, decay_from, total):
-        """--decay-after-recovery: the lr decay starts no sooner than the gate's "recovered" at zero CoT and no
-        later than --min-decay-epochs before the end (batches seen, learning_rate's clock)."""
+        """--decay-after-recovery: the lr decay starts no sooner than the gate's "recovered" at zero CoT and
+        no later than --min-decay-epochs before the end (batches seen, learning_rate's clock)."""
         if not self.args.decay_after_recovery:
             return decay_from
         latest = total - round(self.args.min_decay_epochs * self.batches_per_epoch)
@@ -181,7 +187,8 @@ class Gate:
                 "gate": dict(self.state), "since_reset": since_reset}
 
     def restore(self, point):
-        """Model, probe and AdamW exactly as they were before the advance, no gradients pending; a new optimizer."""
+        """Model, probe and AdamW exactly as they were before the advance, no gradients pending; a new
+        optimizer."""
         self.net.load_state_dict(point["model"])
         self.net.zero_grad(set_to_none=True)
         optimizer = self.new_optimizer(self.net.parameters(), self.args)
@@ -189,8 +196,8 @@ class Gate:
         return optimizer
 
     def state_dict(self):
-        return {"state": self.state, "last_exact_match": self.last_exact_match, "recovered_at": self.recovered_at,
-                "rollback_point": self.rollback_point}
+        return {"state": self.state, "last_exact_match": self.last_exact_match,
+                "recovered_at": self.recovered_at, "rollback_point": self.rollback_point}
 
     def load_state_dict(self, saved):
         self.state, self.last_exact_match = saved["state"], saved["last_exact_match"]

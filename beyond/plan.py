@@ -1,6 +1,6 @@
 """
-Beyond the paper: `train.py ... --plan` prints what a run will cost (examples, steps, FLOPs, hours at the speed of
-the loop's own step, timed here) without training it.
+Beyond the paper: `train.py ... --plan` prints what a run will cost (examples, steps, FLOPs, hours at the
+speed of the loop's own step, timed here) without training it.
 """
 import time
 
@@ -21,19 +21,19 @@ def plan(args, train):
     tokens_per_step = args.batch_size * args.accumulate * mean_length     # explicit CoT: the most a step sees
     flops_per_token = 6 * n_params + 12 * config.n_layer * config.n_embd * mean_length   # PaLM's estimate
     steps = args.epochs * T // args.accumulate
-    print(f"task {args.task}: {task.n_train:,} training examples, longest CoT {task.longest_train_cot} tokens, "
-          f"{mean_length:.1f} tokens an example (explicit CoT)")
+    print(f"task {args.task}: {task.n_train:,} training examples, longest CoT {task.longest_train_cot} "
+          f"tokens, {mean_length:.1f} tokens an example (explicit CoT)")
     print(f"T = {T} batches/epoch of {args.batch_size}; {args.epochs} epochs = {args.epochs * T:,} batches, "
           f"{steps:,} optimizer steps, {args.epochs * task.n_train:,} examples")
     cap = budget_cap(args, T) // T * T if args.stop_at_val else args.epochs * T
     if args.stop_at_val:
-        print(f"stops at the first epoch end where validation at zero CoT is >= {args.stop_at_val:g}; short of "
-              f"it, runs on to the cap: {cap:,} batches ({cap // T} epochs)")
+        print(f"stops at the first epoch end where validation at zero CoT is >= {args.stop_at_val:g}; short "
+              f"of it, runs on to the cap: {cap:,} batches ({cap // T} epochs)")
     if args.mode == "stepwise" and args.schedule == "linear":
         every = max(1, int(round(T / args.delta)))
         done = args.pretrain_epochs + (task.longest_train_cot - args.remove_start_from) / args.delta
-        print(f"linear s(t): a token more every {every} batches (Delta = {args.delta:g}); all CoT gone at epoch "
-              f"{done:.1f} of {args.epochs}" + ("" if done <= args.epochs else " -- after the run ends"))
+        print(f"linear s(t): a token more every {every} batches (Delta = {args.delta:g}); all CoT gone at "
+              f"epoch {done:.1f} of {args.epochs}" + (" -- after the run ends" if done > args.epochs else ""))
     elif args.mode == "stepwise":
         print(f"adaptive s(t): the gate holds each token {args.gate_min_steps}-{args.gate_max_steps} steps, "
               f"all CoT gone by epoch {args.remove_by_epoch:g}")
@@ -42,10 +42,10 @@ def plan(args, train):
           f"{flops_per_token * tokens_per_step * steps / 1e15:.2f} PFLOPs in all")
     seconds, tokens = time_training_step(train, args, task, model)[0][0] if not args.plan_tokens_per_s \
         else ([1.0], 0)
-    rate = args.plan_tokens_per_s or tokens / min(seconds)              # a busy machine slows steps, never speeds one
+    rate = args.plan_tokens_per_s or tokens / min(seconds)      # a busy machine slows steps, never speeds one
     hours = tokens_per_step * steps / rate / 3600
-    print(f"at {rate:,.0f} training tokens/s: {hours:.2f} hours ({hours * 60:.0f} minutes) with the whole CoT in "
-          f"every step, an upper bound (removal shortens the examples); evaluation not counted" +
+    print(f"at {rate:,.0f} training tokens/s: {hours:.2f} hours ({hours * 60:.0f} minutes) with the whole "
+          f"CoT in every step, an upper bound (removal shortens the examples); evaluation not counted" +
           ("" if cap == args.epochs * T else f"; to the cap: {hours * 60 * cap / (args.epochs * T):.0f} min"))
 
 
@@ -54,14 +54,15 @@ def model_config(args, task, build_model):
     if args.init not in PRESETS:
         return build_model(args, task.meta, task.longest_example).config   # scratch, a .pt or a GPT-2 folder
     n_layer, n_head, n_embd = PRESETS[args.init]
-    return GPTConfig(block_size=max(1024, task.longest_example), n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+    return GPTConfig(block_size=max(1024, task.longest_example), n_layer=n_layer, n_head=n_head,
+                     n_embd=n_embd)
 
 
 def time_training_step(train, args, task, model, steps=5, levels=(0,)):
-    """Seconds of the loop's own step (train.py's: device setup, --dtype, --compile, a probe, forward, backward,
-    AdamW) after warm-up, and its tokens, on a batch with each of `levels` CoT tokens removed (0: explicit
-    CoT, inf: none left): what --plan and the benchmarks time. Returns ({level: (seconds, tokens)}, the
-    seconds of the first step, compile included)."""
+    """Seconds of the loop's own step (train.py's: device setup, --dtype, --compile, a probe, forward,
+    backward, AdamW) after warm-up, and its tokens, on a batch with each of `levels` CoT tokens removed (0:
+    explicit CoT, inf: none left): what --plan and the benchmarks time. Returns ({level: (seconds, tokens)},
+    the seconds of the first step, compile included)."""
     run = train.new_run(args, task, model, train.set_up_device(args))
     raw = task.train.batch(np.arange(min(args.batch_size, task.n_train)))
     forward = train.torch.compile(run.net.train(), dynamic=True) if args.compile else run.net.train()

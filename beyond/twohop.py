@@ -17,9 +17,9 @@ a share xi of those corrupted (tail, bridge or both); every test set is clean. I
 Every entity and relation is one GPT-2 token (entities ' word', relations ' Word'), the same id as input,
 bridge or answer, so each split is built as a token array directly (no tokenizer call per example).
 
-    python data.py --task twohop                                   # the paper's graph: 2,000 entities, 200 relations
+    python data.py --task twohop                       # the paper's graph: 2,000 entities, 200 relations
     python data.py --task twohop-cpu --entities 100 --relations 20 --relations-per-entity 12 --ood-share 0.2 \
-        --test-id-share 0.05                                     # the CPU study's graph (README)
+        --test-id-share 0.05                           # the CPU study's graph (README)
 """
 import argparse
 import re
@@ -51,13 +51,15 @@ class GraphConfig:
     def check(self):
         """One DataError line for a graph that cannot be built."""
         if self.entities < 2 or self.relations < 1:
-            raise data.DataError(f"need at least 2 entities and 1 relation, got {self.entities} and {self.relations}")
+            raise data.DataError(f"need at least 2 entities and 1 relation, got {self.entities} and "
+                                 f"{self.relations}")
         if not 1 <= self.relations_per_entity <= self.relations:
             raise data.DataError(f"--relations-per-entity {self.relations_per_entity} must be between 1 and "
                                  f"--relations ({self.relations})")
         for name in ("ood_share", "test_id_share"):
             if not 0 < getattr(self, name) < 1:
-                raise data.DataError(f"--{name.replace('_', '-')} must be in (0, 1), got {getattr(self, name)}")
+                flag = "--" + name.replace("_", "-")
+                raise data.DataError(f"{flag} must be in (0, 1), got {getattr(self, name)}")
         if not self.ratio > 0:
             raise data.DataError(f"--ratio (lambda) must be > 0, got {self.ratio}")
         if not 0 <= self.noise_share <= 1:
@@ -71,13 +73,13 @@ def vocabulary(enc, n_entities, n_relations):
     entities, relations = [], []
     for i in range(enc.n_vocab - 1):
         text = enc.decode([i])
-        pool = entities if re.fullmatch(" [a-z]{3,}", text) else relations if re.fullmatch(" [A-Z][a-z]{2,}", text) \
-            else None
+        pool = entities if re.fullmatch(" [a-z]{3,}", text) else \
+            relations if re.fullmatch(" [A-Z][a-z]{2,}", text) else None
         if pool is not None and enc.encode_ordinary(text) == [i]:
             pool.append(i)
     if len(entities) < n_entities or len(relations) < n_relations:
-        raise data.DataError(f"GPT-2 has {len(entities)} single-token entity words and {len(relations)} relation "
-                             f"words; {n_entities} and {n_relations} were asked for")
+        raise data.DataError(f"GPT-2 has {len(entities)} single-token entity words and {len(relations)} "
+                             f"relation words; {n_entities} and {n_relations} were asked for")
     return np.array(entities[:n_entities]), np.array(relations[:n_relations])
 
 
@@ -123,10 +125,10 @@ def rows(facts, entity_ids, relation_ids, enc, cot=True):
         h, r, t = (ids[facts[:, i]] for ids, i in ((entity_ids, 0), (relation_ids, 1), (entity_ids, 2)))
         parts = [column(h), column(r), constant(space, eot, eot, *hashes), column(t), constant(space, eot)]
     else:
-        h, r1, b, r2, t = (ids[facts[:, i]] for ids, i in
-                           ((entity_ids, 0), (relation_ids, 1), (entity_ids, 2), (relation_ids, 3), (entity_ids, 4)))
-        parts = [column(h), column(r1), column(r2), constant(space, eot), column(b), constant(space, eot, *hashes),
-                 column(t), constant(space, eot)]
+        columns = ((entity_ids, 0), (relation_ids, 1), (entity_ids, 2), (relation_ids, 3), (entity_ids, 4))
+        h, r1, b, r2, t = (ids[facts[:, i]] for ids, i in columns)
+        parts = [column(h), column(r1), column(r2), constant(space, eot), column(b),
+                 constant(space, eot, *hashes), column(t), constant(space, eot)]
     return np.concatenate(parts, axis=1).astype(np.uint16)
 
 
@@ -170,16 +172,16 @@ def generate_twohop(task, out, config):
     chains, both_id, both_ood = two_hop_facts(heads, relations, tails, ood, config.relations_per_entity)
     id_chains, test_ood = chains[both_id][rng.permutation(both_id.sum())], chains[both_ood]
     if len(test_ood) == 0 or len(id_chains) < 2:
-        raise data.DataError(f"--ood-share {config.ood_share} leaves {len(test_ood)} OOD and {len(id_chains)} ID "
-                             f"two-hop facts: the study needs both")
+        raise data.DataError(f"--ood-share {config.ood_share} leaves {len(test_ood)} OOD and "
+                             f"{len(id_chains)} ID two-hop facts: the study needs both")
     n_test_id = max(1, round(config.test_id_share * len(id_chains)))
     test_id, pool = id_chains[:n_test_id], id_chains[n_test_id:]
     n_train = round(config.ratio * (~ood).sum())
     if n_train > len(pool):
-        raise data.DataError(f"--ratio {config.ratio} asks for {n_train:,} two-hop training facts, the pool holds "
-                             f"{len(pool):,} (at most --ratio {len(pool) / (~ood).sum():.2f})")
+        raise data.DataError(f"--ratio {config.ratio} asks for {n_train:,} two-hop training facts, the pool "
+                             f"holds {len(pool):,} (at most --ratio {len(pool) / (~ood).sum():.2f})")
     trained, noisy = corrupt(pool[:n_train], config.noise_share, config.noise_kind, config.entities, rng)
-    order = rng.permutation(len(atomic) + n_train)                 # atomic and two-hop facts shuffled together
+    order = rng.permutation(len(atomic) + n_train)          # atomic and two-hop facts shuffled together
     train_rows = [*rows(atomic, entity_ids, relation_ids, enc), *rows(trained, entity_ids, relation_ids, enc)]
     words = lambda ids: [enc.decode([int(i)]).strip() for i in ids]
     entity_words, relation_words = words(entity_ids), words(relation_ids)
@@ -187,11 +189,14 @@ def generate_twohop(task, out, config):
     val = np.concatenate([test_id, test_ood])                       # as in the authors' code: the test sets
     val = val[rng.permutation(len(val))]                           # mixed, so --val-limit N takes both kinds
     splits = {"train": ([train_lines[i] for i in order], [train_rows[i] for i in order])}
-    for name, facts in (("val", val), ("test_id", test_id), ("test_ood", test_ood), ("atomic_id", atomic[~ood]),
-                        ("atomic_ood", atomic[ood]), ("train_twohop", trained[:config.train_sample])):
-        splits[name] = (lines(facts, entity_words, relation_words), rows(facts, entity_ids, relation_ids, enc))
+    for name, facts in (("val", val), ("test_id", test_id), ("test_ood", test_ood),
+                        ("atomic_id", atomic[~ood]), ("atomic_ood", atomic[ood]),
+                        ("train_twohop", trained[:config.train_sample])):
+        splits[name] = (lines(facts, entity_words, relation_words),
+                        rows(facts, entity_ids, relation_ids, enc))
     counts = {"atomic_facts": len(atomic), "ood_atomic_facts": int(ood.sum()), "id_chains": len(id_chains),
-              "ood_chains": len(test_ood), "pool": len(pool), "two_hop_trained": n_train, "corrupted": int(noisy.sum())}
+              "ood_chains": len(test_ood), "pool": len(pool), "two_hop_trained": n_train,
+              "corrupted": int(noisy.sum())}
     extra = {"graph": asdict(config), "counts": counts, "entity_ids": entity_ids.tolist(),
              "relation_ids": relation_ids.tolist(), "report_splits": ["test_id", "test_ood", "atomic_ood"]}
     return data.write_dataset(Path(out), task, splits, extra)
@@ -200,15 +205,19 @@ def generate_twohop(task, out, config):
 def main(argv=None):
     defaults = GraphConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", required=True, help="twohop, or any name starting with twohop (the folder's name)")
+    p.add_argument("--task", required=True,
+                   help="twohop, or any name starting with twohop (the folder's name)")
     p.add_argument("--out", help="output folder (default data/TASK)")
     p.add_argument("--entities", type=int, default=defaults.entities)
     p.add_argument("--relations", type=int, default=defaults.relations)
     p.add_argument("--relations-per-entity", type=int, default=defaults.relations_per_entity)
-    p.add_argument("--ood-share", type=float, default=defaults.ood_share, help="share of atomic facts that are OOD")
+    p.add_argument("--ood-share", type=float, default=defaults.ood_share,
+                   help="share of atomic facts that are OOD")
     p.add_argument("--test-id-share", type=float, default=defaults.test_id_share)
-    p.add_argument("--ratio", type=float, default=defaults.ratio, help="lambda: two-hop training facts per ID atomic")
-    p.add_argument("--noise-share", type=float, default=defaults.noise_share, help="xi: corrupted two-hop training facts")
+    p.add_argument("--ratio", type=float, default=defaults.ratio,
+                   help="lambda: two-hop training facts per ID atomic")
+    p.add_argument("--noise-share", type=float, default=defaults.noise_share,
+                   help="xi: corrupted two-hop training facts")
     p.add_argument("--noise-kind", default=defaults.noise_kind, help=f"one of {NOISE_KINDS}")
     p.add_argument("--train-sample", type=int, default=defaults.train_sample)
     p.add_argument("--seed", type=int, default=defaults.seed)

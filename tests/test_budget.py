@@ -99,7 +99,8 @@ def test_a_run_stops_at_the_first_epoch_end_at_or_above_the_threshold(data_root,
     assert "nothing to resume, the run stopped at step 200: validation" in capsys.readouterr().out
 
 
-def test_a_run_resumed_across_the_cap_equals_one_run_to_the_higher_cap(data_root, tmp_path, monkeypatch):
+def test_a_run_resumed_across_the_cap_equals_one_run_to_the_higher_cap(data_root, tmp_path, monkeypatch,
+                                                                        capsys):
     common = [*SMALL, "--data", str(data_root), "--epochs", "1", "--stop-at-val", "0.99"]
     scripted_validation(monkeypatch, [0.5] * 3)
     train.main([*common, "--out", str(tmp_path / "whole"), "--max-steps", str(3 * T)])
@@ -109,6 +110,7 @@ def test_a_run_resumed_across_the_cap_equals_one_run_to_the_higher_cap(data_root
     scripted_validation(monkeypatch, [0.5] * 3)
     train.main([*common, "--out", str(tmp_path / "parts"), "--max-steps", str(T)])
     assert records(tmp_path / "parts")[-1]["reason"] == "the cap, 100 steps, short of --stop-at-val 0.99"
+    assert "(best validation 0.500); --resume with a higher --max-steps goes on" in capsys.readouterr().out
     train.main([*common, "--out", str(tmp_path / "parts"), "--resume", "--max-steps", str(3 * T)])
     assert records(tmp_path / "parts") == whole                              # every loss, bit for bit
 
