@@ -40,9 +40,10 @@ def main(runs):
               f" | {done - gone if done else f'> {last - gone:,}'} | {' / '.join(f'{a:.3f}' for a in accs)} "
               f"| {test:.3f} | {last_five:.2f} |")
     reached = sorted(p for p in phases if p is not None)
-    print(f"\n{len(reached)} of {len(phases)} reached 0.99 at zero CoT; phase (steps): min {min(reached):,}, "
-          f"median {int(np.median(reached)):,}, max {max(reached):,}; {len(phases) - len(reached)} not within "
-          "their budget")
+    spread = (f"min {min(reached):,}, median {int(np.median(reached)):,}, max {max(reached):,}"
+              if reached else "none")
+    print(f"\n{len(reached)} of {len(phases)} reached 0.99 at zero CoT; phase (steps): {spread}; "
+          f"{len(phases) - len(reached)} not within their budget")
     for name, group in ((f"behind (measure <= {BEHIND})", [ok for m, ok in behind if m <= BEHIND]),
                         ("the others", [ok for m, ok in behind if m > BEHIND])):
         print(f"{name}: test >= 0.99 on {sum(group)} of {len(group)}")
