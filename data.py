@@ -262,6 +262,7 @@ def write_dataset(out, task, splits, extra_meta):
     """splits: {name: (text lines or None, token rows as a 2-D uint16 array or a list of id lists)}. Written
     whole into a temporary folder that then takes `out`'s place: a killed write leaves the old dataset or the
     new one."""
+    check_replaceable(out)
     final, out = Path(out), Path(out).with_name(Path(out).name + f".writing-{os.getpid()}")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -276,6 +277,19 @@ def write_dataset(out, task, splits, extra_meta):
     out.rename(final)
     shutil.rmtree(old, ignore_errors=True)
     return meta
+
+
+def check_replaceable(folder):
+    """A dataset folder may be written over; a file, or a folder holding anything else (a run's checkpoints),
+    stops the write before it starts."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder}: a file, not a dataset folder: not replaced (choose another --out)")
+    names = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    foreign = [name for name in names if not re.fullmatch(r"meta\.json|\w+\.(txt|bin)", name)]
+    if foreign or (names and "meta.json" not in names):
+        raise DataError(f"{folder}: holds {', '.join((foreign or names)[:3])}, not a dataset: not replaced "
+                        f"(choose another --out)")
 
 
 def write_splits(out, task, splits, extra_meta):
@@ -470,6 +484,7 @@ def main(argv=None):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     out = Path(args.out or Path("data") / args.task)
     try:
+        check_replaceable(out)                                    # fail before generating, not after
         if args.from_text:
             meta = import_text(args.task, args.from_text, out)
         else:

@@ -540,8 +540,10 @@ def main(argv=None):
                              "--out)")
     parser.add_argument("--out", help="PNG file for --plot (figures.png), --curves, --ablation, --lens")
     args = parser.parse_args(argv)
-    if args.out and (Path(args.out).is_dir() or Path(args.out).suffix.lower() != ".png"):
-        parser.error(f"--out {args.out}: a PNG file to write (NAME.png), not a folder")
+    for flag, path, suffix in (("--out", args.out, ".png"), ("--json", args.json, ".json")):
+        if path and (Path(path).suffix.lower() != suffix or Path(path).is_dir() or
+                     not Path(path).parent.is_dir()):
+            parser.error(f"{flag} {path}: a file to write (NAME{suffix}) in an existing folder")
     try:
         if args.plot:
             return plot(args.plot, args.out or "figures.png")
@@ -568,11 +570,11 @@ def main(argv=None):
                          "device": args.device,
                          "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
                          "batch_size": args.batch_size, **result})
+        table(rows)
+        if args.json:
+            data.write_atomic(Path(args.json), lambda f: f.write(json.dumps(rows, indent=1).encode()))
     except (CheckpointError, data.DataError, ValueError, OSError) as e:
         sys.exit(f"eval.py: error: {e}")
-    table(rows)
-    if args.json:
-        data.write_atomic(Path(args.json), lambda f: f.write(json.dumps(rows, indent=1).encode()))
 
 
 if __name__ == "__main__":

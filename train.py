@@ -587,6 +587,9 @@ def parse_args(argv=None):
         p.error(f"--n-embd {args.n_embd} must be a multiple of --n-head {args.n_head}")
     if args.schedule == "adaptive" and not beyond:
         p.error("--schedule adaptive needs the folder beyond/ beside train.py (the paper's: linear)")
+    for flag, folder in (("--out", args.out), ("--data", args.data)):
+        if Path(folder).exists() and not Path(folder).is_dir():
+            p.error(f"{flag} {folder}: a file, not a folder")
     held = [name for name in ("ckpt.pt", "metrics.jsonl") if (Path(args.out) / name).exists()]
     if held and not (args.resume or args.overwrite or getattr(args, "plan", False)):
         p.error(f"--out {args.out} holds a run ({', '.join(held)}): continue it with --resume, or start over "

@@ -28,9 +28,10 @@ TINY = ["--model", "tiny", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", 
 def world(tmp_path_factory):
     """A data root (mult2x2) and a finished run in it: what bad input must never touch."""
     root = tmp_path_factory.mktemp("world")
-    data.generate_multiplication("mult2x2", root / "data" / "mult2x2", {"train": 640, "val": 20, "test": 20}, seed=0)
-    train.main(["--task", "mult2x2", "--data", str(root / "data"), "--out", str(root / "run"), "--batch-size", "64",
-                "--epochs", "1", *TINY])
+    data.generate_multiplication("mult2x2", root / "data" / "mult2x2", {"train": 640, "val": 20, "test": 20},
+                                 seed=0)
+    train.main(["--task", "mult2x2", "--data", str(root / "data"), "--out", str(root / "run"), "--batch-size",
+                "64", "--epochs", "1", *TINY])
     return root
 
 
@@ -51,22 +52,26 @@ def refused(main, argv, capsys):
 
 TRAIN_FLAGS = [  # (flags, what the line must name)
     (["--lr", "nan"], "--lr"), (["--lr", "-1"], "--lr"), (["--lr", "inf"], "--lr"),
-    (["--weight-decay", "-1"], "--weight-decay"), (["--seed", "-1"], "--seed"), (["--log-every", "0"], "--log-every"),
+    (["--weight-decay", "-1"], "--weight-decay"), (["--seed", "-1"], "--seed"),
+    (["--log-every", "0"], "--log-every"),
     (["--train-size", "0"], "--train-size"), (["--train-size", "-5"], "--train-size"),
     (["--val-limit", "0"], "--val-limit"), (["--val-limit", "-1"], "--val-limit"),
     (["--n-head", "3", "--n-embd", "32"], "--n-embd 32 must be a multiple of --n-head 3"),
     (["--n-embd", "-8"], "--n-embd"), (["--n-layer", "0"], "--n-layer"), (["--dropout", "2"], "--dropout"),
     (["--device", "tpu"], "--device"), (["--max-grad-norm", "-1"], "--max-grad-norm"),
     (["--remove-start-from", "-5"], "--remove-start-from"), (["--epochs", "0"], "--epochs"),
-    (["--batch-size", "0"], "--batch-size"), (["--accumulate", "0"], "--accumulate"), (["--delta", "0"], "--delta"),
+    (["--batch-size", "0"], "--batch-size"), (["--accumulate", "0"], "--accumulate"),
+    (["--delta", "0"], "--delta"),
     (["--delta", "nan"], "--delta"), (["--smoothing-lambda", "-1"], "--smoothing-lambda"),
     (["--smoothing-lambda", "nan"], "--smoothing-lambda"), (["--mode", "sideways"], "--mode"),
-    (["--model", "huge"], "--model"), (["--dtype", "float16"], "--dtype"), (["--removal-side", "middle"], "--removal-side"),
+    (["--model", "huge"], "--model"), (["--dtype", "float16"], "--dtype"),
+    (["--removal-side", "middle"], "--removal-side"),
     (["--fig3-examples", "-1"], "--fig3-examples"), (["--reset-warmup", "-1"], "--reset-warmup"),
     (["--decay-epochs", "-1"], "--decay-epochs"), (["--pretrain-epochs", "-1"], "--pretrain-epochs"),
     (["--remove-all-beyond", "0"], "--remove-all-beyond"), (["--gate-threshold", "1.5"], "--gate-threshold"),
     (["--gate-collapse", "0.95"], "--gate-collapse"), (["--gate-min-steps", "0"], "--gate-min-steps"),
-    (["--gate-max-steps", "10", "--gate-min-steps", "20"], "--gate-max-steps"), (["--max-chunk", "0"], "--max-chunk"),
+    (["--gate-max-steps", "10", "--gate-min-steps", "20"], "--gate-max-steps"),
+    (["--max-chunk", "0"], "--max-chunk"),
     (["--carry-weight", "-1"], "--carry-weight"), (["--bridge-weight", "nan"], "--bridge-weight"),
     (["--slower-by", "0"], "--slower-by"), (["--save-every", "-1"], "--save-every"),
     (["--min-decay-epochs", "0"], "--min-decay-epochs"), (["--init", "gpt5"], "--init gpt5"),
@@ -84,7 +89,8 @@ def test_a_bad_training_flag(flags, culprit, world, capsys):
 
 RUN_CASES = [  # a command line against the existing run, and what the line must name
     ([], "holds a run (ckpt.pt, metrics.jsonl): continue it with --resume, or start over with --overwrite"),
-    (["--resume", "--n-layer", "2"], "--n-layer 1 (now 2)"), (["--resume", "--batch-size", "32"], "--batch-size 64"),
+    (["--resume", "--n-layer", "2"], "--n-layer 1 (now 2)"),
+    (["--resume", "--batch-size", "32"], "--batch-size 64"),
     (["--resume", "--seed", "3"], "--seed 0 (now 3)"), (["--resume", "--lr", "nan"], "--lr"),
     (["--resume", "--carry-weight", "1"], "trained without the carry probe"),
     (["--resume", "--schedule", "adaptive"], "trained with the linear schedule")]
@@ -93,8 +99,8 @@ RUN_CASES = [  # a command line against the existing run, and what the line must
 @pytest.mark.parametrize("flags, culprit", RUN_CASES, ids=[" ".join(f) or "fresh" for f, _ in RUN_CASES])
 def test_a_command_line_never_costs_the_existing_run_a_file(flags, culprit, world, capsys):
     before = fingerprint(world / "run")
-    argv = ["--task", "mult2x2", "--data", str(world / "data"), "--out", str(world / "run"), *TINY, "--epochs", "2",
-            "--batch-size", "64", *flags]
+    argv = ["--task", "mult2x2", "--data", str(world / "data"), "--out", str(world / "run"), *TINY,
+            "--epochs", "2", "--batch-size", "64", *flags]
     assert culprit in refused(train.main, argv, capsys)
     assert fingerprint(world / "run") == before
 
@@ -111,13 +117,14 @@ def test_a_recipe_holds_nothing_a_command_line_could_not(change, culprit, world,
     recipe = {**json.loads((world / "run" / "args.json").read_text()), **change}
     (tmp_path / "args.json").write_text(json.dumps(recipe))
     before = fingerprint(world / "run")
-    line = refused(train.main, ["--recipe", str(tmp_path / "args.json"), "--out", str(tmp_path / "new")], capsys)
+    line = refused(train.main, ["--recipe", str(tmp_path / "args.json"), "--out", str(tmp_path / "new")],
+                   capsys)
     assert culprit in line and str(tmp_path / "args.json") in line
     assert fingerprint(world / "run") == before
 
 
 def test_the_runs_own_recipe_with_a_bad_value_costs_it_nothing(world, capsys):
-    """The case that cost a run its log: its own args.json as the recipe (so --out is that run), and a bad lr."""
+    """The case that cost a run its log: its own args.json as the recipe (--out is that run), a bad lr."""
     before = fingerprint(world / "run")
     line = refused(train.main, ["--recipe", str(world / "run" / "args.json"), "--lr", "nan"], capsys)
     assert "--lr" in line and fingerprint(world / "run") == before
@@ -144,9 +151,10 @@ def test_a_gpt2_folder_whose_config_is_not_numbers_is_one_line(world, tmp_path, 
 
 
 def test_bench_gpu_checks_its_output_before_it_runs(tmp_path):
-    done = subprocess.run([sys.executable, "benchmarks/bench_gpu.py", "--smoke", "--out", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and "--out" in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "benchmarks/bench_gpu.py", "--smoke", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--out" in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("text, culprit", [("{", "not a readable args.json"), ("[1]", "not a JSON object")])
@@ -188,8 +196,9 @@ def corrupt(world, tmp_path, how):
     return root
 
 
-DATA_CASES = ["bin cut by a byte", "bin empty", "token outside the vocabulary", "meta not JSON", "meta a list",
-              "meta without vocab_ids", "meta of another task", "meta counts wrong", "longest example inflated"]
+DATA_CASES = ["bin cut by a byte", "bin empty", "token outside the vocabulary", "meta not JSON",
+              "meta a list", "meta without vocab_ids", "meta of another task", "meta counts wrong",
+              "longest example inflated"]
 
 
 @pytest.mark.parametrize("how", DATA_CASES)
@@ -223,7 +232,8 @@ def checkpoint_case(world, tmp_path, how):
 
 CHECKPOINTS = [("no task", "no task"), ("block_size inflated", "transformer.wpe.weight"),
                ("n_head not a number", "model_config"), ("a tensor missing", "lm_head.weight"),
-               ("not a pickle", "not a train.py checkpoint"), ("a hostile pickle", "refused, not a plain checkpoint")]
+               ("not a pickle", "not a train.py checkpoint"),
+               ("a hostile pickle", "refused, not a plain checkpoint")]
 
 
 @pytest.mark.parametrize("how, culprit", CHECKPOINTS, ids=[h for h, _ in CHECKPOINTS])
@@ -238,12 +248,14 @@ def test_resume_needs_a_checkpoint_with_its_optimizer(world, tmp_path, capsys):
     ckpt = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)
     del ckpt["optimizer"]
     torch.save(ckpt, tmp_path / "run" / "ckpt.pt")
-    argv = ["--task", "mult2x2", "--data", str(world / "data"), "--out", str(tmp_path / "run"), "--resume", "--epochs", "2"]
+    argv = ["--task", "mult2x2", "--data", str(world / "data"), "--out", str(tmp_path / "run"), "--resume",
+            "--epochs", "2"]
     assert "no optimizer" in refused(train.main, argv, capsys)
 
 
-EVAL_FLAGS = [(["--batch-size", "0"], "--batch-size"), (["--limit", "-3"], "--limit"), (["--warmup", "-1"], "--warmup"),
-              (["--device", "tpu"], "--device"), (["--n-remove", "-2"], "--n-remove")]
+EVAL_FLAGS = [(["--batch-size", "0"], "--batch-size"), (["--limit", "-3"], "--limit"),
+              (["--warmup", "-1"], "--warmup"), (["--device", "tpu"], "--device"),
+              (["--n-remove", "-2"], "--n-remove")]
 
 
 @pytest.mark.parametrize("flags, culprit", EVAL_FLAGS, ids=[" ".join(f) for f, _ in EVAL_FLAGS])
@@ -262,8 +274,46 @@ def test_a_figure_goes_to_a_png_file_not_a_folder(world, tmp_path, capsys):
     assert not tmp_path.with_suffix(".png").exists()
 
 
-DATA_FLAGS = [(["--task", "mult2x2", "--train-size", "0"], "--train-size"), (["--task", "mult2x2", "--seed", "-1"],
-              "--seed"), (["--task", "mult1x1"], "mult1x1"), (["--task", "mult2x2", "--val-size", "x"], "--val-size")]
+@pytest.mark.parametrize("name", ["r.txt", "missing/r.json", "."])
+def test_eval_json_goes_to_a_json_file_in_a_folder_checked_before_evaluating(name, world, tmp_path, capsys):
+    before = fingerprint(world / "run")
+    argv = ["--ckpt", str(world / "run" / "best.pt"), "--json", str(tmp_path / name)]
+    assert "--json" in refused(evaluation.main, argv, capsys)
+    assert list(tmp_path.iterdir()) == [] and fingerprint(world / "run") == before
+    line = refused(evaluation.main, [*argv[:3], str(world / "run" / "ckpt.pt")], capsys)   # a run's file
+    assert "--json" in line and fingerprint(world / "run") == before
+
+
+@pytest.mark.parametrize("flag", ["--out", "--data"])
+def test_train_folders_that_are_files_are_one_line(flag, world, tmp_path, capsys):
+    before = fingerprint(world / "run")
+    argv = ["--task", "mult2x2", "--data", str(world / "data"), "--out", str(tmp_path / "new"), *TINY,
+            flag, str(world / "run" / "ckpt.pt")]
+    assert f"{flag} {world / 'run' / 'ckpt.pt'}: a file, not a folder" in refused(train.main, argv, capsys)
+    assert fingerprint(world / "run") == before and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("task", ["mult2x2", "twohop"])
+def test_data_never_writes_over_a_run_folder_or_a_file(task, world, capsys):
+    before = fingerprint(world / "run")
+    line = refused(data.main, ["--task", task, "--out", str(world / "run")], capsys)
+    assert f"{world / 'run'}: holds args.json, best.pt, ckpt.pt, not a dataset" in line
+    line = refused(data.main, ["--task", task, "--out", str(world / "run" / "args.json")], capsys)
+    assert "a file, not a dataset folder" in line and fingerprint(world / "run") == before
+
+
+def test_data_writes_over_a_dataset_folder(tmp_path):
+    out = tmp_path / "mult2x2"
+    for train_size in ("5", "6"):
+        data.main(["--task", "mult2x2", "--out", str(out), "--train-size", train_size, "--val-size", "3",
+                   "--test-size", "3"])
+        assert data.load_meta(out)["splits"]["train"]["examples"] == int(train_size)
+
+
+DATA_FLAGS = [(["--task", "mult2x2", "--train-size", "0"], "--train-size"),
+              (["--task", "mult2x2", "--seed", "-1"],
+              "--seed"), (["--task", "mult1x1"], "mult1x1"),
+              (["--task", "mult2x2", "--val-size", "x"], "--val-size")]
 
 
 @pytest.mark.parametrize("flags, culprit", DATA_FLAGS, ids=[" ".join(f) for f, _ in DATA_FLAGS])
@@ -276,7 +326,8 @@ def test_index_writes_only_when_asked_and_reports_a_broken_folder(tmp_path, monk
     index = ROOT / "results" / "index.csv"
     before = index.read_bytes()
     for flags in (["--help"], ["--bogus"]):
-        subprocess.run([sys.executable, "results/index.py", *flags], cwd=ROOT, capture_output=True, timeout=120)
+        subprocess.run([sys.executable, "results/index.py", *flags], cwd=ROOT, capture_output=True,
+                       timeout=120)
         assert index.read_bytes() == before
     sys.path.insert(0, str(ROOT / "results"))
     import index as results_index
@@ -295,8 +346,10 @@ def test_bench_model_checks_its_arguments():
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("error", [OSError(28, "No space left on device"),
-                                   RuntimeError("[enforce fail at inline_container.cc] . PytorchStreamWriter failed")])
+TORCH_SAVE_FAILED = RuntimeError("[enforce fail at inline_container.cc] . PytorchStreamWriter failed")
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), TORCH_SAVE_FAILED])
 def test_a_failed_write_leaves_no_temporary_file_and_names_the_file(error, tmp_path):
     """A full disk: os errors, and torch.save's RuntimeError from inside its writer."""
     def fail(f):
@@ -308,24 +361,27 @@ def test_a_failed_write_leaves_no_temporary_file_and_names_the_file(error, tmp_p
 
 
 def test_a_run_killed_and_resumed_logs_every_record_once(world, tmp_path):
-    """kill -9 at a moment that lands between checkpoints, then --resume: the log holds the uninterrupted run's
-    records, none twice."""
-    argv = [sys.executable, "train.py", "--task", "mult2x2", "--data", str(world / "data"), *TINY, "--batch-size",
-            "32", "--epochs", "3", "--save-every", "7", "--log-every", "1"]
-    whole = subprocess.run([*argv, "--out", str(tmp_path / "whole")], cwd=ROOT, capture_output=True, text=True,
-                           timeout=600)
+    """kill -9 at a moment that lands between checkpoints, then --resume: the log holds the uninterrupted
+    run's records, none twice."""
+    argv = [sys.executable, "train.py", "--task", "mult2x2", "--data", str(world / "data"), *TINY,
+            "--batch-size", "32", "--epochs", "3", "--save-every", "7", "--log-every", "1"]
+    whole = subprocess.run([*argv, "--out", str(tmp_path / "whole")], cwd=ROOT, capture_output=True,
+                           text=True, timeout=600)
     assert whole.returncode == 0, whole.stderr
-    killed = subprocess.Popen([*argv, "--out", str(tmp_path / "killed")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    killed = subprocess.Popen([*argv, "--out", str(tmp_path / "killed")], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
     for line in killed.stdout:                                    # past a step checkpoint, before the end
         if line.startswith("step 25 "):
             break
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
-    resumed = subprocess.run([*argv, "--out", str(tmp_path / "killed"), "--resume"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=600)
+    resumed = subprocess.run([*argv, "--out", str(tmp_path / "killed"), "--resume"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    records = {run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").open()] for run in ("whole", "killed")}
-    strip = lambda r: {k: v for k, v in r.items() if k not in ("minutes", "tokens_per_s", "val_examples_per_s")}
+    records = {run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").open()]
+               for run in ("whole", "killed")}
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("minutes", "tokens_per_s",
+                                                               "val_examples_per_s")}
     assert [strip(r) for r in records["killed"]] == [strip(r) for r in records["whole"]]
 
 
@@ -334,11 +390,13 @@ def test_data_killed_while_regenerating_leaves_the_old_dataset_or_the_new_one(tm
     meta.json and every .bin from the same generation."""
     out = tmp_path / "mult3x3"
     sizes = ["--train-size", "600000", "--val-size", "100", "--test-size", "100"]
-    assert subprocess.run([sys.executable, "data.py", "--task", "mult3x3", "--out", str(out), *sizes, "--seed", "0"],
+    assert subprocess.run([sys.executable, "data.py", "--task", "mult3x3", "--out", str(out), *sizes,
+                           "--seed", "0"],
                           cwd=ROOT, capture_output=True, timeout=300).returncode == 0
     for delay in (0.5, 1.2, 2.0):
         writing = subprocess.Popen([sys.executable, "data.py", "--task", "mult3x3", "--out", str(out), *sizes,
-                                    "--seed", "1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                    "--seed", "1"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
         time.sleep(delay)
         writing.kill()
         writing.wait()
@@ -347,6 +405,7 @@ def test_data_killed_while_regenerating_leaves_the_old_dataset_or_the_new_one(tm
             data.load_split(out, split, meta)                      # sizes, vocabulary: one generation
         fresh = tmp_path / f"fresh-{meta['seed']}"
         if not fresh.exists():
-            data.generate_multiplication("mult3x3", fresh, {"train": 600000, "val": 100, "test": 100}, meta["seed"])
+            data.generate_multiplication("mult3x3", fresh, {"train": 600000, "val": 100, "test": 100},
+                                         meta["seed"])
         assert (out / "test.bin").read_bytes() == (fresh / "test.bin").read_bytes()
         assert (out / "train.bin").read_bytes() == (fresh / "train.bin").read_bytes()
