@@ -1,13 +1,14 @@
 """
-The paper's recipe on one GPU, in one command (its length on a GPU not yet measured), through train.py's own code:
+The paper's recipe on one GPU, in one command (its length on a GPU not yet measured), through train.py's
+own code:
 
   1. training step: GPT-2 small (random weights), the paper's batch 32, the whole CoT, on 4x4, 7x7 and 9x9
      examples, timed by beyond.plan.time_training_step: train.py's own step (the device setup, --dtype,
      --compile, forward, backward, AdamW): ms/step, tokens/s, peak GPU memory, and MFU: PaLM's 6N + 12 L T d
-     FLOPs a token, the head's 6 n_embd vocab counted only at the labelled positions where it runs, against the
-     dense peak of the GPU by its exact name (model.peak_flops; TF32 at half the bf16 peak; none for a GPU not in
-     the table), for bf16 + compile, fp32 (run as TF32) and bf16 autocast;
-     each at full CoT and at zero CoT, and the first step's seconds (compile included);
+     FLOPs a token, the head's 6 n_embd vocab counted only at the labelled positions where it runs, against
+     the dense peak of the GPU by its exact name (model.peak_flops; TF32 at half the bf16 peak; none for a GPU
+     not in the table), for bf16 + compile, fp32 (run as TF32) and bf16 autocast; each at full CoT and at zero
+     CoT, and the first step's seconds (compile included);
   2. the hours the paper's schedule takes at those speeds (the step time following s(t) from full CoT to zero
      CoT): to the end of removal, and for the whole --epochs;
   2b. train.py's own loop (data, removal, forward, backward, AdamW, logs) for an epoch of the same examples in
@@ -56,11 +57,13 @@ from model import GPT, GPTConfig, peak_flops                    # noqa: E402
 SIZES = {
     "full": dict(tasks=("mult7x7", "mult4x4", "mult9x9"), gpt2=(12, 12, 768), batch=32, steps=20, examples=10,
                  parity=(4, 4, 256), parity_steps=50, loop_examples=1600),
-    "smoke": dict(tasks=("mult4x4", "mult5x5"), gpt2=(1, 2, 32), batch=2, steps=1, examples=1, parity=(1, 2, 32),
+    "smoke": dict(tasks=("mult4x4", "mult5x5"), gpt2=(1, 2, 32), batch=2, steps=1, examples=1,
+                  parity=(1, 2, 32),
                   parity_steps=3, loop_examples=16)}
 MODES = {"bf16 + compile": ["--dtype", "bfloat16", "--compile"], "fp32 (TF32)": ["--dtype", "float32"],
          "bf16": ["--dtype", "bfloat16"]}                               # in the order of their value
-FULL_TRAIN = 808000                                             # data.prepare's training split, the reference's size
+# data.prepare's training split, the reference's size
+FULL_TRAIN = 808000
 TOKENIZER_URL = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/"
 
 
@@ -73,9 +76,9 @@ def random_gpt2(folder, n_layer, n_head, n_embd):
     tensors["transformer.wte.weight"] = model.lm_head.weight.t().contiguous()
     folder.mkdir(parents=True)
     torch.save(tensors, folder / "pytorch_model.bin")
-    config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 50257, "n_positions": 1024,
-              "n_ctx": 1024, "n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "bos_token_id": 50256,
-              "eos_token_id": 50256}
+    config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 50257,
+              "n_positions": 1024, "n_ctx": 1024, "n_layer": n_layer, "n_head": n_head, "n_embd": n_embd,
+              "bos_token_id": 50256, "eos_token_id": 50256}
     (folder / "config.json").write_text(json.dumps(config))
     cache = Path(os.environ.get("TIKTOKEN_CACHE_DIR", Path(tempfile.gettempdir()) / "data-gym-cache"))
     for name, file in (("vocab.bpe", "merges.txt"), ("encoder.json", "vocab.json")):
@@ -87,8 +90,8 @@ def random_gpt2(folder, n_layer, n_head, n_embd):
 
 def train_args(task, root, gpt2, device, extra=()):
     """train.py's command line for the paper's recipe on this task (--model paper: batch 32, Delta 8, ...)."""
-    return train.parse_args(["--task", task, "--data", str(root / "data"), "--init", str(gpt2), "--device", device,
-                             "--out", str(root / "unused"), *extra])
+    return train.parse_args(["--task", task, "--data", str(root / "data"), "--init", str(gpt2), "--device",
+                             device, "--out", str(root / "unused"), *extra])
 
 
 def time_modes(task, root, gpt2, device, size, modes=MODES):
@@ -110,8 +113,8 @@ def time_modes(task, root, gpt2, device, size, modes=MODES):
         c, length, n = model.config, tokens / args.batch_size, min(args.batch_size, loaded.n_train)
         labelled = int((loaded.train.seps[:n, 2] - loaded.train.seps[:n, 0]).sum())   # where the head runs
         head = c.n_embd * c.vocab_size
-        flops = (6 * (model.get_num_params(non_embedding=False) - head) + 12 * c.n_layer * length * c.n_embd) \
-            * tokens + 6 * head * labelled
+        body = model.get_num_params(non_embedding=False) - head
+        flops = (6 * body + 12 * c.n_layer * length * c.n_embd) * tokens + 6 * head * labelled
         flops /= step
         gpu = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
         peak = peak_flops(gpu)                                          # bf16 dense; TF32 runs at half that
@@ -120,10 +123,11 @@ def time_modes(task, root, gpt2, device, size, modes=MODES):
                       "zero_cot_ms_per_step": round(1000 * zero_step, 2),
                       "zero_cot_tokens_per_s": round(zero_tokens / zero_step),
                       "first_step_s": round(first, 2),                  # compile included, with --compile
-                      "tokens_per_step": tokens, "labelled_per_step": labelled, "tflops": round(flops / 1e12, 1),
-                      "mfu": round(flops / peak, 3) if peak else None,
-                      **({} if peak else {"mfu_note": f"{gpu}: not in model.PEAK_BF16's table of exact names"}),
-                      "peak_gib": round(torch.cuda.max_memory_allocated() / 2 ** 30, 2) if gpu != "cpu" else None}
+                      "tokens_per_step": tokens, "labelled_per_step": labelled,
+                      "tflops": round(flops / 1e12, 1), "mfu": round(flops / peak, 3) if peak else None,
+                      **({} if peak else {"mfu_note": f"{gpu}: not in model.py's table of GPU names"}),
+                      "peak_gib": None if gpu == "cpu" else
+                      round(torch.cuda.max_memory_allocated() / 2 ** 30, 2)}
         rows[name].update(plan_hours(args, loaded, step, zero_step))
         del model
         torch._dynamo.reset()
@@ -187,14 +191,16 @@ def decode(model, split, device, examples):
     rates = {}
     for level, first in (("zero CoT", 1), ("full CoT", 0)):
         new = int(split.seps[0, 2] - split.seps[0, first])
-        prompt = torch.from_numpy(split.batch(np.array([0]))[0][:, :split.seps[0, 0] - split.starts[0] + 1]).to(device)
+        prompt_length = split.seps[0, 0] - split.starts[0] + 1
+        prompt = torch.from_numpy(split.batch(np.array([0]))[0][:, :prompt_length]).to(device)
         model.generate(prompt, new, temperature=0)      # warm-up
         sync(torch.device(device))
         started = time.perf_counter()
         for _ in range(examples):
             model.generate(prompt, new, temperature=0)
         sync(torch.device(device))
-        rates[level] = {"new_tokens": new, "examples_per_s": round(examples / (time.perf_counter() - started), 2)}
+        rates[level] = {"new_tokens": new,
+                        "examples_per_s": round(examples / (time.perf_counter() - started), 2)}
     return rates
 
 
@@ -221,7 +227,8 @@ def parity(root, device, size):
         losses[name] = [m["loss"] for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
                         if "loss" in m]
     gap = lambda a, b: max(abs(x - y) / abs(y) for x, y in zip(losses[a], losses[b]))
-    return {"steps": len(losses["cpu fp32"]), "max_relative_gap_fp32": round(gap("device fp32", "cpu fp32"), 5),
+    return {"steps": len(losses["cpu fp32"]),
+            "max_relative_gap_fp32": round(gap("device fp32", "cpu fp32"), 5),
             "max_relative_gap_bf16": round(gap("device bf16", "cpu fp32"), 5),
             "last_loss": {name: values[-1] for name, values in losses.items()}}
 
@@ -238,9 +245,10 @@ def reference(ref, root, gpt2, task, device, size):
     rows = {}
     for name, flags in (("fp32 (TF32)", []), ("bf16 (weights)", ["--bf16"])):
         command = [sys.executable, str(Path(ref) / "train.py"), "--model", str(gpt2), "--train_path",
-                   str(root / "ref" / "train.txt"), "--val_path", str(root / "ref" / "val.txt"), "--epochs", "1",
-                   "--batch_size", str(size["batch"]), "--remove_per_epoch", "8", "--removal_smoothing_lambda", "4",
-                   "--reset_optimizer", "--max_new_tokens", "4", "--save_model", str(root / "ref" / "model"), *flags]
+                   str(root / "ref" / "train.txt"), "--val_path", str(root / "ref" / "val.txt"), "--epochs",
+                   "1", "--batch_size", str(size["batch"]), "--remove_per_epoch", "8",
+                   "--removal_smoothing_lambda", "4", "--reset_optimizer", "--max_new_tokens", "4",
+                   "--save_model", str(root / "ref" / "model"), *flags]
         done = subprocess.run(command, cwd=ref, capture_output=True, text=True, timeout=900)
         if done.returncode:
             raise RuntimeError(f"the reference's train.py failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -248,7 +256,8 @@ def reference(ref, root, gpt2, task, device, size):
         rates = re.findall(rf"{batches}/{batches} \[[^,]*,\s*([\d.]+)(it/s|s/it)\]", done.stderr)
         per_s = float(rates[0][0]) if rates[0][1] == "it/s" else 1 / float(rates[0][0])
         rows[name] = {"batches_per_s": round(per_s, 3)}
-    sys.path.insert(0, str(ref))                                       # the reference's own modules; its model.py
+    # the reference's own modules; its model.py
+    sys.path.insert(0, str(ref))
     spec = importlib.util.spec_from_file_location("reference_model", ref / "model.py")   # is not ours
     reference_model = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reference_model)
@@ -264,17 +273,21 @@ def reference(ref, root, gpt2, task, device, size):
         for _ in range(size["examples"]):
             model.generate(tokens, max_new_tokens=new)
         sync(torch.device(device))
-        rows[f"decode {level}"] = {"examples_per_s": round(size["examples"] / (time.perf_counter() - started), 2)}
+        elapsed = time.perf_counter() - started
+        rows[f"decode {level}"] = {"examples_per_s": round(size["examples"] / elapsed, 2)}
     return rows
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU: checks the code, times nothing")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes on the CPU: checks the code, times nothing")
     parser.add_argument("--ref", help="the reference's src/ folder: time its step and decoding too")
     parser.add_argument("--out", help="JSON file (default results/gpu/<gpu name>.json)")
-    parser.add_argument("--budget", type=data.POSITIVE, default=540, help="seconds: a part that would start later "
-                        "than this is skipped, and says so (default 540: one 600 s call with a margin)")
+    parser.add_argument("--budget", type=data.POSITIVE, default=540,
+                        help="seconds: a part that would start later than this is skipped, and says so "
+                             "(default 540: one 600 s call with a margin)")
     args = parser.parse_args(argv)
     if args.out and (Path(args.out).is_dir() or not Path(args.out).parent.is_dir()):
         parser.error(f"--out {args.out}: a JSON file in an existing folder, not a folder")
@@ -291,7 +304,8 @@ def main(argv=None):
     result = {"gpu": gpu, "torch": torch.__version__, "batch_size": size["batch"], "gpt2_shape": size["gpt2"],
               "budget_s": args.budget, "parts": {}, "tasks": {}}
     for task in dict.fromkeys([*size["tasks"], "mult4x4"]):             # 4x4 also feeds the parity check
-        data.generate_multiplication(task, root / "data" / task, {"train": max(256, 32 * size["parity_steps"]),
+        data.generate_multiplication(task, root / "data" / task,
+                                     {"train": max(256, 32 * size["parity_steps"]),
                                                                   "val": 16, "test": 16}, seed=0)
     started = time.time()
     part = lambda name, measure: run_part(result, name, measure, started, args.budget, out)
@@ -303,7 +317,8 @@ def main(argv=None):
         part(f"{task} loop", lambda: result["tasks"][task].update(loop=loop(task, root, gpt2, device, size)))
     for task in size["tasks"]:
         part(f"{task} decode", lambda: result["tasks"][task].update(decode=decode(
-            train.build_model(train_args(task, root, gpt2, device), data.load_meta(root / "data" / task), 1024),
+            train.build_model(train_args(task, root, gpt2, device), data.load_meta(root / "data" / task),
+                              1024),
             data.load_split(root / "data" / task, "val"), device, size["examples"])))
     for task in size["tasks"] if args.ref else ():
         part(f"{task} reference", lambda: compare(result["tasks"][task], reference(args.ref, root, gpt2, task,
@@ -319,7 +334,7 @@ class Skip(Exception):
 
 def run_part(result, name, measure, started, budget, out):
     """One part of the check, guarded: done (its figures in `result`), skipped (the budget is spent) or failed
-    (the error); `result` is written to `out` at once, so a call cut short still brings back what was measured."""
+    (the error); `result` goes to `out` at once, so a call cut short still brings back what was measured."""
     elapsed = time.time() - started
     if elapsed > budget:
         entry = {"status": "skipped", "reason": f"{elapsed:.0f} s of the {budget} s budget spent"}
@@ -353,8 +368,8 @@ def compare(rows, ref):
 
 def print_table(result):
     """What was measured, part by part; what was skipped or failed is in result["parts"]."""
-    print(f"\n{result['gpu']}, torch {result['torch']}, GPT-2 {result['gpt2_shape']}, batch {result['batch_size']}, "
-          f"the whole CoT")
+    print(f"\n{result['gpu']}, torch {result['torch']}, GPT-2 {result['gpt2_shape']}, "
+          f"batch {result['batch_size']}, the whole CoT")
     print(f"{'task':8} {'mode':16} {'ms/step':>8} {'zero CoT':>9} {'tokens/s':>10} {'MFU':>6} {'GiB':>6} "
           f"{'1st step s':>10} {'h to end':>9} {'h all':>8}")
     for task, rows in result["tasks"].items():
@@ -376,8 +391,8 @@ def print_table(result):
             print(f"{task:8} reference {name}: {r}")
     if "parity" in result:
         p = result["parity"]
-        print(f"parity, {p['steps']} steps, device vs CPU: largest relative loss gap {p['max_relative_gap_fp32']} "
-              f"(fp32, TF32 off), {p['max_relative_gap_bf16']} (bf16)")
+        print(f"parity, {p['steps']} steps, device vs CPU: largest relative loss gap "
+              f"{p['max_relative_gap_fp32']} (fp32, TF32 off), {p['max_relative_gap_bf16']} (bf16)")
     left = {name: entry for name, entry in result["parts"].items() if entry["status"] != "done"}
     print(f"parts not done: {left}" if left else "every part done")
 

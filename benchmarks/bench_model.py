@@ -2,8 +2,8 @@
 Speed of train.py's own training step and of batch-1 decoding, with GPT-2 small's shape and random weights, on
 this machine's CPU (benchmarks/bench_gpu.py measures the paper's recipe on a GPU):
 
-  1. beyond.plan.time_training_step, what `train.py --plan` times: forward, backward and AdamW on a mult4x4 batch of
-     32 with the whole CoT, as `train.py --task mult4x4 --init gpt2` runs it; s/step and tokens/s;
+  1. beyond.plan.time_training_step, what `train.py --plan` times: forward, backward and AdamW on a mult4x4
+     batch of 32 with the whole CoT, as `train.py --task mult4x4 --init gpt2` runs it; s/step and tokens/s;
   2. batch-1 greedy decoding of a 4x4 prompt plus 12 new tokens, in examples per second.
 
     python benchmarks/bench_model.py [--steps 3] [--examples 10]
@@ -30,7 +30,8 @@ args = parser.parse_args()
 
 root = Path(tempfile.mkdtemp())                                 # ~0.5 GB of weights: removed at exit
 atexit.register(shutil.rmtree, root, ignore_errors=True)
-gpt2 = random_gpt2(root / "gpt2", 12, 12, 768)                  # GPT-2 small: 12 layers, 768 wide, 50257 vocab
+# GPT-2 small: 12 layers, 768 wide, 50257 vocab
+gpt2 = random_gpt2(root / "gpt2", 12, 12, 768)
 data.generate_multiplication("mult4x4", root / "data" / "mult4x4", {"train": 64, "val": 8, "test": 8}, seed=0)
 run = train_args("mult4x4", root, gpt2, "cpu")
 task = data.load_task(run)
@@ -47,4 +48,5 @@ for _ in range(args.examples):
     out = model.generate(prompt, 12, temperature=0)
 elapsed = time.perf_counter() - started
 assert out.shape[1] == prompt.shape[1] + 12
-print(f"batch-1 decoding, {prompt.shape[1]}-token 4x4 prompt + 12 new tokens: {args.examples / elapsed:.2f} examples/s")
+print(f"batch-1 decoding, {prompt.shape[1]}-token 4x4 prompt + 12 new tokens: "
+      f"{args.examples / elapsed:.2f} examples/s")

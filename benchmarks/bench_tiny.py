@@ -25,7 +25,8 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--task", default="mult3x3")
 parser.add_argument("--steps", type=int, default=40)
 parser.add_argument("--batch-size", type=int, default=128)
-parser.add_argument("--variants", nargs="+", default=["3x128:gelu_tanh", "3x128:gelu", "2x128:gelu", "3x96:gelu"],
+parser.add_argument("--variants", nargs="+",
+                    default=["3x128:gelu_tanh", "3x128:gelu", "2x128:gelu", "3x96:gelu"],
                     help="LAYERSxWIDTH:ACTIVATION, 4 heads each")
 args = parser.parse_args()
 if args.batch_size < 1 or args.steps < 1:
@@ -51,7 +52,8 @@ for label, n_remove in (("full CoT", 0), ("zero CoT", np.inf)):
     for step in range(args.steps + 2):                          # the first two steps are a warm-up
         tokens, lengths, seps = split.batch(rng.integers(0, len(split), args.batch_size))
         n_removed = n_remove + sample_offsets(4.0, args.batch_size, rng)
-        tokens, labels, positions, _, _, _ = remove_cot((tokens, lengths, seps), n_removed, "left", keep_position=True)
+        tokens, labels, positions, _, _, _ = remove_cot((tokens, lengths, seps), n_removed, "left",
+                                                        keep_position=True)
         batch = [torch.from_numpy(a) for a in (tokens, labels, positions)]
         for variant, model, optimizer in runs:
             started = time.perf_counter()
@@ -62,5 +64,5 @@ for label, n_remove in (("full CoT", 0), ("zero CoT", np.inf)):
             optimizer.zero_grad(set_to_none=True)
             if step >= 2:
                 times[variant].append(time.perf_counter() - started)
-    print(f"{label} ({tokens.shape[1]} tokens a row): " +
-          ", ".join(f"{variant} {np.median(t) * 1000:.0f} ms/step" for variant, t in times.items()), flush=True)
+    steps = ", ".join(f"{variant} {np.median(t) * 1000:.0f} ms/step" for variant, t in times.items())
+    print(f"{label} ({tokens.shape[1]} tokens a row): {steps}", flush=True)

@@ -47,7 +47,8 @@ def main():
     p.add_argument("--task", default="mult4x4")
     p.add_argument("--n-layer", type=data.POSITIVE, default=12)
     p.add_argument("--n-embd", type=data.POSITIVE, default=768)
-    p.add_argument("--part", choices=["fig3", "step"], help=argparse.SUPPRESS)   # the child process's one part
+    # the child process's one part
+    p.add_argument("--part", choices=["fig3", "step"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.part:
         with tempfile.TemporaryDirectory() as folder:
@@ -56,9 +57,11 @@ def main():
     result = {"task": args.task, "n_layer": args.n_layer, "n_embd": args.n_embd}
     for part in ("fig3", "step"):
         done = subprocess.run([sys.executable, __file__, "--part", part, "--task", args.task, "--n-layer",
-                               str(args.n_layer), "--n-embd", str(args.n_embd)], capture_output=True, text=True)
+                               str(args.n_layer), "--n-embd", str(args.n_embd)], capture_output=True,
+                              text=True)
         if done.returncode:
-            sys.exit(f"fig3_memory.py: error: the {part} process failed: {done.stderr.strip().splitlines()[-1]}")
+            last = done.stderr.strip().splitlines()[-1]
+            sys.exit(f"fig3_memory.py: error: the {part} process failed: {last}")
         result[f"{part}_peak_mb"] = json.loads(done.stdout.strip().splitlines()[-1])["mb"]
     print(json.dumps(result))
 

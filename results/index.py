@@ -1,6 +1,6 @@
-"""results/index.csv: one row per run folder (results/TASK/STUDY/ROW/seedNN/), generated from the folders' files,
-so that the index cannot say what the folders do not. tests/test_results.py fails when the committed index
-differs from a fresh one.
+"""results/index.csv: one row per run folder (results/TASK/STUDY/ROW/seedNN/), generated from the folders'
+files, so that the index cannot say what the folders do not. tests/test_results.py fails when the committed
+index differs from a fresh one.
     python results/index.py            # rewrite results/index.csv
 """
 import argparse
@@ -32,7 +32,7 @@ def probe(args):
 
 
 def test_figures(folder, records):
-    """Exact match on the test split: eval.py's test.json, or (two-hop) the last epoch's ID and OOD test splits."""
+    """Test exact match: eval.py's test.json, or (two-hop) the last epoch's ID and OOD test splits."""
     if (folder / "test.json").exists():
         return f"{json.loads((folder / 'test.json').read_text())[0]['accuracy']:.3f}", ""
     last = [r for r in records if "test_id_acc" in r]
@@ -59,7 +59,8 @@ def run_row(folder):
             "seed": int(seed[4:]), "mode": args["mode"], "schedule": args["schedule"], "probe": probe(args),
             "steps": steps if steps is not None else "",
             "examples": steps * args["batch_size"] if steps is not None else "",
-            "device": args["device"], "machine": machine["gpu" if args["device"].startswith("cuda") else "cpu"],
+            "device": args["device"],
+            "machine": machine["gpu" if args["device"].startswith("cuda") else "cpu"],
             "commit": machine["code"],
             **dict(zip(("test_exact_match", "test_ood_exact_match"), test_figures(folder, records))),
             "minutes": "" if minutes is None or not math.isfinite(minutes) else f"{minutes:.1f}"}
@@ -74,6 +75,7 @@ def index_text():
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     (HERE / "index.csv").write_text(index_text())
     print(f"results/index.csv: {len(run_folders())} runs")

@@ -28,17 +28,19 @@ def data_root(tmp_path_factory):
     """A data root with mult2x2 (3,200 training problems) and mult3x3 (640) for short training runs."""
     import data
     root = tmp_path_factory.mktemp("data")
-    data.generate_multiplication("mult2x2", root / "mult2x2", {"train": 3200, "val": 100, "test": 200}, seed=0)
+    data.generate_multiplication("mult2x2", root / "mult2x2", {"train": 3200, "val": 100, "test": 200},
+                                 seed=0)
     data.generate_multiplication("mult3x3", root / "mult3x3", {"train": 640, "val": 50, "test": 50}, seed=0)
     return root
 
 
 def write_safetensors(path, tensors):
-    """A safetensors file written by hand (float32): u64 header length, JSON header, raw little-endian data."""
+    """A safetensors file written by hand (float32): u64 header length, JSON header, little-endian data."""
     header, payload = {}, b""
     for name, tensor in tensors.items():
         raw = tensor.detach().float().contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensor.shape), "data_offsets": [len(payload), len(payload) + len(raw)]}
+        header[name] = {"dtype": "F32", "shape": list(tensor.shape),
+                        "data_offsets": [len(payload), len(payload) + len(raw)]}
         payload += raw
     text = json.dumps(header).encode()
     Path(path).write_bytes(len(text).to_bytes(8, "little") + text + payload)

@@ -1,5 +1,5 @@
-"""benchmarks/bench_gpu.py --smoke: the GPU check's code, run on tiny sizes on the CPU, so that it keeps working
-while no GPU is at hand."""
+"""benchmarks/bench_gpu.py --smoke: the GPU check's code, run on tiny sizes on the CPU, so that it keeps
+working while no GPU is at hand."""
 import json
 import os
 import shutil
@@ -32,7 +32,8 @@ def test_bench_gpu_smoke_runs_every_part_on_the_cpu(tmp_path):
     assert result["tasks"]["mult5x5"]["fp32 (TF32)"]["removal_ends_at_epoch"] > \
         result["tasks"]["mult4x4"]["fp32 (TF32)"]["removal_ends_at_epoch"]   # a longer CoT: later, Delta = 8
     parity = result["parity"]
-    assert parity["steps"] == 3 and parity["max_relative_gap_fp32"] == 0.0   # the same seed and batches, one CPU
+    # the same seed and batches, one CPU
+    assert parity["steps"] == 3 and parity["max_relative_gap_fp32"] == 0.0
     assert "mult4x4  decoding batch 1" in done.stdout and "parity, 3 steps" in done.stdout
     assert {name: p["status"] for name, p in result["parts"].items()} == {
         **{f"{t} {m}": "done" for t in ("mult4x4", "mult5x5") for m in ("fp32 (TF32)", "bf16")},
@@ -51,13 +52,16 @@ def load_bench_gpu():
 
 def test_a_budget_cut_short_still_writes_what_was_measured_and_names_what_was_skipped(tmp_path, monkeypatch):
     bench = load_bench_gpu()
-    clock = iter(range(0, 10 ** 6, 100))                               # every reading 100 s later than the last
+    # every reading 100 s later than the last
+    clock = iter(range(0, 10 ** 6, 100))
     monkeypatch.setattr(bench.time, "time", lambda: next(clock))
     bench.main(["--smoke", "--budget", "350", "--out", str(tmp_path / "cut.json")])
     parts = json.loads((tmp_path / "cut.json").read_text())["parts"]
     done = [name for name, p in parts.items() if p["status"] == "done"]
-    skipped = {name: p["reason"] for name, p in parts.items() if p["status"] == "skipped" and "budget" in p["reason"]}
-    assert done and skipped and "parity" in skipped and all("of the 350 s budget spent" in r for r in skipped.values())
+    skipped = {name: p["reason"] for name, p in parts.items()
+               if p["status"] == "skipped" and "budget" in p["reason"]}
+    assert done and skipped and "parity" in skipped
+    assert all("of the 350 s budget spent" in reason for reason in skipped.values())
 
 
 def test_a_part_that_fails_leaves_the_other_parts_figures(tmp_path, monkeypatch):
@@ -65,13 +69,14 @@ def test_a_part_that_fails_leaves_the_other_parts_figures(tmp_path, monkeypatch)
     monkeypatch.setattr(bench, "decode", lambda *a: 1 / 0)
     bench.main(["--smoke", "--out", str(tmp_path / "failed.json")])
     result = json.loads((tmp_path / "failed.json").read_text())
-    assert result["parts"]["mult4x4 decode"] == {"status": "failed", "error": "ZeroDivisionError: division by zero"}
-    assert result["parts"]["parity"]["status"] == "done" and result["tasks"]["mult5x5"]["bf16"]["tokens_per_s"] > 0
+    assert result["parts"]["mult4x4 decode"] == {"status": "failed",
+                                                 "error": "ZeroDivisionError: division by zero"}
+    assert result["parts"]["parity"]["status"] == "done"
+    assert result["tasks"]["mult5x5"]["bf16"]["tokens_per_s"] > 0
 
 
 def test_the_hours_follow_the_schedule_from_full_cot_to_zero_cot():
-    """Explicit epochs at the full-CoT step time, then a time falling linearly with s(t), then the zero-CoT
-    one."""
+    """Explicit epochs at the full-CoT step time, then a time falling linearly with s(t), then zero CoT's."""
     bench = load_bench_gpu()
     args = SimpleNamespace(batch_size=808, pretrain_epochs=1, remove_start_from=0, delta=8,
                            epochs=5)                           # T = 1,000 batches; removal ends at epoch 3

@@ -1,5 +1,6 @@
-"""beyond/budget.py: the CPU preset stops at the first epoch end where validation at zero CoT is >= 0.99, and a run
-short of it runs on in rounds (the lr decaying again in each) to the cap; --resume continues across a round's end."""
+"""beyond/budget.py: the CPU preset stops at the first epoch end where validation at zero CoT is >= 0.99, and
+a run short of it runs on in rounds (the lr decaying again in each) to the cap; --resume continues across a
+round's end."""
 import json
 import math
 from types import SimpleNamespace
@@ -65,7 +66,8 @@ def test_the_preset_has_the_budget_and_the_papers_recipe_has_fixed_epochs():
     assert (tiny.stop_at_val, tiny.max_steps, tiny.epochs) == (0.99, None, 10)
     assert budget(max_steps=None).cap_epochs == 18                            # two rounds: 14,400 steps
     for argv in (["--task", "mult3x3", "--model", "tiny", "--schedule", "linear"], ["--task", "mult7x7"],
-                 ["--task", "mult4x4", "--model", "tiny"], ["--task", "mult3x3", "--model", "tiny", "--mode", "nocot"]):
+                 ["--task", "mult4x4", "--model", "tiny"],
+                 ["--task", "mult3x3", "--model", "tiny", "--mode", "nocot"]):
         args = train.parse_args(argv)
         assert (args.stop_at_val, args.max_steps) == (0.0, 0)
     asked = train.parse_args(["--task", "mult7x7", "--stop-at-val", "0.95", "--max-steps", "90000"])
@@ -83,7 +85,8 @@ def records(out, drop=("minutes", "tokens_per_s", "val_examples_per_s")):
             for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_a_run_stops_at_the_first_epoch_end_at_or_above_the_threshold(data_root, tmp_path, monkeypatch, capsys):
+def test_a_run_stops_at_the_first_epoch_end_at_or_above_the_threshold(data_root, tmp_path, monkeypatch,
+                                                                      capsys):
     scripted_validation(monkeypatch, [0.5, 0.995, 1.0, 1.0])
     out = tmp_path / "run"
     train.main([*SMALL, "--data", str(data_root), "--out", str(out), "--epochs", "2", "--stop-at-val", "0.99",

@@ -1,9 +1,9 @@
-"""model.py copied alone into an empty folder and driven the way nanoGPT's train.py and sample.py drive their own
-model.py, the same calls in the same order: a GPTConfig from `model_args` with bias=False, crop_block_size,
-configure_optimizers, forward(X, Y) with nanoGPT's targets (Y[t] is the token after X[t]), estimate_mfu, a
-checkpoint saved and resumed from `model_args`, and generate(..., temperature, top_k). On repeated pairs
-(a a b b ...) every second token can be predicted, so the validation loss falls toward ln(16) / 2; a model that
-shifted the targets once more could not learn them and would stay at ln(16)."""
+"""model.py copied alone into an empty folder and driven the way nanoGPT's train.py and sample.py drive their
+own model.py, the same calls in the same order: a GPTConfig from `model_args` with bias=False,
+crop_block_size, configure_optimizers, forward(X, Y) with nanoGPT's targets (Y[t] is the token after X[t]),
+estimate_mfu, a checkpoint saved and resumed from `model_args`, and generate(..., temperature, top_k). On
+repeated pairs (a a b b ...) every second token can be predicted, so the validation loss falls toward ln(16) /
+2; a model that shifted the targets once more could not learn them and would stay at ln(16)."""
 import json
 import math
 import shutil
@@ -75,8 +75,9 @@ optimizer.step()
 
 resumed.eval()                                                            # sample.py
 sample = resumed.generate(torch.tensor([[3, 3, 7]]), 10, temperature=0.8, top_k=5)
+no_bias = [n for n, _ in model.named_parameters() if "bias" in n]
 print(json.dumps({"before": before, "val_loss": val_loss, "mfu": mfu, "params": model.get_num_params(),
-                  "sample": sample.tolist(), "no_bias": [n for n, _ in model.named_parameters() if "bias" in n]}))
+                  "sample": sample.tolist(), "no_bias": no_bias}))
 '''
 
 

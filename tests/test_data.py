@@ -135,7 +135,8 @@ def test_bad_arguments(tmp_path, argv, message, capsys):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as e:
         data.main(argv + ["--out", str(out)])
-    line = str(e.value.code) if isinstance(e.value.code, str) else capsys.readouterr().err.strip().splitlines()[-1]
+    line = str(e.value.code) if isinstance(e.value.code,
+                                           str) else capsys.readouterr().err.strip().splitlines()[-1]
     assert e.value.code != 0 and message in line
     assert not out.exists() and list(tmp_path.iterdir()) == []
 

@@ -25,9 +25,11 @@ def test_gate_measure_is_a_bias_corrected_average():
 
 
 def test_gate_advances_only_above_the_threshold():
-    actions, gate = feed(new_gate_state(), [0.85] * 39)                      # below 0.9: holds until max_steps
+    # below 0.9: holds until max_steps
+    actions, gate = feed(new_gate_state(), [0.85] * 39)
     assert set(actions) == {"hold"} and gate["to_remove"] == 0
-    actions, gate = feed(new_gate_state(), [1.0] * 5)                        # above: after min_steps, not before
+    # above: after min_steps, not before
+    actions, gate = feed(new_gate_state(), [1.0] * 5)
     assert actions == ["hold"] * 4 + ["advance"] and gate["to_remove"] == 1 and gate["steps"] == 0
     actions, gate = feed(new_gate_state(), [1.0] * 3 + [0.0] * 3 + [1.0] * 2)
     assert actions == ["hold"] * 8 and gate["to_remove"] == 0              # min_steps passed, measure dipped
@@ -54,7 +56,8 @@ def test_gate_reports_recovery_at_zero_cot_once():
     actions, gate = feed(gate, [0.5] * 20 + [1.0] * 60)
     first = actions.index("recovered")
     assert actions.count("recovered") == 1 and set(actions) == {"hold", "recovered"}
-    assert first > 20 and gate_measure(feed(new_gate_state(math.inf), [0.5] * 20 + [1.0] * (first - 20))[1], GATE) < 0.9
+    assert first > 20 and gate_measure(feed(new_gate_state(math.inf), [0.5] * 20 + [1.0] * (first - 20))[1],
+                                       GATE) < 0.9
     assert gate["recovered"] and gate["to_remove"] == math.inf
     actions, _ = feed(new_gate_state(math.inf), [1.0] * 4)                   # min_steps first
     assert actions == ["hold"] * 4
@@ -109,10 +112,13 @@ def test_a_retry_holds_longer_than_max_steps_would():
 def test_deadline_shares_the_batches_left_among_the_advances_to_come():
     config = GateConfig(**{**GATE.__dict__, "max_steps": 1000, "deadline": 500})
     removing = {**new_gate_state(1), "advanced": True}
-    assert steps_allowed(new_gate_state(0), config, 25, batch=0) == 1000        # the explicit CoT: its own pace
+    # the explicit CoT: its own pace
+    assert steps_allowed(new_gate_state(0), config, 25, batch=0) == 1000
     assert steps_allowed(removing, config, 25, batch=20) == 20            # 480 batches / 24 tokens
-    assert steps_allowed({**removing, "to_remove": 20, "steps": 30}, config, 25, batch=430) == 20   # began at 400:
-    assert steps_allowed({**removing, "to_remove": 20, "chunk": 4}, config, 25, batch=400) == 50    # 100 / 5 or / 2
+    # began at 400:
+    assert steps_allowed({**removing, "to_remove": 20, "steps": 30}, config, 25, batch=430) == 20
+    # 100 / 5 or / 2
+    assert steps_allowed({**removing, "to_remove": 20, "chunk": 4}, config, 25, batch=400) == 50
     assert steps_allowed({**removing, "to_remove": 24}, config, 25, batch=700) == 5      # past it: min_steps
     actions, gate = feed(removing, [0.5] * 20, config, first_batch=21)  # never recovers: the pace advances it
     assert actions == ["hold"] * 19 + ["advance"] and gate["to_remove"] == 2

@@ -92,7 +92,8 @@ def test_position_ids_and_extension(hf_folder):
     idx = torch.randint(0, 50257, (1, 6))
     positions = torch.tensor([[0, 1, 5, 6, 7, 8]])
     with torch.no_grad():
-        assert (ours(idx, position_ids=positions)[0] - hf(idx, position_ids=positions).logits).abs().max() < 1e-4
+        assert (ours(idx, position_ids=positions)[0] - hf(idx,
+                                                          position_ids=positions).logits).abs().max() < 1e-4
     last = ours.transformer.wpe.weight[-1].clone()
     ours.extend_positions(100)
     assert ours.transformer.wpe.weight.shape[0] == 100 and torch.equal(ours.transformer.wpe.weight[99], last)
@@ -101,7 +102,7 @@ def test_position_ids_and_extension(hf_folder):
 
 
 def test_forward_has_nanogpts_interface_logits_of_every_position_and_the_loss_of_the_targeted_ones():
-    """targets[t] is the token after idx[t], nanoGPT's meaning; -1 (nanoGPT) and -100 (IGNORE) have no loss."""
+    """targets[t] is the token after idx[t], nanoGPT's meaning; -1 (nanoGPT) and -100 (IGNORE): no loss."""
     torch.manual_seed(0)
     m = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_ids=list(range(20)) + [EOT]))
     idx = torch.tensor([[1, 2, EOT, 5, 6, EOT, 7, EOT]])
@@ -170,7 +171,8 @@ def test_generation_stops_after_two_separators():
     m = GPT(GPTConfig(block_size=32, n_layer=1, n_head=1, n_embd=8, vocab_ids=[5, 6])).eval()
     with torch.no_grad():
         m.lm_head.weight.zero_()
-        m.lm_head.weight[0, m.to_index(torch.tensor(EOT))] = 10.0    # ln_f output makes this column win or lose
+        # ln_f output makes this column win or lose
+        m.lm_head.weight[0, m.to_index(torch.tensor(EOT))] = 10.0
         m.transformer.ln_f.bias.zero_()
         m.transformer.ln_f.weight.zero_()
         m.transformer.ln_f.bias[0] = 1.0                              # every position predicts the separator
@@ -291,16 +293,18 @@ def file_server(tmp_path):
 
 
 def test_download_from_a_local_mirror_once(gpt2_folder, file_server, tmp_path, monkeypatch, capsys):
-    """The paper command's first step on a fresh machine: GPT-2 fetched once into the cache, with a progress line."""
+    """The paper command's first step on a fresh machine: GPT-2 fetched once into the cache, with progress."""
     written, _, folder = gpt2_folder
     url, root, asked = file_server
     shutil.copytree(folder / "st", root / "openai-community" / "gpt2" / "resolve" / "main")
     monkeypatch.setenv("ICOT_HUB", url)
     monkeypatch.setenv("ICOT_CACHE", str(tmp_path / "cache"))
     model = GPT.from_pretrained("gpt2")
-    assert sorted(p.name for p in (tmp_path / "cache" / "gpt2").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "cache" / "gpt2").iterdir()) == ["config.json",
+                                                                               "model.safetensors"]
     assert torch.equal(model.transformer.h[1].mlp.c_fc.weight, written.transformer.h[1].mlp.c_fc.weight)
-    assert f"downloading {url}/openai-community/gpt2/resolve/main/model.safetensors" in capsys.readouterr().err
+    weights = f"{url}/openai-community/gpt2/resolve/main/model.safetensors"
+    assert f"downloading {weights}" in capsys.readouterr().err
     GPT.from_pretrained("gpt2")
     assert len(asked) == 2                                            # the second load read the cache only
     monkeypatch.setenv("ICOT_CACHE", str(tmp_path / "other"))
@@ -311,7 +315,8 @@ def test_download_from_a_local_mirror_once(gpt2_folder, file_server, tmp_path, m
 
 def test_generation_never_runs_past_the_position_table():
     m = GPT(GPTConfig(block_size=12, n_layer=1, n_head=1, n_embd=8, vocab_ids=[5, 6])).eval()
-    out = m.generate(torch.tensor([[5, 6, 5, EOT]]), 50, temperature=0, position_ids=torch.tensor([[0, 1, 2, 6]]))
+    out = m.generate(torch.tensor([[5, 6, 5, EOT]]), 50, temperature=0,
+                     position_ids=torch.tensor([[0, 1, 2, 6]]))
     assert out.shape == (1, 4 + 5)                                    # positions 7..11, the last row
 
 
@@ -368,7 +373,8 @@ def test_model_py_works_copied_alone_into_another_repo(gpt2_folder, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    assert result["logits_shape"] == [1, 7, 4] and 0 < result["loss"] < 10           # (B, T, vocab of 3 + EOT)
+    # (B, T, vocab of 3 + EOT)
+    assert result["logits_shape"] == [1, 7, 4] and 0 < result["loss"] < 10
     assert len(result["generated"][0]) <= 3 + 8 and result["generated"][0][:3] == [11, 12, EOT]
     with torch.no_grad():
         expected = written(torch.tensor([[1, 2, 3, 4]]))[0][0, -1, :5]

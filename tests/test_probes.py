@@ -20,10 +20,12 @@ def test_carry_targets_of_a_hand_worked_example():
     tokens = data.multiplication_tokens(a, b, data.tokenizer()).astype(np.int64)
     expected = [64, 46, 4, 0, 56, 40, 4, 64, 102, 45, 4]
     targets = carry_targets(tokens, 2)
-    assert targets.dtype == np.float32                # the model's dtype: a float64 target broke backward on CUDA
+    # the model's dtype: a float64 target broke backward on CUDA
+    assert targets.dtype == np.float32
     has_target = ~np.isnan(targets[0])
     assert targets[0][has_target].tolist() == expected
-    assert (tokens[0][1:][has_target[:-1]] == data.DIGIT_IDS[np.array(expected) % 10]).all()   # before each digit
+    # before each digit
+    assert (tokens[0][1:][has_target[:-1]] == data.DIGIT_IDS[np.array(expected) % 10]).all()
     seps = np.flatnonzero(tokens[0] == data.EOT)[None]
     removed = remove_cot((tokens, np.array([tokens.shape[1]]), seps), np.array([3]))[0]        # '4 6 4' gone
     assert carry_targets(removed, 2)[0][~np.isnan(carry_targets(removed, 2)[0])].tolist() == expected[3:]
@@ -64,7 +66,8 @@ def test_carry_probe_reads_the_stream_before_the_last_block_where_there_are_valu
     probe = CarryProbe(m.config, k=3, loss_weight=1.0, steer_from_start=False)
     assert probe.layer == 2
     idx = torch.tensor([[1, 2, EOT, 5, 6, EOT, 7, EOT]] * 2)
-    rows, values = torch.tensor([5, 8 + 6]), torch.tensor([27.0, 4.0])   # positions (0, 5) and (1, 6) of 2 x 8
+    # positions (0, 5) and (1, 6) of 2 x 8
+    rows, values = torch.tensor([5, 8 + 6]), torch.tensor([27.0, 4.0])
     probe_loss = probe.loss(m.hidden_states(idx), rows, values)
     stream = m.residual_stream(idx)[2]                                  # after blocks 1 and 2 of 3
     read = probe(torch.stack([stream[0, 5], stream[1, 6]]))
@@ -94,13 +97,15 @@ def test_bridge_probe_reads_the_middle_block_at_marked_positions_and_can_only_wa
     probe = BridgeProbe(m.config, entity_ids=list(range(7)), loss_weight=1.0, steer_from_start=False)
     assert probe.layer == 2 and probe.weight.shape == (7, 32)
     idx = torch.randint(0, 50, (2, 10))
-    rows, bridges = torch.tensor([4, 10 + 3]), torch.tensor([5, 2])     # positions (0, 4) and (1, 3) of 2 x 10
+    # positions (0, 4) and (1, 3) of 2 x 10
+    rows, bridges = torch.tensor([4, 10 + 3]), torch.tensor([5, 2])
     probe_loss = probe.loss(m.hidden_states(idx), rows, bridges)
     x = m.embed(idx)
     for block in m.transformer.h[:2]:
         x = block(x)
     read = probe(torch.stack([x[0, 4], x[1, 3]]))
-    assert torch.allclose(probe_loss, torch.nn.functional.cross_entropy(read, torch.tensor([5, 2])), atol=1e-5)
+    assert torch.allclose(probe_loss, torch.nn.functional.cross_entropy(read, torch.tensor([5, 2])),
+                          atol=1e-5)
     probe_loss.backward()
     assert probe.weight.grad.abs().sum() > 0 and m.transformer.h[0].attn.c_attn.weight.grad.abs().sum() > 0
     assert m.transformer.h[3].attn.c_attn.weight.grad is None                   # above the probe: no gradient

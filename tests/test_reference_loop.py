@@ -52,7 +52,8 @@ def reference_loop(batches, epochs, T, delta, pretrain, start_from, beyond, side
                 s = math.inf
             all_removed, to_remove = False, np.zeros(len(b["cot"]))
             if s > 0 or smoothing:
-                to_remove = np.full(len(b["cot"]), float(start_from)) if epoch < pretrain else s + b["offsets"]
+                to_remove = np.full(len(b["cot"]),
+                                    float(start_from)) if epoch < pretrain else s + b["offsets"]
                 all_gone = bool((to_remove >= b["cot"]).all())
                 all_removed = True if side == "right" else all_gone
                 if not (all_gone if OUR_BEST_RESTART else all_removed):
@@ -141,7 +142,8 @@ def random_settings(rng):
 
 
 PINNED = [  # explicit CoT while pretraining, no smoothing: the reference's removal code never runs
-    dict(train_size=64, batch_size=16, epochs=4, delta=2, pretrain=2, start_from=0, beyond=math.inf, side="left",
+    dict(train_size=64, batch_size=16, epochs=4, delta=2, pretrain=2, start_from=0, beyond=math.inf,
+         side="left",
          lam=math.inf, accumulate=1, max_len=-1, reset=True)]
 SETTINGS = [random_settings(random.Random(seed)) for seed in range(32)] + [(s, 4) for s in PINNED]
 
@@ -149,18 +151,20 @@ SETTINGS = [random_settings(random.Random(seed)) for seed in range(32)] + [(s, 4
 @pytest.mark.parametrize("s, T", SETTINGS)
 def test_bookkeeping_matches_the_reference(s, T, data_root, tmp_path, monkeypatch):
     argv = ["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path / "run"), "--model", "tiny",
-            "--schedule", "linear", "--n-layer", "1", "--n-head", "1", "--n-embd", "8", "--fig3-examples", "0",
-            "--train-size", str(s["train_size"]), "--batch-size", str(s["batch_size"]), "--epochs", str(s["epochs"]),
-            "--delta", str(s["delta"]), "--pretrain-epochs", str(s["pretrain"]),
+            "--schedule", "linear", "--n-layer", "1", "--n-head", "1", "--n-embd", "8", "--fig3-examples",
+            "0", "--train-size", str(s["train_size"]), "--batch-size", str(s["batch_size"]), "--epochs",
+            str(s["epochs"]), "--delta", str(s["delta"]), "--pretrain-epochs", str(s["pretrain"]),
             "--remove-start-from", str(s["start_from"]), "--remove-all-beyond", str(s["beyond"]),
-            "--removal-side", s["side"], "--smoothing-lambda", str(s["lam"]), "--accumulate", str(s["accumulate"]),
-            "--max-len-train", str(s["max_len"]), "--log-every", "1000", "--decay-epochs", "0", "--reset-warmup", "0"]
+            "--removal-side", s["side"], "--smoothing-lambda", str(s["lam"]), "--accumulate",
+            str(s["accumulate"]), "--max-len-train", str(s["max_len"]), "--log-every", "1000",
+            "--decay-epochs", "0", "--reset-warmup", "0"]
     if not s["reset"]:
         argv.append("--no-reset-optimizer")
     batches, resets, steps, best_epochs = run_ours(monkeypatch, argv)
     assert len(batches) == T * s["epochs"]
     per_epoch = [batches[e * T:(e + 1) * T] for e in range(s["epochs"])]
-    expected, forgot, levels = reference_loop(per_epoch, s["epochs"], T, s["delta"], s["pretrain"], s["start_from"],
+    expected, forgot, levels = reference_loop(per_epoch, s["epochs"], T, s["delta"], s["pretrain"],
+                                              s["start_from"],
                                       s["beyond"], s["side"], math.isfinite(s["lam"]), s["accumulate"],
                                       s["max_len"], s["reset"])
     for b, (ours, (to_remove, reset, skipped, stepped)) in enumerate(zip(batches, expected)):
@@ -169,8 +173,9 @@ def test_bookkeeping_matches_the_reference(s, T, data_root, tmp_path, monkeypatc
         assert (b in resets) == reset, where
         assert (ours["width"] > s["max_len"] > 0) == skipped, where
         assert (b in steps) == stepped, where
-    # (3) "best" also restarts when the CoT removed at validation changes, so that best.pt is never an epoch with
-    # more CoT than the last one (the reference's rule misses it when all CoT goes at an epoch's start)
+    # (3) "best" also restarts when the CoT removed at validation changes, so that best.pt is never an epoch
+    # with more CoT than the last one (the reference's rule misses it when all CoT goes at an epoch's start)
     longest = max(int(b["cot"].max()) for b in batches)
     level = [min(s_end, longest) for s_end in levels]
-    assert best_epochs == [e for e in range(s["epochs"]) if e == 0 or e in forgot or level[e] != level[e - 1]], s
+    restarts = [e for e in range(s["epochs"]) if e == 0 or e in forgot or level[e] != level[e - 1]]
+    assert best_epochs == restarts, s

@@ -27,12 +27,14 @@ def test_every_run_records_its_resolved_recipe_and_its_machine():
     for run in index.run_folders():
         args = json.loads((run / "args.json").read_text())
         assert set(args) == settings, f"{run}: {sorted(set(args) ^ settings)}"
-        assert None not in [args[k] for k in ("schedule", "carry_weight", "decay_after_recovery", "lr", "epochs",
-                                              "batch_size", "remove_by_epoch", "fig3_examples")], run
+        assert None not in [args[k] for k in ("schedule", "carry_weight", "decay_after_recovery", "lr",
+                                              "epochs", "batch_size", "remove_by_epoch",
+                                              "fig3_examples")], run
         machine = json.loads((run / "machine.json").read_text())
         assert set(machine) == {"cpu", "cores", "gpu", "code"} and all(v != "" for v in machine.values()), run
         for test in json.loads((run / "test.json").read_text()) if (run / "test.json").exists() else []:
-            assert Path(test["checkpoint"]).parent == Path(args["out"]), f"{run}: test.json scored another run"
+            scored = Path(test["checkpoint"]).parent
+            assert scored == Path(args["out"]), f"{run}: test.json scored another run"
 
 
 def test_a_saved_recipe_starts_the_same_run():
@@ -81,7 +83,8 @@ def test_the_budget_table_lists_the_runs_with_a_budget_and_their_steps_to_the_st
     assert "| seeds/command1-fullround | 21 | Intel Xeon, 6a36037 | 14,400 | 14,400, 14,400 | 21.6, 21.6 |" \
         in table
     assert "seeds/preset " not in table and "seeds/preset-e353d98" not in table      # fixed 8,000 steps
-    runs = [(6400, 10.5, 0.99), (8000, 14.0, 0.99), (14400, 21.0, 0.99), (7200, 12.0, 0.99), (8000, 15.0, 0.0)]
+    runs = [(6400, 10.5, 0.99), (8000, 14.0, 0.99), (14400, 21.0, 0.99), (7200, 12.0, 0.99),
+            (8000, 15.0, 0.0)]
     for seed, (steps, minutes, stop) in enumerate(runs):
         (tmp_path / f"r/seed{seed}").mkdir(parents=True)
         (tmp_path / f"r/seed{seed}/args.json").write_text(json.dumps({"stop_at_val": stop}))

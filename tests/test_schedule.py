@@ -97,7 +97,8 @@ def test_keep_position_ids():
     _, _, positions, lengths, _, _ = remove_cot((TOKENS, LENGTHS, SEPS), np.array([2, 5]), keep_position=True)
     assert positions[0].tolist() == [0, 1, 4, 5, 6, 7, 8, 9]
     assert positions[1, :lengths[1]].tolist() == [0, 1, 4, 5, 6, 7]
-    _, _, positions, _, _, _ = remove_cot((TOKENS, LENGTHS, SEPS), np.array([2, 0]), side="right", keep_position=True)
+    _, _, positions, _, _, _ = remove_cot((TOKENS, LENGTHS, SEPS), np.array([2, 0]), side="right",
+                                          keep_position=True)
     assert positions[0].tolist() == [0, 1, 2, 3, 6, 7, 8, 9]      # 10 at 3, 11 moved to 6, then 7, 8, 9
     assert positions[1, :8].tolist() == list(range(8))
 
@@ -114,12 +115,14 @@ def test_smoothing_distribution_is_a_valid_distribution(lam):
 COPIED_ALONE = """
 import numpy as np
 from schedule import EOT, IGNORE, remove_cot, sample_offsets, scheduled_to_remove
-assert [scheduled_to_remove(b, 100, 8) for b in (0, 11, 12, 24)] == [0, 0, 1, 2]      # s(t), T = 100, Delta = 8
+assert [scheduled_to_remove(b, 100, 8) for b in (0, 11, 12, 24)] == [0, 0, 1, 2]   # s(t), T = 100, Delta = 8
 offsets = sample_offsets(4.0, 1000, np.random.default_rng(0))
 assert offsets.min() == 0 and 0.97 < np.mean(offsets == 0) < 0.995                  # P(0) = 1 - e^-4 = 0.982
 tokens = np.array([[1, 2, EOT, 10, 11, 12, EOT, 7, EOT]])
-out, targets, _, lengths, seps, gone = remove_cot((tokens, np.array([9]), np.array([[2, 6, 8]])), np.array([2]))
-assert out.tolist() == [[1, 2, EOT, 12, EOT, 7, EOT]] and targets[0].tolist() == [IGNORE] * 2 + [12, EOT, 7, EOT, IGNORE]
+batch = (tokens, np.array([9]), np.array([[2, 6, 8]]))
+out, targets, _, lengths, seps, gone = remove_cot(batch, np.array([2]))
+assert out.tolist() == [[1, 2, EOT, 12, EOT, 7, EOT]]
+assert targets[0].tolist() == [IGNORE] * 2 + [12, EOT, 7, EOT, IGNORE]
 print("ok")
 """
 
@@ -149,8 +152,8 @@ PAD, SEP, max_steps, rng_data = 14, 15, 200, np.random.default_rng(1)      # a 1
 
 def get_batch(rows=16):
     '''input (3 tokens) SEP cot (4..8 tokens) SEP answer (2 tokens) SEP, right-padded with PAD'''
-    parts = [(rng_data.integers(1, 10, 3), rng_data.integers(1, 10, rng_data.integers(4, 9)), rng_data.integers(1, 10, 2))
-             for _ in range(rows)]
+    draw = lambda n: rng_data.integers(1, 10, n)
+    parts = [(draw(3), draw(rng_data.integers(4, 9)), draw(2)) for _ in range(rows)]
     seqs = [np.concatenate([a, [SEP], c, [SEP], b, [SEP]]) for a, c, b in parts]
     lengths = np.array([len(q) for q in seqs])
     tokens = np.full((rows, lengths.max()), PAD)
@@ -160,14 +163,15 @@ def get_batch(rows=16):
     return tokens, lengths, seps
 
 
-class Model(torch.nn.Module):                       # nanoGPT's forward(x, targets) -> (logits, loss), ignore -1
+class Model(torch.nn.Module):                     # nanoGPT's forward(x, targets) -> (logits, loss), ignore -1
     def __init__(self):
         super().__init__()
         self.emb, self.head = torch.nn.Embedding(16, 32), torch.nn.Linear(32, 16)
 
     def forward(self, x, targets):
         logits = self.head(self.emb(x))
-        return logits, torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+        return logits, loss
 
 
 model, seen, resets = Model(), [], []
@@ -182,14 +186,15 @@ def should_reset(*args):
 loop = "\\n".join(line[4:] for line in schedule.__doc__.split("\\n") if line.startswith("    "))
 exec(loop)
 print(json.dumps({"s": s, "resets": sum(resets), "padded": sum(int((t == PAD).any()) for t in seen),
-                  "gpt2_ids": sum(int((t >= 16).any()) for t in seen), "loss": loss.item(), "lines": len(loop.splitlines())}))
+                  "gpt2_ids": sum(int((t >= 16).any()) for t in seen), "loss": loss.item(),
+                  "lines": len(loop.splitlines())}))
 """
 
 
 def test_the_docstrings_loop_runs_copied_alone_on_a_16_token_vocabulary(tmp_path):
     """schedule.py alone and its docstring's loop, as written, 200 steps on a 16-token vocabulary with a model
-    taking nanoGPT's targets: s(t) advances, AdamW restarts with it, offsets pad the shorter rows with the pad id
-    given, and no GPT-2 id (>= 16) appears in any batch."""
+    taking nanoGPT's targets: s(t) advances, AdamW restarts with it, offsets pad the shorter rows with the pad
+    id given, and no GPT-2 id (>= 16) appears in any batch."""
     shutil.copy(schedule.__file__, tmp_path / "schedule.py")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([sys.executable, "-c", DOCSTRING_LOOP], cwd=tmp_path, env=env, capture_output=True,

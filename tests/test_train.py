@@ -44,7 +44,8 @@ def test_resets_exactly_where_scheduled(short_run, data_root):
     assert [m["epoch"] for m in evals] == [0, 1]
     model, info = evaluation.load_checkpoint(short_run / "ckpt.pt")       # the record is the saved model's
     val = data.load_split(data_root / "mult2x2", "val")
-    assert evals[-1]["val_acc"] == evaluation.evaluate(model, val, Level(info["n_remove"]), batch_size=250)["accuracy"]
+    assert evals[-1]["val_acc"] == evaluation.evaluate(model, val, Level(info["n_remove"]),
+                                                       batch_size=250)["accuracy"]
 
 
 def test_checkpoint_contents(short_run):
@@ -68,13 +69,15 @@ def test_resume_continues_the_run(short_run, data_root):
     assert ckpt["schedule"]["schedule_batch"] == 300
     assert ckpt["optimizer"]["param_groups"][0]["weight_decay"] == 0.05   # no reset since the resume
     with pytest.raises(SystemExit, match="trained on mult2x2, not mult3x3"):
-        train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(short_run), "--resume", *TINY])
+        train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(short_run), "--resume",
+                    *TINY])
 
 
 def test_resumed_run_matches_an_uninterrupted_one(data_root, tmp_path):
     """Model, optimizer, schedule and RNG state in ckpt.pt are enough to continue bit for bit."""
     common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--pretrain-epochs", "0",
-              "--delta", "8", "--decay-epochs", "0", "--no-reset-optimizer", *LINEAR]   # AdamW's state carries over
+              # AdamW's state carries over
+              "--delta", "8", "--decay-epochs", "0", "--no-reset-optimizer", *LINEAR]
     train.main([*common, "--out", str(tmp_path / "whole"), "--epochs", "2"])
     train.main([*common, "--out", str(tmp_path / "split"), "--epochs", "1"])
     train.main([*common, "--out", str(tmp_path / "split"), "--epochs", "2", "--resume"])
@@ -82,7 +85,8 @@ def test_resumed_run_matches_an_uninterrupted_one(data_root, tmp_path):
     assert whole["schedule"] == split["schedule"] and whole["schedule"]["epoch"] == 1
     for name, weights in whole["model"].items():
         assert torch.equal(weights, split["model"][name]), name
-    losses = [[(m["step"], m["loss"]) for m in read(tmp_path / run) if "loss" in m] for run in ("whole", "split")]
+    losses = [[(m["step"],
+                m["loss"]) for m in read(tmp_path / run) if "loss" in m] for run in ("whole", "split")]
     assert losses[0] == losses[1] and len(losses[0]) == 4                  # T = 20: steps 10, 20, 30, 40
 
 
@@ -103,9 +107,11 @@ def test_a_run_started_from_its_saved_args_json_reproduces_the_recipe(data_root,
     assert losses(tmp_path / "again") == losses(tmp_path / "first") and len(losses(tmp_path / "first")) == 2
     assert json.loads((tmp_path / "again" / "args.json").read_text()) == {
         **saved, "out": str(tmp_path / "again"), "recipe": recipe[1]}
-    changed = vars(train.parse_args([*recipe, "--seed", "5", "--lr", "0.01", "--out", str(tmp_path / "other")]))
+    changed = vars(train.parse_args([*recipe, "--seed", "5", "--lr", "0.01", "--out",
+                                     str(tmp_path / "other")]))
     assert (changed["seed"], changed["lr"], changed["batch_size"]) == (5, 0.01, 32)
-    for text, message in (("[1]", "not a JSON object"), ('{"task": "mult3x3", "probe_examples": 9}', "probe_examples"),
+    for text, message in (("[1]", "not a JSON object"),
+                          ('{"task": "mult3x3", "probe_examples": 9}', "probe_examples"),
                           ("{", "not a readable args.json")):
         (tmp_path / "bad.json").write_text(text)
         with pytest.raises(SystemExit):
@@ -115,11 +121,13 @@ def test_a_run_started_from_its_saved_args_json_reproduces_the_recipe(data_root,
 
 def small_run(data_root, tmp_path, *flags):
     """A run as train.py builds it (model, probe, AdamW, additions), without training it."""
-    args = train.parse_args(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), *TINY, *flags])
+    args = train.parse_args(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), *TINY,
+                             *flags])
     task = data.load_task(args)
     torch.manual_seed(0)
     (tmp_path / "metrics.jsonl").write_text("")
-    return train.new_run(args, task, train.build_model(args, task.meta, task.longest_example), torch.device("cpu"))
+    return train.new_run(args, task, train.build_model(args, task.meta, task.longest_example),
+                         torch.device("cpu"))
 
 
 def test_rollback_restores_model_and_optimizer_bit_for_bit(data_root, tmp_path):
@@ -153,20 +161,24 @@ def test_rollback_restores_model_and_optimizer_bit_for_bit(data_root, tmp_path):
 def test_adaptive_run_resumed_mid_schedule_matches_an_uninterrupted_one(data_root, tmp_path):
     """Gate, rollback point and RNG in ckpt.pt: a resume between advances and rollbacks changes nothing."""
     common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--schedule", "adaptive",
-              "--gate-min-steps", "2", "--gate-max-steps", "5", "--gate-collapse", "0.5", "--gate-patience", "3", "--gate-max-retries", "1",
+              "--gate-min-steps", "2", "--gate-max-steps", "5", "--gate-collapse", "0.5", "--gate-patience",
+              "3", "--gate-max-retries", "1",
               "--remove-by-epoch", "inf", "--decay-epochs", "0", *TINY]   # T = 20; a collapse is sure here
     train.main([*common, "--out", str(tmp_path / "whole"), "--epochs", "2"])
     train.main([*common, "--out", str(tmp_path / "split"), "--epochs", "1"])
     train.main([*common, "--out", str(tmp_path / "split"), "--epochs", "2", "--resume"])
     whole, split = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True) for run in ("whole", "split"))
-    events = [(m["event"], m["step"]) for m in read(tmp_path / "whole") if m.get("event") in ("advance", "rollback")]
+    events = [(m["event"],
+               m["step"]) for m in read(tmp_path / "whole") if m.get("event") in ("advance", "rollback")]
     resumed_at = next(i for i, (_, step) in enumerate(events) if step >= 20)           # T = 20 batches
-    assert events[resumed_at - 1][0] == "advance" and events[resumed_at][0] == "rollback"  # to a saved snapshot
+    # to a saved snapshot
+    assert events[resumed_at - 1][0] == "advance" and events[resumed_at][0] == "rollback"
     assert whole["schedule"] == split["schedule"] and whole["additions"]["gate"]["state"]["to_remove"] > 0
     for name, weights in whole["model"].items():
         assert torch.equal(weights, split["model"][name]), name
     gate_events = [[m for m in read(tmp_path / run) if "event" in m] for run in ("whole", "split")]
-    assert gate_events[0] == gate_events[1]                           # same holds, advances, rollbacks, probes
+    # same holds, advances, rollbacks, probes
+    assert gate_events[0] == gate_events[1]
 
 
 @pytest.mark.parametrize("argv", [["--delta", "0"], ["--delta", "-8"], ["--smoothing-lambda", "-1"],
@@ -190,10 +202,12 @@ def test_bad_arguments(argv, capsys):
 def test_end_to_end_internalizes_2x2(tmp_path):
     """From explicit CoT to zero CoT tokens on a CPU in about 1.5 minutes with the adaptive schedule; at zero
     CoT the model still multiplies 2x2 far above chance (1 in 8,100). Measured: 0.49 test on the Intel Xeon
-    machines here, 0.355 on the AMD EPYC ones (their float kernels differ, so the same seed trains differently);
-    with the same 2,068 steps the linear schedule reaches 0.285 and no-CoT training 0.13 (Xeon)."""
+    machines here, 0.355 on the AMD EPYC ones (their float kernels differ, so the same seed trains
+    differently); with the same 2,068 steps the linear schedule reaches 0.285 and no-CoT training 0.13
+    (Xeon)."""
     root = tmp_path / "data"
-    data.generate_multiplication("mult2x2", root / "mult2x2", {"train": 6000, "val": 100, "test": 200}, seed=0)
+    data.generate_multiplication("mult2x2", root / "mult2x2", {"train": 6000, "val": 100, "test": 200},
+                                 seed=0)
     out = tmp_path / "run"
     train.main(["--task", "mult2x2", "--data", str(root), "--out", str(out), "--model", "tiny",
                 "--n-layer", "2", "--n-head", "4", "--n-embd", "128", "--batch-size", "64", "--lr", "1e-3",
@@ -201,12 +215,15 @@ def test_end_to_end_internalizes_2x2(tmp_path):
                 "--log-every", "500"])
     metrics = read(out)
     advances = [m for m in metrics if m.get("event") == "advance"]
-    assert advances[0]["scheduled_to_remove"] == 0 and advances[0]["measure"] >= 0.9   # explicit CoT learned first
+    # explicit CoT learned first
+    assert advances[0]["scheduled_to_remove"] == 0 and advances[0]["measure"] >= 0.9
     assert advances[-1]["to"] == "all" and advances[-1]["step"] < 11 * 94   # half the run left at zero CoT
-    assert all(m["steps_held"] >= 50 for m in advances)            # min_steps: the deadline cannot hurry it more
+    # min_steps: the deadline cannot hurry it more
+    assert all(m["steps_held"] >= 50 for m in advances)
     holds_at_zero_cot = [m for m in metrics if m.get("event") == "hold" and m["scheduled_to_remove"] == "all"]
     assert len(holds_at_zero_cot) >= 2                                 # the measure goes on at zero CoT ...
-    assert holds_at_zero_cot[-1]["measure"] > holds_at_zero_cot[0]["measure"]   # ... and the model still learns
+    # ... and the model still learns
+    assert holds_at_zero_cot[-1]["measure"] > holds_at_zero_cot[0]["measure"]
     assert len([m for m in metrics if m.get("event") == "fig3_point"]) == 9     # a point per removed token
     evals = [m for m in metrics if "val_acc" in m]
     assert evals[-1]["cot_removed"] == 9                               # all 9 CoT tokens gone (8 + a space)
@@ -214,7 +231,8 @@ def test_end_to_end_internalizes_2x2(tmp_path):
     assert info["n_remove"] == math.inf
     level = Level(info["n_remove"], info["removal_side"], info["keep_position"])
     result = evaluation.evaluate(model, data.load_split(root / "mult2x2", "test"), level, batch_size=200)
-    assert result["tokens_per_example"] == pytest.approx(9, abs=0.5)   # separator, " ####" (2), 4 digits, " ", separator
+    # separator, " ####" (2), 4 digits, " ", separator
+    assert result["tokens_per_example"] == pytest.approx(9, abs=0.5)
     assert result["accuracy"] >= 0.3
 
 
@@ -247,14 +265,15 @@ def test_bridge_probe_trains_is_saved_and_resumes(tmp_path):
     twohop.generate_twohop("twohop", tmp_path / "twohop", twohop.GraphConfig(
         entities=30, relations=8, relations_per_entity=4, ood_share=0.3, test_id_share=0.1, ratio=2.0))
     common = ["--task", "twohop", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--model", "tiny",
-              "--mode", "stepwise", "--pretrain-epochs", "2", "--delta", "0.5", "--n-layer", "2", "--n-embd", "64",
-              "--batch-size", "32", "--lr", "3e-3", "--decay-epochs", "0", "--log-every", "5", "--val-limit", "20",
-              "--bridge-weight", "1"]
+              "--mode", "stepwise", "--pretrain-epochs", "2", "--delta", "0.5", "--n-layer", "2", "--n-embd",
+              "64", "--batch-size", "32", "--lr", "3e-3", "--decay-epochs", "0", "--log-every", "5",
+              "--val-limit", "20", "--bridge-weight", "1"]
     train.main([*common, "--epochs", "12"])                                   # 9 batches an epoch
     logged = [m for m in read(tmp_path / "run") if "loss" in m]
     assert [m["step"] for m in logged] == list(range(5, 12 * 9 + 1, 5))    # every line has the probe's error
     errors = [m["bridge_ce"] for m in logged]
-    assert max(errors[:2]) > 3.3 and min(errors[-3:]) < 0.85 * errors[0]   # chance: ln 30 = 3.40; measured 3.40 -> 2.33
+    # chance: ln 30 = 3.40; measured 3.40 -> 2.33
+    assert max(errors[:2]) > 3.3 and min(errors[-3:]) < 0.85 * errors[0]
     ckpt = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)
     assert ckpt["additions"]["probe"]["weight"].shape == (30, 64)
     train.main([*common, "--epochs", "13", "--resume"])
@@ -265,20 +284,24 @@ def test_bridge_probe_trains_is_saved_and_resumes(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [(["--task", "mult3x3"], "--bridge-weight is for two-hop tasks"),
-                                           (["--task", "twohop", "--bridge-weight", "-1"], "expected a number >= 0"),
-                                           (["--task", "twohop", "--bridge-weight", "nan"], "expected a number >= 0")])
+                                           (["--task", "twohop", "--bridge-weight", "-1"],
+                                            "expected a number >= 0"),
+                                           (["--task", "twohop", "--bridge-weight", "nan"],
+                                            "expected a number >= 0")])
 def test_a_bad_bridge_weight_is_one_error_line(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         train.parse_args(["--bridge-weight", "1", *argv])
     err = capsys.readouterr().err
-    assert e.value.code != 0 and message in err.strip().splitlines()[-1]           # argparse: usage, then the line
+    # argparse: usage, then the line
+    assert e.value.code != 0 and message in err.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("argv", [["--task", "twohop"], ["--task", "mult3x3", "--removal-side", "right"]])
 def test_carry_weight_is_for_multiplication_from_the_left(argv, capsys):
     with pytest.raises(SystemExit) as e:
         train.parse_args([*argv, "--carry-weight", "1"])
-    assert e.value.code != 0 and "--carry-weight is for multKxK tasks with CoT removed from the left" in capsys.readouterr().err
+    assert e.value.code != 0
+    assert "--carry-weight is for multKxK tasks with CoT removed from the left" in capsys.readouterr().err
 
 
 def test_learning_rate_warmup_and_decay():
@@ -321,8 +344,10 @@ def test_decay_after_recovery_waits_for_the_gate():
     lr = lambda seen, recovered_at: train.learning_rate(args, at(seen, 50), 100,
                                                         with_gate(gate_for(args, recovered_at)))
     assert lr(800, None) == pytest.approx(1e-3)                       # not recovered: the full lr ...
-    assert lr(950, None) == pytest.approx(0.5e-3)                     # ... until the last --min-decay-epochs (1)
-    assert lr(800, 500) == pytest.approx(0.5e-3)                      # recovered early: the usual 4-epoch decay
+    # ... until the last --min-decay-epochs (1)
+    assert lr(950, None) == pytest.approx(0.5e-3)
+    # recovered early: the usual 4-epoch decay
+    assert lr(800, 500) == pytest.approx(0.5e-3)
     assert lr(700, 700) == pytest.approx(1e-3)                        # recovered at 700: decays from there
     assert lr(850, 700) == pytest.approx(0.5e-3)
     assert lr(950, 940) == pytest.approx(0.5e-3)                      # too late: still the last epoch
@@ -337,7 +362,8 @@ def test_the_gate_recovering_at_zero_cot_starts_the_decay(tmp_path):
     gate.state = new_gate_state(math.inf)
     state = train.RunState(to_remove=math.inf, epoch=7)
     for step in range(700, 720):                                      # all CoT gone, every example right
-        state.batch_in_epoch, state.schedule_batch, state.step, gate.last_exact_match = step - 700, step, step, 1.0
+        state.batch_in_epoch, state.schedule_batch, state.step = step - 700, step, step
+        gate.last_exact_match = 1.0
         state.to_remove, _ = gate.to_remove(state, None)
     assert gate.recovered_at == 704 and state.to_remove == math.inf      # after min_steps, once
     assert [m["event"] for m in events] == ["recovered"]
@@ -365,8 +391,8 @@ def test_removing_from_the_right_keeps_the_best_epoch_without_cot(data_root, tmp
     monkeypatch.setattr(train, "validate", lambda model, task, level, limit: {
         "cot_removed": int(min(level.n_remove, task.longest_val_cot)), "val_acc": next(accuracies),
         "val_examples_per_s": 1.0, "tokens_per_example": 1.0})
-    train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--removal-side", "right",
-                "--pretrain-epochs", "1", "--delta", "30", "--batch-size", "16", "--epochs", "3",
+    train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--removal-side",
+                "right", "--pretrain-epochs", "1", "--delta", "30", "--batch-size", "16", "--epochs", "3",
                 "--fig3-examples", "0", *LINEAR])
     best = torch.load(tmp_path / "best.pt", weights_only=True)
     assert best["schedule"]["epoch"] == 1 and best["n_remove"] >= 25
@@ -385,16 +411,20 @@ def test_presets_fill_only_what_was_not_given():
     assert tiny.schedule == "adaptive" and tiny.carry_weight == 1 and tiny.pretrain_epochs == 0
     assert tiny.remove_by_epoch == 6 and tiny.decay_after_recovery
     linear = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--schedule", "linear"])
-    assert linear.carry_weight == 0 and linear.pretrain_epochs == 2                   # the paper's schedule alone
+    # the paper's schedule alone
+    assert linear.carry_weight == 0 and linear.pretrain_epochs == 2
     assert not linear.decay_after_recovery
-    for other in (["--mode", "nocot"], ["--removal-side", "right"]):               # where the preset's probe is off
+    # where the preset's probe is off
+    for other in (["--mode", "nocot"], ["--removal-side", "right"]):
         assert train.parse_args(["--task", "mult3x3", "--model", "tiny", *other]).carry_weight == 0
     for other in (["--mode", "nocot"], ["--mode", "explicit"], ["--decay-epochs", "0"],
-                  ["--no-decay-after-recovery"]):                                 # where the decay does not wait
+                  # where the decay does not wait
+                  ["--no-decay-after-recovery"]):
         assert not train.parse_args(["--task", "mult3x3", "--model", "tiny", *other]).decay_after_recovery
     assert not train.parse_args(["--task", "mult4x4", "--model", "tiny"]).decay_after_recovery
     assert not train.parse_args(["--task", "mult3x3"]).decay_after_recovery
-    assert train.parse_args(["--task", "mult3x3", "--model", "tiny", "--mode", "nocot", "--carry-weight", "1"]).carry_weight == 1
+    assert train.parse_args(["--task", "mult3x3", "--model", "tiny", "--mode", "nocot", "--carry-weight",
+                             "1"]).carry_weight == 1
     assert train.parse_args(["--task", "mult4x4", "--model", "tiny"]).carry_weight == 0
     assert train.parse_args(["--task", "mult3x3"]).carry_weight == 0
     assert train.parse_args(["--task", "mult4x4", "--model", "tiny"]).batch_size == 64
@@ -404,7 +434,8 @@ def test_presets_fill_only_what_was_not_given():
 def test_only_a_scratch_model_changes_the_activation(tmp_path, capsys):
     ckpt = tmp_path / "run.pt"
     ckpt.write_bytes(b"")
-    assert train.parse_args(["--task", "mult3x3", "--model", "tiny", "--init", str(ckpt)]).activation == "gelu_tanh"
+    assert train.parse_args(["--task", "mult3x3", "--model", "tiny", "--init",
+                             str(ckpt)]).activation == "gelu_tanh"
     with pytest.raises(SystemExit) as e:
         train.parse_args(["--task", "mult3x3", "--init", "gpt2", "--activation", "gelu"])
     assert e.value.code != 0
@@ -417,9 +448,11 @@ class Crash(Exception):
 
 @pytest.mark.parametrize("schedule", ["linear", "adaptive"])
 def test_resume_from_a_step_checkpoint_mid_epoch_is_exact(schedule, data_root, tmp_path, monkeypatch):
-    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "2", "--delta", "8",
-              "--schedule", schedule, "--gate-min-steps", "3", "--remove-by-epoch", "1", "--save-every", "7",
-              "--pretrain-epochs", "0", "--smoothing-lambda", "0.7", "--dropout", "0.1", *TINY]   # both RNGs used
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "2", "--delta",
+              "8", "--schedule", schedule, "--gate-min-steps", "3", "--remove-by-epoch", "1", "--save-every",
+              "7",
+              # both RNGs used
+              "--pretrain-epochs", "0", "--smoothing-lambda", "0.7", "--dropout", "0.1", *TINY]
     train.main([*common, "--out", str(tmp_path / "whole")])
     real_lr = train.learning_rate
 
@@ -434,21 +467,24 @@ def test_resume_from_a_step_checkpoint_mid_epoch_is_exact(schedule, data_root, t
     assert (saved["epoch"], saved["batch_in_epoch"], saved["step"]) == (1, 1, 21)   # T = 20: mid-epoch
     monkeypatch.setattr(train, "learning_rate", real_lr)
     train.main([*common, "--out", str(tmp_path / "killed"), "--resume"])
-    whole, resumed = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True) for run in ("whole", "killed"))
+    whole, resumed = (torch.load(tmp_path / run / "ckpt.pt",
+                                 weights_only=True) for run in ("whole", "killed"))
     for name, weights in whole["model"].items():
         assert torch.equal(weights, resumed["model"][name]), name
     assert whole["schedule"] == resumed["schedule"]
-    losses = {run: {m["step"]: m["loss"] for m in read(tmp_path / run) if "loss" in m} for run in ("whole", "killed")}
+    losses = {run: {m["step"]: m["loss"] for m in read(tmp_path / run) if "loss" in m}
+              for run in ("whole", "killed")}
     assert losses["whole"] == losses["killed"]
 
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(data_root, tmp_path, monkeypatch):
     real_lr = train.learning_rate
     monkeypatch.setattr(train, "learning_rate",
-                        lambda args, state, t, gate: math.nan if state.step == 12 else real_lr(args, state, t, gate))
+                        lambda args, state, t,
+                        gate: math.nan if state.step == 12 else real_lr(args, state, t, gate))
     with pytest.raises(SystemExit) as e:
-        train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
-                    "--epochs", "2", "--save-every", "5", *LINEAR])
+        train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size",
+                    "32", "--epochs", "2", "--save-every", "5", *LINEAR])
     message = str(e.value.code)
     assert "step 13" in message and "loss is not finite" in message and "\n" not in message
     model, ckpt = evaluation.read_checkpoint(tmp_path / "ckpt.pt")
@@ -467,8 +503,8 @@ def test_bfloat16_autocasts_on_the_cpu_over_fp32_weights(data_root, tmp_path, mo
         model.lm_head.register_forward_hook(lambda module, inputs, output: head_dtypes.append(output.dtype))
         return model
     monkeypatch.setattr(train, "build_model", build_and_watch)
-    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "1", "--device", "cpu",
-              "--val-limit", "10", *LINEAR]
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "1",
+              "--device", "cpu", "--val-limit", "10", *LINEAR]
     train.main([*common, "--out", str(tmp_path / "bf16"), "--dtype", "bfloat16"])
     assert head_dtypes[:20] == [torch.bfloat16] * 20                    # T = 20 training steps under autocast
     model, _ = evaluation.read_checkpoint(tmp_path / "bf16" / "ckpt.pt")
@@ -488,11 +524,12 @@ def compile_works():
 def test_compile_trains_like_eager(data_root, tmp_path):
     if not compile_works():
         pytest.skip("torch.compile cannot build CPU kernels here (it needs a C++ compiler)")
-    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "1", "--device", "cpu",
-              "--val-limit", "10", "--train-size", "320", *LINEAR, "--log-every", "1"]
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "1",
+              "--device", "cpu", "--val-limit", "10", "--train-size", "320", *LINEAR, "--log-every", "1"]
     torch._dynamo.reset()
     train.main([*common, "--out", str(tmp_path / "compiled"), "--compile"])
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0     # the training pass went through dynamo
+    # the training pass went through dynamo
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
     train.main([*common, "--out", str(tmp_path / "eager")])
     compiled, eager = losses(tmp_path / "compiled"), losses(tmp_path / "eager")
     assert len(compiled) == 10 and compiled.keys() == eager.keys()
@@ -527,8 +564,8 @@ def test_each_process_draws_its_own_dropout_masks(monkeypatch):
 
 
 def test_a_rollback_drops_the_gradients_of_a_partial_window(data_root, tmp_path):
-    run = small_run(data_root, tmp_path, "--schedule", "adaptive", "--accumulate", "2", "--gate-collapse", "0.5",
-                    "--gate-patience", "6")
+    run = small_run(data_root, tmp_path, "--schedule", "adaptive", "--accumulate", "2", "--gate-collapse",
+                    "0.5", "--gate-patience", "6")
     gate = run.additions.gate
     gate.rollback_point = gate.snapshot(run.optimizer, since_reset=4)
     gate.state = {**new_gate_state(1), "advanced": True, "low_steps": 5, "steps": 5}
@@ -545,10 +582,12 @@ def test_init_from_a_checkpoint_extends_positions_and_checks_the_vocabulary(data
     """--init RUN/ckpt.pt onto a longer task: the position table grows; onto a task with tokens the checkpoint
     never saw: one clear error."""
     common = ["--batch-size", "64", "--epochs", "1", "--val-limit", "5", *LINEAR]
-    train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path / "two"), "--train-size", "640",
-                *common])
-    data.generate_multiplication("mult4x4", data_root / "mult4x4", {"train": 128, "val": 5, "test": 5}, seed=0)
-    with pytest.raises(SystemExit) as e:                                   # 4x4's CoT has ( and ), 2x2's has not
+    train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path / "two"), "--train-size",
+                "640", *common])
+    data.generate_multiplication("mult4x4", data_root / "mult4x4", {"train": 128, "val": 5, "test": 5},
+                                 seed=0)
+    # 4x4's CoT has ( and ), 2x2's has not
+    with pytest.raises(SystemExit) as e:
         train.main(["--task", "mult4x4", "--data", str(data_root), "--out", str(tmp_path / "four"),
                     "--init", str(tmp_path / "two" / "ckpt.pt"), *common])
     assert "its vocabulary lacks" in str(e.value.code) and "\n" not in str(e.value.code)
@@ -556,16 +595,18 @@ def test_init_from_a_checkpoint_extends_positions_and_checks_the_vocabulary(data
     train.main(["--task", "mult4x4", "--data", str(data_root), "--out", str(tmp_path / "four"),
                 "--init", str(tmp_path / "three" / "ckpt.pt"), *common])
     longest = data.load_meta(data_root / "mult4x4")["splits"]["train"]["longest_example"]
-    assert torch.load(tmp_path / "four" / "ckpt.pt", weights_only=True)["model_config"]["block_size"] >= longest
+    assert torch.load(tmp_path / "four" / "ckpt.pt",
+                      weights_only=True)["model_config"]["block_size"] >= longest
 
 
 def test_the_lr_decay_counts_skipped_batches_and_never_divides_by_zero():
     args = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs", "4",
                              "--reset-warmup", "0", "--lr", "1e-3", "--no-decay-after-recovery"])
     last = train.RunState(step=500, epoch=9, batch_in_epoch=99)          # half the batches were skipped
-    assert train.learning_rate(args, last, 100) == pytest.approx(1e-3 / 400)   # it still ends at the last batch
-    tiny_min = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs", "4",
-                                 "--reset-warmup", "0", "--lr", "1e-3", "--min-decay-epochs", "0.001"])
+    # it still ends at the last batch
+    assert train.learning_rate(args, last, 100) == pytest.approx(1e-3 / 400)
+    tiny_min = train.parse_args(["--task", "mult3x3", "--model", "tiny", "--epochs", "10", "--decay-epochs",
+                                 "4", "--reset-warmup", "0", "--lr", "1e-3", "--min-decay-epochs", "0.001"])
     assert round(0.001 * 100) == 0                                       # no batch left for the decay
     last = train.RunState(epoch=9, batch_in_epoch=99)
     assert train.learning_rate(tiny_min, last, 100, with_gate(gate_for(tiny_min))) == pytest.approx(1e-3)
@@ -573,13 +614,14 @@ def test_the_lr_decay_counts_skipped_batches_and_never_divides_by_zero():
 
 def test_a_run_that_ends_with_cot_in_place_says_so(data_root, tmp_path, capsys):
     train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
-                "--train-size", "640", "--epochs", "1", "--delta", "2", "--pretrain-epochs", "0", "--val-limit", "5",
-                "--fig3-examples", "16", *LINEAR])
+                "--train-size", "640", "--epochs", "1", "--delta", "2", "--pretrain-epochs", "0",
+                "--val-limit", "5", "--fig3-examples", "16", *LINEAR])
     last = [m for m in read(tmp_path) if "val_acc" in m][-1]
-    assert last["scheduled_to_remove"] == 1 and last["cot_left"] == 8        # T = 20: a token every 10 batches
+    # T = 20: a token every 10 batches
+    assert last["scheduled_to_remove"] == 1 and last["cot_left"] == 8
     lines = [line for line in capsys.readouterr().out.splitlines() if "still in place" in line]
-    assert lines == ["train.py: the run ended with 8 of 9 CoT tokens still in place (s(t) = 1): more epochs or a "
-                     "larger --delta"]
+    assert lines == ["train.py: the run ended with 8 of 9 CoT tokens still in place (s(t) = 1): more epochs "
+                     "or a larger --delta"]
 
 
 def host_reads(monkeypatch, argv):
@@ -608,14 +650,18 @@ def host_reads(monkeypatch, argv):
 
 
 @pytest.mark.parametrize("schedule, reads_per_batch", [("linear", 0), ("adaptive", 1)])
-def test_no_host_read_per_batch_on_the_linear_schedule_and_one_for_the_gate(schedule, reads_per_batch, data_root,
+def test_no_host_read_per_batch_on_the_linear_schedule_and_one_for_the_gate(schedule, reads_per_batch,
+                                                                            data_root,
                                                                            tmp_path, monkeypatch):
-    """20 batches more read nothing more on the paper's schedule: loss, accuracy and the non-finite check stay on
-    the device between log lines. The adaptive gate reads its exact match, one value a batch."""
-    counts = [host_reads(monkeypatch, ["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path / str(n)),
-                                       "--batch-size", "32", "--train-size", str(n), "--epochs", "1", "--pretrain-epochs",
-                                       "0", "--val-limit", "5", "--fig3-examples", "0", *TINY, "--log-every", "10",
-                                       "--schedule", schedule]) for n in (640, 1280)]   # T = 20 and 40: two log lines more
+    """20 batches more read nothing more on the paper's schedule: loss, accuracy and the non-finite check stay
+    on the device between log lines. The adaptive gate reads its exact match, one value a batch."""
+    counts = [host_reads(monkeypatch,
+                         ["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path / str(n)),
+                                       "--batch-size", "32", "--train-size", str(n), "--epochs", "1",
+                                       "--pretrain-epochs", "0", "--val-limit", "5", "--fig3-examples", "0",
+                                       *TINY, "--log-every", "10",
+                                       # T = 20 and 40: two log lines more
+                                       "--schedule", schedule]) for n in (640, 1280)]
     log_line_reads = 2                                                  # the non-finite check, the record
     assert counts[1] - counts[0] == 20 * reads_per_batch + 2 * log_line_reads
 
@@ -628,14 +674,16 @@ def test_device_setup_turns_tf32_on_for_cuda_only_and_adamw_is_fused_there():
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
         assert train.set_up_device(SimpleNamespace(device="cpu")) == torch.device("cpu")
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
-        assert train.set_up_device(SimpleNamespace(device="cuda")) == torch.device("cuda")   # no GPU needed to choose
+        # no GPU needed to choose
+        assert train.set_up_device(SimpleNamespace(device="cuda")) == torch.device("cuda")
         assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
     parameters = list(torch.nn.Linear(2, 2).parameters())
     args = SimpleNamespace(lr=1e-3, weight_decay=0.01, device="cuda")
     assert train.new_optimizer(parameters, args).defaults["fused"] is True
-    assert not train.new_optimizer(parameters, SimpleNamespace(**{**vars(args), "device": "cpu"})).defaults["fused"]
+    assert not train.new_optimizer(parameters,
+                                   SimpleNamespace(**{**vars(args), "device": "cpu"})).defaults["fused"]
 
 
 def tiny_run_and_batches(data_root, tmp_path, carry):
@@ -651,9 +699,11 @@ def tiny_run_and_batches(data_root, tmp_path, carry):
 
 def test_the_training_forward_runs_the_head_at_the_labelled_positions_only_with_the_same_loss():
     torch.manual_seed(0)
-    m = train.GPT(train.GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_ids=list(range(20)) + [50256]))
+    m = train.GPT(train.GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16,
+                                  vocab_ids=list(range(20)) + [50256]))
     idx = torch.tensor([[1, 2, 50256, 5, 6, 50256, 7, 50256], [3, 4, 50256, 8, 50256, 9, 50256, 50256]])
-    targets = torch.tensor([[-100, -100, 5, 6, 50256, 7, 50256, -100], [-100, -100, 8, 50256, 9, 50256, -100, -100]])
+    targets = torch.tensor([[-100, -100, 5, 6, 50256, 7, 50256, -100],
+                            [-100, -100, 8, 50256, 9, 50256, -100, -100]])
     rows = torch.nonzero((targets != -100).flatten())[:, 0]           # train.py builds these on the host
     logits, loss, none = train.TrainingForward(m)(idx, targets.flatten()[rows], rows)
     full, full_loss = m(idx, targets)
@@ -666,16 +716,19 @@ def test_the_training_forward_is_one_graph_with_and_without_the_probe(data_root,
     run, batch = tiny_run_and_batches(data_root, tmp_path, carry)
     b = batch(3)
     inputs = (b.tokens, b.label_targets, b.label_rows, b.positions) + (b.probe_inputs[:2] if carry else ())
-    for tensor in inputs:                                               # as --compile's dynamic=True makes them
+    # as --compile's dynamic=True makes them
+    for tensor in inputs:
         torch._dynamo.mark_dynamic(tensor, tensor.dim() - 1)
     torch._dynamo.reset()
-    explained = torch._dynamo.explain(run.net)(b.tokens, b.label_targets, b.label_rows, b.positions, b.probe_inputs)
+    explained = torch._dynamo.explain(run.net)(b.tokens, b.label_targets, b.label_rows, b.positions,
+                                               b.probe_inputs)
     assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
 
 
 def test_a_whole_removal_schedule_compiles_the_training_step_twice_at_most(data_root, tmp_path, monkeypatch):
-    """--compile: lengths shrink a token at a time (25 lengths on 3x3, and the batch size changes at an epoch's
-    end); the length is dynamic, so the graph is compiled once, and once more when the probe starts to steer."""
+    """--compile: lengths shrink a token at a time (25 lengths on 3x3, and the batch size changes at an
+    epoch's end); the length is dynamic, so the graph is compiled once, and once more when the probe starts
+    to steer."""
     graphs, real = [], torch.compile
     counting = lambda gm, example_inputs: (graphs.append(gm), gm.forward)[1]
     monkeypatch.setattr(torch, "compile", lambda f, **k: real(f, backend=counting, **k))
@@ -685,9 +738,11 @@ def test_a_whole_removal_schedule_compiles_the_training_step_twice_at_most(data_
     torch._dynamo.reset()
     for n_remove in [0, *range(1, 27)]:
         b = batch(n_remove, rows=8 if n_remove % 5 else 5)
-        logits, loss, probe_loss = forward(b.tokens, b.label_targets, b.label_rows, b.positions, b.probe_inputs)
+        logits, loss, probe_loss = forward(b.tokens, b.label_targets, b.label_rows, b.positions,
+                                           b.probe_inputs)
         (loss + probe_loss).backward()
-        assert logits.shape == (len(b.label_rows), run.net.model.config.vocab_size)   # labelled positions only
+        # labelled positions only
+        assert logits.shape == (len(b.label_rows), run.net.model.config.vocab_size)
     assert len(graphs) <= 2
 
 
@@ -702,23 +757,27 @@ def test_only_the_adaptive_schedule_keeps_a_rollback_point_in_ckpt(short_run, da
 
 @pytest.mark.parametrize("argv", [["--mode", "explicit"], ["--mode", "nocot"],
                                   ["--schedule", "linear", "--pretrain-epochs", "1", "--delta", "8"],
-                                  ["--schedule", "adaptive", "--gate-min-steps", "2", "--gate-max-steps", "4"],
-                                  ["--schedule", "linear", "--pretrain-epochs", "1", "--max-len-train", "40"]])
+                                  ["--schedule", "adaptive", "--gate-min-steps", "2", "--gate-max-steps",
+                                   "4"],
+                                  ["--schedule", "linear", "--pretrain-epochs", "1", "--max-len-train",
+                                   "40"]])
 def test_every_record_of_a_log_is_on_one_non_decreasing_clock(argv, data_root, tmp_path):
     """"step" is batches trained in every record: loss lines, epochs, resets, the gate, Fig. 3's points."""
     train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size", "32",
-                "--epochs", "2", "--val-limit", "5", "--fig3-examples", "16", *TINY, "--log-every", "5", *argv])
+                "--epochs", "2", "--val-limit", "5", "--fig3-examples", "16", *TINY, "--log-every", "5",
+                *argv])
     steps = [m["step"] for m in read(tmp_path)]
     assert steps == sorted(steps) and len(steps) > 6
     events = [m for m in read(tmp_path) if "event" in m]
-    if "--pretrain-epochs" in argv and "--max-len-train" not in argv:   # removal begins after epoch 0's 20 batches
+    # removal begins after epoch 0's 20 batches
+    if "--pretrain-epochs" in argv and "--max-len-train" not in argv:
         assert events and all(m["step"] >= 20 for m in events)
 
 
 def test_plan_prints_the_runs_size_without_training(data_root, tmp_path, capsys):
-    train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path / "run"), "--model", "tiny",
-                "--schedule", "linear", "--train-size", "640", "--batch-size", "64", "--delta", "5", "--plan",
-                "--plan-tokens-per-s", "1000"])
+    train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path / "run"), "--model",
+                "tiny", "--schedule", "linear", "--train-size", "640", "--batch-size", "64", "--delta", "5",
+                "--plan", "--plan-tokens-per-s", "1000"])
     out = capsys.readouterr().out
     assert "T = 10 batches/epoch of 64; 10 epochs = 100 batches, 100 optimizer steps, 6,400 examples" in out
     assert "a token more every 2 batches (Delta = 5); all CoT gone at epoch 7.0 of 10" in out   # 2 + 25 / 5
@@ -731,7 +790,8 @@ def test_best_pt_holds_no_optimizer_and_still_scores_and_initializes(short_run, 
     assert best.stat().st_size <= 0.6 * ckpt.stat().st_size
     assert not {"optimizer", "rng", "additions"} & set(torch.load(best, weights_only=True))
     model, info = evaluation.load_checkpoint(best)
-    evaluation.evaluate(model, data.load_split(data_root / "mult2x2", "val"), Level(info["n_remove"]), limit=5)
-    train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path / "from-best"), "--init", str(best),
-                "--batch-size", "32", "--train-size", "320", "--epochs", "1", *LINEAR])
+    evaluation.evaluate(model, data.load_split(data_root / "mult2x2", "val"), Level(info["n_remove"]),
+                        limit=5)
+    train.main(["--task", "mult2x2", "--data", str(data_root), "--out", str(tmp_path / "from-best"), "--init",
+                str(best), "--batch-size", "32", "--train-size", "320", "--epochs", "1", *LINEAR])
     assert (tmp_path / "from-best" / "ckpt.pt").exists()

@@ -1,4 +1,4 @@
-"""train.py as real processes: data parallel under torchrun (gloo on the CPU), and a SIGKILL at a random step."""
+"""train.py as real processes: data parallel under torchrun (gloo on the CPU), a SIGKILL at a random step."""
 import json
 import os
 import random
@@ -53,9 +53,9 @@ def test_two_processes_follow_the_one_process_run(schedule, data_root, tmp_path)
     """Global batch 32 as 2 x 16 under torchrun: the same losses, optimizer resets and schedule as one process
     with batch 32; each run's checkpoint then resumes under the other process count."""
     common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--delta", "8",
-              "--schedule", schedule, "--gate-min-steps", "3", "--gate-max-steps", "5", "--remove-by-epoch", "2",
-              "--pretrain-epochs", "0", "--smoothing-lambda", "0.7", "--device", "cpu", "--stop-at-val", "0",
-              *TINY]
+              "--schedule", schedule, "--gate-min-steps", "3", "--gate-max-steps", "5", "--remove-by-epoch",
+              "2", "--pretrain-epochs", "0", "--smoothing-lambda", "0.7", "--device", "cpu", "--stop-at-val",
+              "0", *TINY]
     one, two = tmp_path / "one", tmp_path / "two"
     train.main([*common, "--out", str(one), "--epochs", "2"])
     torchrun([*common, "--out", str(two), "--epochs", "2"])
@@ -64,7 +64,8 @@ def test_two_processes_follow_the_one_process_run(schedule, data_root, tmp_path)
     assert resets(one) == resets(two) and len(resets(one)) >= 5
     saved = [torch.load(run / "ckpt.pt", weights_only=True) for run in (one, two)]
     assert saved[0]["schedule"]["to_remove"] == saved[1]["schedule"]["to_remove"] > 0
-    if schedule == "adaptive":                                             # the 3x3 preset's carry probe: averaged too
+    # the 3x3 preset's carry probe: averaged too
+    if schedule == "adaptive":
         probe = [ckpt["additions"]["probe"]["weight"] for ckpt in saved]
         assert torch.allclose(*probe, atol=1e-4) and not torch.equal(probe[0], torch.zeros_like(probe[0]))
 
@@ -89,20 +90,23 @@ def kill_at(process, run, step):
     """SIGKILL the run once its log shows `step` (it may have gone a little further by then)."""
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if (run / "metrics.jsonl").exists() and any(m.get("step", -1) >= step for m in read(run) if "loss" in m):
+        if (run / "metrics.jsonl").exists() and any(m.get("step",
+                                                          -1) >= step for m in read(run) if "loss" in m):
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.005)
-    assert process.wait(timeout=60) == -signal.SIGKILL, f"the run ended before step {step}: {process.stderr.read()}"
+    ended = process.wait(timeout=60)
+    assert ended == -signal.SIGKILL, f"the run ended before step {step}: {process.stderr.read()}"
 
 
-@pytest.mark.parametrize("mode, schedule", [("explicit", "linear"), ("stepwise", "linear"), ("stepwise", "adaptive")])
+@pytest.mark.parametrize("mode, schedule",
+                         [("explicit", "linear"), ("stepwise", "linear"), ("stepwise", "adaptive")])
 def test_sigkill_then_resume_ends_bit_for_bit_like_an_uninterrupted_run(mode, schedule, data_root, tmp_path):
     T, epochs, every = 20, 6, 6
     common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", str(epochs),
-              "--mode", mode, "--schedule", schedule, "--delta", "4", "--gate-min-steps", "3", "--remove-by-epoch",
-              "4", "--pretrain-epochs", "1", "--save-every", str(every), "--smoothing-lambda", "0.7", "--dropout",
-              "0.1", "--val-limit", "10", "--device", "cpu", *TINY]
+              "--mode", mode, "--schedule", schedule, "--delta", "4", "--gate-min-steps", "3",
+              "--remove-by-epoch", "4", "--pretrain-epochs", "1", "--save-every", str(every),
+              "--smoothing-lambda", "0.7", "--dropout", "0.1", "--val-limit", "10", "--device", "cpu", *TINY]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert start(common, whole).wait(timeout=300) == 0
     # A random step after the first step checkpoint, in the middle of an epoch of the removal schedule.
@@ -122,8 +126,8 @@ def test_sigkill_then_resume_ends_bit_for_bit_like_an_uninterrupted_run(mode, sc
 def test_two_processes_train_on_from_a_checkpoint_trained_with_a_probe(data_root, tmp_path):
     """--init from a run trained with the carry probe, under torchrun without it: the GPT's weights carry over
     (the probe is the old run's own, in its additions) and everything trains."""
-    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "1", "--device", "cpu",
-              "--val-limit", "5", "--schedule", "linear", *TINY]
+    common = ["--task", "mult3x3", "--data", str(data_root), "--batch-size", "32", "--epochs", "1",
+              "--device", "cpu", "--val-limit", "5", "--schedule", "linear", *TINY]
     train.main([*common, "--out", str(tmp_path / "probe"), "--mode", "nocot", "--carry-weight", "1"])
     torchrun([*common, "--out", str(tmp_path / "two"), "--init", str(tmp_path / "probe" / "ckpt.pt"),
               "--carry-weight", "0"])
@@ -153,13 +157,13 @@ if os.environ["RANK"] == "0":
 
 
 def test_accumulation_all_reduces_gradients_once_per_optimizer_step(data_root, tmp_path):
-    """--accumulate 4 under torchrun (gloo): DDP's no_sync() on all but the last batch of a window, so 20 batches
-    make 5 rounds of all-reduce, not 20 (counted with a DDP communication hook)."""
+    """--accumulate 4 under torchrun (gloo): DDP's no_sync() on all but the last batch of a window, so 20
+    batches make 5 rounds of all-reduce, not 20 (counted with a DDP communication hook)."""
     (tmp_path / "count.py").write_text(COUNT_ALL_REDUCES)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(tmp_path / "count.py"), str(tmp_path / "count.json"), "--task", "mult3x3", "--data", str(data_root),
-               "--out", str(tmp_path / "run"), "--batch-size", "32", "--epochs", "1", "--mode", "explicit",
-               "--accumulate", "4", "--val-limit", "5", "--device", "cpu", *TINY]
+               str(tmp_path / "count.py"), str(tmp_path / "count.json"), "--task", "mult3x3", "--data",
+               str(data_root), "--out", str(tmp_path / "run"), "--batch-size", "32", "--epochs", "1",
+               "--mode", "explicit", "--accumulate", "4", "--val-limit", "5", "--device", "cpu", *TINY]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

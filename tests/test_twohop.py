@@ -21,7 +21,8 @@ def facts(folder, split):
     for line in (folder / f"{split}.txt").read_text().splitlines():
         source, target = line.split("||")
         cot, answer = target.split("####")
-        out.append((*source.split()[:1], *source.split()[1:2], *cot.split(), *source.split()[2:], answer.strip()))
+        out.append((*source.split()[:1], *source.split()[1:2], *cot.split(), *source.split()[2:],
+                    answer.strip()))
     return out
 
 
@@ -41,9 +42,11 @@ def test_one_tail_per_head_and_relation(noisy):
     atomic = facts(folder, "atomic_id") + facts(folder, "atomic_ood")
     pairs = Counter((h, r) for h, r, _ in atomic)
     assert len(atomic) == 40 * 5 == meta["counts"]["atomic_facts"] and max(pairs.values()) == 1
-    assert Counter(h for h, _ in pairs) == Counter({h: 5 for h, _ in pairs})         # k distinct relations each
+    # k distinct relations each
+    assert Counter(h for h, _ in pairs) == Counter({h: 5 for h, _ in pairs})
     trained_atomic = [f for f in facts(folder, "train") if len(f) == 3]
-    assert sorted(trained_atomic) == sorted(atomic)                                  # ID and OOD, all trained on
+    # ID and OOD, all trained on
+    assert sorted(trained_atomic) == sorted(atomic)
 
 
 def test_test_chains_compose_the_right_facts_and_are_not_trained(noisy):
@@ -89,7 +92,8 @@ def test_each_entity_is_one_token_with_one_id_in_every_role(noisy):
     folder, meta = noisy
     enc = data.tokenizer()
     entity_ids, relation_ids = meta["entity_ids"], meta["relation_ids"]
-    assert len(set(entity_ids)) == 40 and len(set(relation_ids)) == 8 and not set(entity_ids) & set(relation_ids)
+    assert len(set(entity_ids)) == 40 and len(set(relation_ids)) == 8
+    assert not set(entity_ids) & set(relation_ids)
     id_of = {enc.decode([i]).strip(): i for i in entity_ids + relation_ids}
     assert all(enc.encode_ordinary(" " + word) == [i] for word, i in id_of.items())
     for split in ("train", "test_ood", "atomic_id"):
@@ -139,7 +143,8 @@ def test_data_py_hands_two_hop_tasks_to_the_generator(tmp_path, capsys):
                "--relations-per-entity", "5", "--ood-share", "0.3", "--test-id-share", "0.1", "--ratio", "1"])
     assert json.loads((tmp_path / "t" / "meta.json").read_text())["task"] == "twohop-tiny"
     with pytest.raises(SystemExit):
-        data.main(["--task", "mult2x2", "--entities", "40"])                       # a two-hop option elsewhere
+        # a two-hop option elsewhere
+        data.main(["--task", "mult2x2", "--entities", "40"])
 
 
 def test_end_to_end_the_cot_model_learns_the_facts_and_the_two_hop_format(tmp_path):
@@ -148,12 +153,13 @@ def test_end_to_end_the_cot_model_learns_the_facts_and_the_two_hop_format(tmp_pa
     import eval as evaluation
     import train
     generate(tmp_path / "twohop", entities=30, relations_per_entity=4, ratio=2.0)
-    train.main(["--task", "twohop", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--model", "tiny",
-                "--mode", "explicit", "--n-layer", "2", "--n-embd", "64", "--batch-size", "16", "--lr", "3e-3",
-                "--decay-epochs", "0", "--epochs", "60", "--log-every", "1000", "--val-limit", "20"])
+    train.main(["--task", "twohop", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--model",
+                "tiny", "--mode", "explicit", "--n-layer", "2", "--n-embd", "64", "--batch-size", "16",
+                "--lr", "3e-3", "--decay-epochs", "0", "--epochs", "60", "--log-every", "1000", "--val-limit",
+                "20"])
     model, info = evaluation.load_checkpoint(tmp_path / "run" / "ckpt.pt")
-    scores = {name: evaluation.evaluate(model, data.load_split(tmp_path / "twohop", name), evaluation.Level(0),
-                                        batch_size=100)
+    scores = {name: evaluation.evaluate(model, data.load_split(tmp_path / "twohop", name),
+                                        evaluation.Level(0), batch_size=100)
               for name in ("atomic_id", "atomic_ood", "train_twohop", "test_id")}
     print({name: round(s["target_accuracy"], 3) for name, s in scores.items()})
     assert scores["atomic_id"]["accuracy"] >= 0.9 and scores["atomic_ood"]["accuracy"] >= 0.9
@@ -184,7 +190,8 @@ def test_bridge_targets_name_the_bridge_as_written_for_every_training_chain(kind
     assert wrong_bridge == (round(0.5 * sum(len(f) == 5 for f in rows)) if kind == "bridge" else 0)
     from schedule import remove_cot
     removed = remove_cot((tokens, lengths, seps), np.full(len(tokens), np.inf), "left", True)[0]
-    assert (removed[np.arange(len(tokens)), seps[:, 0]] == data.EOT).all()        # the separator stays in place
+    # the separator stays in place
+    assert (removed[np.arange(len(tokens)), seps[:, 0]] == data.EOT).all()
 
 
 def test_bridge_targets_need_entities_after_the_separator(noisy):

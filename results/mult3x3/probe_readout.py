@@ -1,8 +1,10 @@
 """
 Does a 3x3 model that fails an answer digit still hold that digit's value? For each answer digit of the first
 1,000 validation examples at zero CoT, under teacher forcing:
-  value: the carry probe's reading of the value (the column sum + carry, beyond/probes.py carry_targets) rounds to it
-  digit on the circle: the probe's angle, atan2(sin, cos), rounds to the digit (beyond/probes.py probe_targets)
+  value: the carry probe's reading of the value (the column sum + carry, beyond/probes.py carry_targets)
+         rounds to it
+  digit on the circle: the probe's angle, atan2(sin, cos), rounds to the digit (beyond/probes.py
+         probe_targets)
   model: the model's argmax is the right digit
     python results/mult3x3-carry/probe_readout.py runs/mult3x3-carry-seed10/best.pt [more checkpoints]
 """
@@ -31,18 +33,20 @@ for path in sys.argv[1:]:
     split = data.load_split(Path(info["data"]) / info["task"], "val")
     ids = np.arange(min(1000, len(split)))
     tokens, lengths, seps = split.batch(ids)
-    tokens, _, positions, _, seps, _ = remove_cot((tokens, lengths, seps), np.full(len(ids), math.inf), "left",
-                                                  info["keep_position"])
+    tokens, _, positions, _, seps, _ = remove_cot((tokens, lengths, seps), np.full(len(ids), math.inf),
+                                                  "left", info["keep_position"])
     values = carry_targets(tokens, k)
     stream = {}
     block = model.transformer.h[probe.layer - 1]
     hook = block.register_forward_hook(lambda module, inputs, output: stream.update(x=output))
     with torch.no_grad():
-        logits, _ = model(torch.tensor(tokens), position_ids=None if positions is None else torch.tensor(positions))
+        logits, _ = model(torch.tensor(tokens),
+                          position_ids=None if positions is None else torch.tensor(positions))
         reading = probe(stream["x"]).numpy()                          # v / 10, cos, sin of 2 pi v / 10
     hook.remove()
     predicted = model.to_id(logits.argmax(-1)).numpy()
-    answer = ~np.isnan(values) & (np.arange(tokens.shape[1]) > seps[:, 1:2])    # positions predicting an answer digit
+    # positions predicting an answer digit
+    answer = ~np.isnan(values) & (np.arange(tokens.shape[1]) > seps[:, 1:2])
     gold_next = np.roll(tokens, -1, axis=1)[answer].reshape(len(ids), -1)
     value_right = np.abs(10 * reading[..., 0][answer] - values[answer]).reshape(len(ids), -1) < 0.5
     angle_digit = np.round(np.arctan2(reading[..., 2], reading[..., 1]) / (2 * np.pi) * 10) % 10

@@ -2,7 +2,7 @@
 With --late, per run: the last epoch beside the median and minimum of the last tenth of the evaluations (the
 constant-lr runs dip hard now and then, so one epoch can land in a dip) and the peak.
 
-    python results/twohop/seeds.py main/cot main/nocot main/stepwise main/stepwise-bridge   # STUDY/ROW/seedNN/metrics.jsonl
+    python results/twohop/seeds.py main/cot main/nocot main/stepwise main/stepwise-bridge   # STUDY/ROW/
     python results/twohop/seeds.py --late noise-10x/cot noise-10x/tail005                 # each seed folder
 """
 import json
@@ -30,7 +30,8 @@ def seed_folders(row):
 
 
 def main(rows):
-    print("| row | seeds | test_id per seed | mean (range) | test_ood per seed | mean (range) | atomic_ood per seed |")
+    print("| row | seeds | test_id per seed | mean (range) | test_ood per seed | mean (range) "
+          "| atomic_ood per seed |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         folders = seed_folders(row)
@@ -47,12 +48,14 @@ def main(rows):
 
 
 def late(runs):
-    runs = [folder.relative_to(HERE) for run in runs for folder in sorted(HERE.glob(f"{run}/seed[0-9][0-9]"))] or runs
+    seeds = [folder.relative_to(HERE) for run in runs
+             for folder in sorted(HERE.glob(f"{run}/seed[0-9][0-9]"))]
+    runs = seeds or runs
     missing = [run for run in runs if not (HERE / run / "metrics.jsonl").exists()]
     if missing:
         sys.exit(f"seeds.py: no run folder {HERE / missing[0]}")
-    print("| run | steps | test_id: last, median of the last tenth (min) | test_ood: last, median of the last tenth (min) "
-          "| test_ood peak (step) |")
+    print("| run | steps | test_id: last, median of the last tenth (min) "
+          "| test_ood: last, median of the last tenth (min) | test_ood peak (step) |")
     print("|---|---|---|---|---|")
     for run in runs:
         records = epochs(HERE / run)
@@ -62,7 +65,8 @@ def late(runs):
             values = [r[key] for r in tenth]
             cells.append(f"{records[-1][key]:.3f}, {median(values):.3f} ({min(values):.3f})")
         peak = max(records, key=lambda r: r["test_ood_acc"])
-        print(f"| {run} | {records[-1]['step']:,} | " + " | ".join(cells) + f" | {peak['test_ood_acc']:.3f} ({peak['step']:,}) |")
+        print(f"| {run} | {records[-1]['step']:,} | " + " | ".join(cells) +
+              f" | {peak['test_ood_acc']:.3f} ({peak['step']:,}) |")
 
 
 if __name__ == "__main__":

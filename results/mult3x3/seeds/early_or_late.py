@@ -16,7 +16,8 @@ def first_at_or_after(pairs, step):
 
 def row(run):
     metrics = [json.loads(line) for line in open(f"{run}/metrics.jsonl")]
-    seed, test = json.load(open(f"{run}/args.json"))["seed"], json.load(open(f"{run}/test.json"))[0]["accuracy"]
+    seed = json.load(open(f"{run}/args.json"))["seed"]
+    test = json.load(open(f"{run}/test.json"))[0]["accuracy"]
     advances = [m for m in metrics if m.get("event") == "advance"]
     all_gone = next(m["step"] for m in advances if m.get("to") == "all")
     recovered = next((m["step"] for m in metrics if m.get("event") == "recovered"), None)
@@ -30,14 +31,16 @@ def row(run):
     return (f"| {seed} | {test:.3f} | {'late' if late else 'early'} | {all_gone} | "
             f"{recovered - all_gone if recovered else 'never'} | {by_threshold} of {len(advances)} | "
             f"{mean_over(0, 13):.2f} | {mean_over(14, 15):.2f} | {mean_over(16, 24):.2f} | "
-            f"{first_at_or_after(measure, all_gone + 200):.2f} / {first_at_or_after(measure, all_gone + 800):.2f} | "
+            f"{first_at_or_after(measure, all_gone + 200):.2f} / "
+            f"{first_at_or_after(measure, all_gone + 800):.2f} | "
             f"{first_at_or_after(carry, all_gone):.3f} |")
 
 
 def main(runs):
     runs = runs or sorted(glob.glob("results/mult3x3/seeds/preset/seed*"))
-    print("| seed | test | recovery | all CoT gone at step | steps to `recovered` after it | advances by the threshold "
-          "| val at tokens 0–13 (mean) | at 14–15 | at 16–24 | measure 200 / 800 steps after | carry_mse then |")
+    print("| seed | test | recovery | all CoT gone at step | steps to `recovered` after it "
+          "| advances by the threshold | val at tokens 0–13 (mean) | at 14–15 | at 16–24 "
+          "| measure 200 / 800 steps after | carry_mse then |")
     print("|" + "---|" * 11)
     for run in runs:
         print(row(run))

@@ -17,10 +17,12 @@ def phase(run):
     """(seed, step all CoT went, step the gate saw recovery, first epoch end >= 0.99 or None, last step, the
     zero-CoT validations in order, test exact match, the gate's measure at its last five advances)."""
     metrics = [json.loads(line) for line in open(f"{run}/metrics.jsonl")]
-    seed, test = json.load(open(f"{run}/args.json"))["seed"], json.load(open(f"{run}/test.json"))[0]["accuracy"]
+    seed = json.load(open(f"{run}/args.json"))["seed"]
+    test = json.load(open(f"{run}/test.json"))[0]["accuracy"]
     all_gone = next(m["step"] for m in metrics if m.get("event") == "advance" and m.get("to") == "all")
     recovered = next((m["step"] for m in metrics if m.get("event") == "recovered"), None)
-    at_zero = [(m["step"], m["val_acc"]) for m in metrics if m.get("scheduled_to_remove") == "all" and "val_acc" in m]
+    at_zero = [(m["step"],
+                m["val_acc"]) for m in metrics if m.get("scheduled_to_remove") == "all" and "val_acc" in m]
     done = next((step for step, acc in at_zero if acc >= 0.99), None)
     last_five = np.mean([m["measure"] for m in metrics if m.get("event") == "advance"][-5:])
     return seed, all_gone, recovered, done, at_zero[-1][0], [acc for _, acc in at_zero], test, last_five
@@ -28,15 +30,17 @@ def phase(run):
 
 def main(runs):
     runs = runs or [f"results/mult3x3/seeds/preset/seed{seed:02d}" for seed in range(11)]
-    print("| seed | all CoT gone at step | gate's `recovered` | val >= 0.99 at step | zero-CoT phase (steps) | "
-          "validation at zero CoT, each epoch end | test | measure at the last 5 advances |")
+    print("| seed | all CoT gone at step | gate's `recovered` | val >= 0.99 at step "
+          "| zero-CoT phase (steps) | validation at zero CoT, each epoch end | test "
+          "| measure at the last 5 advances |")
     print("|---|---|---|---|---|---|---|---|")
     phases, behind = [], []
     for run in runs:
         seed, gone, recovered, done, last, accs, test, last_five = phase(run)
         phases.append(done - gone if done else None)
         behind.append((last_five, test >= 0.99))
-        print(f"| {seed} | {gone:,} | {recovered if recovered else 'never'} | {done if done else 'not by ' + str(last)}"
+        print(f"| {seed} | {gone:,} | {recovered if recovered else 'never'} "
+              f"| {done if done else 'not by ' + str(last)}"
               f" | {done - gone if done else f'> {last - gone:,}'} | {' / '.join(f'{a:.3f}' for a in accs)} "
               f"| {test:.3f} | {last_five:.2f} |")
     reached = sorted(p for p in phases if p is not None)

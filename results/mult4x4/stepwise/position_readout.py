@@ -24,7 +24,8 @@ try:
     model, info = load_checkpoint(sys.argv[1])
     split = data.load_split(Path(info["data"]) / info["task"], "val")
 except (IndexError, ValueError, CheckpointError, data.DataError) as e:
-    sys.exit(f"position_readout.py: error: {e} (usage: position_readout.py CHECKPOINT N_REMOVED [N_REMOVED ...])")
+    sys.exit(f"position_readout.py: error: {e} "
+             f"(usage: position_readout.py CHECKPOINT N_REMOVED [N_REMOVED ...])")
 enc = data.tokenizer()
 ids = np.arange(min(1000, len(split)))
 for n_remove in levels:
@@ -32,7 +33,8 @@ for n_remove in levels:
     tokens, targets, positions, *_ = remove_cot((tokens, lengths, seps), np.full(len(ids), n_remove), "left",
                                                 info["keep_position"])
     with torch.no_grad():
-        logits, _ = model(torch.from_numpy(tokens), position_ids=None if positions is None else torch.from_numpy(positions))
+        logits, _ = model(torch.from_numpy(tokens),
+                          position_ids=None if positions is None else torch.from_numpy(positions))
     right = targets_right(model, logits, torch.from_numpy(targets)).numpy()   # position t predicts targets[t]
     columns = np.flatnonzero((targets != IGNORE).all(axis=0))
     print(f"{n_remove} removed: exact match {right[:, columns].all(axis=1).mean():.3f}")

@@ -1,6 +1,7 @@
-"""Steps each CoT count needed in 4x4 runs (issue 34: capacity or steps): per run folder, every gate advance or
-rollback (count, steps held there, the gate's measure when it moved) and where the run stopped.
-    python results/mult4x4/width/counts.py results/mult4x4/width/*/seed00 results/mult4x4/stepwise/pretrain2/seed00
+"""Steps each CoT count needed in 4x4 runs (issue 34: capacity or steps): per run folder, every gate advance
+or rollback (count, steps held there, the gate's measure when it moved) and where the run stopped.
+    python results/mult4x4/width/counts.py results/mult4x4/width/*/seed00 \\
+        results/mult4x4/stepwise/pretrain2/seed00
 """
 import json
 import sys
@@ -22,9 +23,10 @@ def main(folders):
         print(f"{folder}: {args['n_layer']} x {args['n_embd']}, threshold {args['gate_threshold']}, "
               f"stopped at step {last} on count {count} (held {held} steps there)")
         print("  count: steps held (measure), * = moved by the deadline, not the gate")
-        print("  " + ", ".join(f"{r['scheduled_to_remove']}{'' if r['event'] == 'advance' else ' rolled back'}: "
-                               f"{r['steps_held']} ({r['measure']:.2f}"
-                               f"{'*' if r['event'] == 'advance' and r['measure'] < args['gate_threshold'] else ''})"
+        moved = lambda r: r["event"] == "advance" and r["measure"] < args["gate_threshold"]
+        back = lambda r: "" if r["event"] == "advance" else " rolled back"
+        print("  " + ", ".join(f"{r['scheduled_to_remove']}{back(r)}: "
+                               f"{r['steps_held']} ({r['measure']:.2f}{'*' if moved(r) else ''})"
                                for r in moves))
 
 
