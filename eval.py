@@ -65,6 +65,18 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def missing_device(name):
+    """Why torch cannot run on device `name` here (a CPU-only build, no such GPU), or None where it can."""
+    kind, _, index = name.partition(":")
+    if kind == "cuda" and not torch.cuda.is_available():
+        return "this torch sees no CUDA GPU (torch.cuda.is_available() is False)"
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        return f"this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0"
+    if kind == "mps" and not torch.backends.mps.is_available():
+        return "this torch has no MPS device (torch.backends.mps.is_available() is False)"
+    return None
+
+
 def removed(split, example_ids, level):
     """The examples as the model sees them at this level: CoT removed by the one shared function."""
     return remove_cot(split.batch(example_ids), np.full(len(example_ids), level.n_remove), level.side,
@@ -317,7 +329,16 @@ def read_metrics(run):
     path = Path(run) / "metrics.jsonl"
     if not path.exists():
         raise data.DataError(f"{path}: missing (is {run} a train.py run folder?)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text, records = path.read_text(), []
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line)) if line.strip() else None
+        except json.JSONDecodeError as e:
+            if number == len(lines) and not text.endswith("\n"):   # a last record cut off by a kill
+                break
+            raise data.DataError(f"{path}:{number}: not a JSON record ({e})") from None
+    return records
 
 
 def pyplot():
@@ -540,6 +561,8 @@ def main(argv=None):
                              "--out)")
     parser.add_argument("--out", help="PNG file for --plot (figures.png), --curves, --ablation, --lens")
     args = parser.parse_args(argv)
+    if missing_device(args.device):
+        parser.error(f"--device {args.device}: {missing_device(args.device)}")
     for flag, path, suffix in (("--out", args.out, ".png"), ("--json", args.json, ".json")):
         if path and (Path(path).suffix.lower() != suffix or Path(path).is_dir() or
                      not Path(path).parent.is_dir()):

@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 import data
 from data import COUNT, PATH, POSITIVE, RATE, RATE_OR_INF, WEIGHT, ranged
-from eval import Level, read_checkpoint, targets_right, teacher_forced_accuracy, validate
+from eval import Level, missing_device, read_checkpoint, targets_right, teacher_forced_accuracy, validate
 from model import ACTIVATIONS, GPT, GPTConfig, PRESETS, CheckpointError
 from schedule import IGNORE, remove_cot, sample_offsets, scheduled_to_remove, should_reset
 
@@ -587,6 +587,8 @@ def parse_args(argv=None):
         p.error(f"--n-embd {args.n_embd} must be a multiple of --n-head {args.n_head}")
     if args.schedule == "adaptive" and not beyond:
         p.error("--schedule adaptive needs the folder beyond/ beside train.py (the paper's: linear)")
+    if missing_device(args.device):
+        p.error(f"--device {args.device}: {missing_device(args.device)}")
     for flag, folder in (("--out", args.out), ("--data", args.data)):
         if Path(folder).exists() and not Path(folder).is_dir():
             p.error(f"{flag} {folder}: a file, not a folder")

@@ -284,6 +284,32 @@ def test_eval_json_goes_to_a_json_file_in_a_folder_checked_before_evaluating(nam
     assert "--json" in line and fingerprint(world / "run") == before
 
 
+DEVICES = [("cuda", 0, "sees no CUDA GPU"), ("cuda:3", 2, "has 2 CUDA GPU(s)"),
+           ("mps", 0, "has no MPS device")]
+
+
+@pytest.mark.parametrize("device, gpus, culprit", DEVICES)
+def test_a_device_torch_cannot_use_is_one_line(device, gpus, culprit, world, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    argv = ["--task", "mult2x2", "--data", str(world / "data"), "--out", str(tmp_path / "new"), *TINY,
+            "--device", device]
+    assert f"--device {device}: this" in refused(train.main, argv, capsys) and not (tmp_path / "new").exists()
+    line = refused(evaluation.main, ["--ckpt", str(world / "run" / "best.pt"), "--device", device], capsys)
+    assert f"--device {device}: this" in line and culprit in line
+
+
+def test_a_log_cut_by_a_kill_is_read_to_its_last_whole_record_and_a_bad_line_is_named(world, tmp_path):
+    whole = (world / "run" / "metrics.jsonl").read_bytes()
+    (tmp_path / "metrics.jsonl").write_bytes(whole[:-20])         # a kill in the middle of the last record
+    assert evaluation.read_metrics(tmp_path) == evaluation.read_metrics(world / "run")[:-1]
+    (tmp_path / "metrics.jsonl").write_bytes(whole[:-20] + b"\n")
+    last = len(whole.splitlines())
+    with pytest.raises(data.DataError, match=f"{tmp_path / 'metrics.jsonl'}:{last}: not a JSON record"):
+        evaluation.read_metrics(tmp_path)
+
+
 @pytest.mark.parametrize("flag", ["--out", "--data"])
 def test_train_folders_that_are_files_are_one_line(flag, world, tmp_path, capsys):
     before = fingerprint(world / "run")

@@ -194,8 +194,8 @@ def test_figures(tmp_path, monkeypatch):
     (probed / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in lines))
     import matplotlib.axes
     drawn, real_plot = [], matplotlib.axes.Axes.plot
-    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, *a,
-                        **k: (drawn.append(a), real_plot(ax, *a, **k))[1])
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot",
+                        lambda ax, *a, **k: (drawn.append(a), real_plot(ax, *a, **k))[1])
     out = tmp_path / "fig.png"
     evaluation.main(["--plot", str(tmp_path / "full"), str(tmp_path / "no-reset"), str(probed), "--out",
                      str(out)])
@@ -230,8 +230,8 @@ def test_ablation_averages_each_row_over_its_seeds(tmp_path, monkeypatch, capsys
     run("b-seed0", 0, [0.8, 0.8], 0.25)
     import matplotlib.axes
     drawn, real_plot = [], matplotlib.axes.Axes.plot
-    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, *a,
-                        **k: (drawn.append(a), real_plot(ax, *a, **k))[1])
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot",
+                        lambda ax, *a, **k: (drawn.append(a), real_plot(ax, *a, **k))[1])
     monkeypatch.chdir(tmp_path)
     evaluation.main(["--ablation", "A=a-seed*", "B=b-seed0,missing*", "--out", "ablation.png"])
     assert (tmp_path / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -480,8 +480,8 @@ def test_resume_from_a_step_checkpoint_mid_epoch_is_exact(schedule, data_root, t
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(data_root, tmp_path, monkeypatch):
     real_lr = train.learning_rate
     monkeypatch.setattr(train, "learning_rate",
-                        lambda args, state, t,
-                        gate: math.nan if state.step == 12 else real_lr(args, state, t, gate))
+                        lambda args, state, t, gate: math.nan if state.step == 12 else
+                        real_lr(args, state, t, gate))
     with pytest.raises(SystemExit) as e:
         train.main(["--task", "mult3x3", "--data", str(data_root), "--out", str(tmp_path), "--batch-size",
                     "32", "--epochs", "2", "--save-every", "5", *LINEAR])
