@@ -285,7 +285,8 @@ def check_replaceable(folder):
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder}: a file, not a dataset folder: not replaced (choose another --out)")
-    names = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    # hidden files (a Mac's .DS_Store) do not count
+    names = sorted(p.name for p in folder.iterdir() if p.name[0] != ".") if folder.exists() else []
     foreign = [name for name in names if not re.fullmatch(r"meta\.json|\w+\.(txt|bin)", name)]
     if foreign or (names and "meta.json" not in names):
         raise DataError(f"{folder}: holds {', '.join((foreign or names)[:3])}, not a dataset: not replaced "

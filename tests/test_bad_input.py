@@ -330,7 +330,8 @@ def test_data_never_writes_over_a_run_folder_or_a_file(task, world, capsys):
 
 def test_data_writes_over_a_dataset_folder(tmp_path):
     out = tmp_path / "mult2x2"
-    for train_size in ("5", "6"):
+    for train_size in ("5", "6"):                                 # the second time over the first's folder
+        (out / ".DS_Store").write_bytes(b"finder") if out.exists() else None
         data.main(["--task", "mult2x2", "--out", str(out), "--train-size", train_size, "--val-size", "3",
                    "--test-size", "3"])
         assert data.load_meta(out)["splits"]["train"]["examples"] == int(train_size)
