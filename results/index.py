@@ -48,12 +48,20 @@ def row(folder):
         return {"path": folder.relative_to(HERE).as_posix(), "task": f"unreadable: {type(e).__name__}"}
 
 
+def training_minutes(records):
+    """The run's minutes: the clock restarts at a --resume, so the last reading of each stretch adds up."""
+    readings = [r["minutes"] for r in records if "minutes" in r]
+    if not readings:
+        return None
+    return sum(before for before, after in zip(readings, readings[1:]) if after < before) + readings[-1]
+
+
 def run_row(folder):
     args = json.loads((folder / "args.json").read_text())
     machine = json.loads((folder / "machine.json").read_text())
     records = log_records(folder)
     steps = max((r["step"] for r in records), default=None)
-    minutes = max((r["minutes"] for r in records if "minutes" in r), default=None)
+    minutes = training_minutes(records)
     task, study, row_name, seed = folder.relative_to(HERE).parts
     return {"path": folder.relative_to(HERE).as_posix(), "task": task, "study": study, "row": row_name,
             "seed": int(seed[4:]), "mode": args["mode"], "schedule": args["schedule"], "probe": probe(args),
