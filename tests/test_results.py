@@ -47,6 +47,14 @@ def test_a_saved_recipe_starts_the_same_run(monkeypatch):
         assert {**args, "recipe": None} == {**saved, "recipe": None}, run
 
 
+def test_a_resumed_runs_minutes_add_up_its_stretches():
+    """train.py's clock restarts at --resume: 24.8 min to the cap, then 7.8 more, is 32.6 min."""
+    log = [{"step": 50, "minutes": 0.1}, {"event": "hold"}, {"step": 14400, "minutes": 24.78},
+           {"step": 14450, "minutes": 0.07}, {"step": 20000, "minutes": 7.81}]
+    assert round(index.training_minutes(log), 2) == 32.59
+    assert index.training_minutes(log[:3]) == 24.78 and index.training_minutes([{"event": "hold"}]) is None
+
+
 import rates  # noqa: E402  (results/rates.py)
 
 
