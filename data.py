@@ -222,6 +222,8 @@ def extract_answer(text):
 
 def read_text(path):
     """Parse a reference-format text file; blank lines are skipped, a malformed one is an error."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file (a reference-format text file: input||cot #### output)")
     examples = []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):

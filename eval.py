@@ -13,6 +13,7 @@ and draw the paper's figures from training runs.
     python eval.py --ablation "preset=runs/preset-seed*" "no CoT=runs/nocot-seed*" --out ablation.png  # seeds
 """
 import argparse
+import glob
 import json
 import math
 import sys
@@ -415,6 +416,18 @@ def curves(runs, out):
     return fig
 
 
+def ablation_rows(rows):
+    """--ablation's LABEL=GLOB[,GLOB] rows as (label, run folders), every one checked before any is drawn."""
+    parsed = []
+    for row in rows:
+        label, _, pattern = row.partition("=")
+        runs = [Path(run) for part in pattern.split(",") if part for run in sorted(glob.glob(part))]
+        if not label or not runs:
+            raise data.DataError(f"--ablation {row!r}: expected LABEL=GLOB[,GLOB] matching run folders")
+        parsed.append((label, runs))
+    return parsed
+
+
 def ablation(rows, out):
     """An ablation over seeds, one row per recipe ("LABEL=GLOB": the run folders of its seeds, each with
     metrics.jsonl, args.json and test.json; GLOB may be several, comma-separated): Fig. 3 with a line per row
@@ -422,13 +435,10 @@ def ablation(rows, out):
     row's test exact match per seed (dots; a bar at the mean), and the same as a markdown table."""
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    rows = ablation_rows(rows)
     print("| row | runs | test exact match: mean (min–max) | per seed (seed: test) | ≥ 0.99 |\n"
           "|---|---|---|---|---|")
-    for number, row in enumerate(rows):
-        label, _, pattern = row.partition("=")
-        runs = [run for glob in pattern.split(",") if glob for run in sorted(Path().glob(glob))]
-        if not label or not runs:
-            raise data.DataError(f"--ablation {row!r}: expected LABEL=GLOB[,GLOB] matching run folders")
+    for number, (label, runs) in enumerate(rows):
         tests, seeds = [], []
         for run in runs:
             if not (run / "test.json").exists():
@@ -463,7 +473,7 @@ def ablation(rows, out):
     left.grid(alpha=0.3)
     left.legend(fontsize=7)
     right.set(ylabel="test exact match", title="final test exact match (dots: seeds)", ylim=(-0.02, 1.02))
-    right.set_xticks(range(len(rows)), [row.partition("=")[0] for row in rows], rotation=30, ha="right",
+    right.set_xticks(range(len(rows)), [label for label, _ in rows], rotation=30, ha="right",
                      fontsize=7)
     right.grid(alpha=0.3, axis="y")
     fig.tight_layout()

@@ -310,6 +310,18 @@ def test_a_log_cut_by_a_kill_is_read_to_its_last_whole_record_and_a_bad_line_is_
         evaluation.read_metrics(tmp_path)
 
 
+def test_a_missing_text_file_and_an_ablation_row_matching_nothing_are_one_line(world, tmp_path, capsys):
+    argv = ["--ckpt", str(world / "run" / "best.pt"), "--text", str(tmp_path / "x.txt")]
+    line = refused(evaluation.main, argv, capsys)
+    assert f"{tmp_path / 'x.txt'}: no such file" in line
+    pytest.importorskip("matplotlib")
+    with pytest.raises(SystemExit) as e:
+        evaluation.main(["--ablation", f"a={world / 'run'}", f"b={tmp_path / 'none*'}", "--out",
+                         str(tmp_path / "a.png")])
+    out, err = capsys.readouterr()
+    assert "--ablation 'b=" in str(e.value.code) and out == "" and not (tmp_path / "a.png").exists()
+
+
 @pytest.mark.parametrize("flag", ["--out", "--data"])
 def test_train_folders_that_are_files_are_one_line(flag, world, tmp_path, capsys):
     before = fingerprint(world / "run")
