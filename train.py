@@ -404,6 +404,9 @@ def start_or_resume(args, device):
             keep = lines if run.state.logged is None else lines[:run.state.logged]   # (old checkpoints: None)
             (run.folder / "metrics.jsonl").write_bytes(b"".join(line + b"\n" for line in keep))
             run.state.logged = len(keep)
+            changed = {k: v for k, v in vars(args).items() if k != "resume" and ckpt["args"].get(k, v) != v}
+            if changed:                                           # what this command line changed, in the log
+                run.log({"event": "resume", "step": run.state.step, "changed": changed})
     elif RANK == 0:
         for name in ("ckpt.pt", "best.pt"):                       # --overwrite: the old run goes
             (run.folder / name).unlink(missing_ok=True)

@@ -98,7 +98,8 @@ def test_a_run_stops_at_the_first_epoch_end_at_or_above_the_threshold(data_root,
     assert "stopped at step 200: validation exact match 0.995" in capsys.readouterr().out
     scripted_validation(monkeypatch, [])                                     # resumed: nothing left to train
     train.main([*SMALL, "--data", str(data_root), "--out", str(out), "--resume", "--max-steps", str(8 * T)])
-    assert records(out) == logged                                            # the stop record, once
+    resume = {"event": "resume", "step": 2 * T, "changed": {"max_steps": 8 * T}}
+    assert records(out) == [*logged[:-1], resume, logged[-1]]                # the stop record, once
     assert "nothing to resume, the run stopped at step 200: validation" in capsys.readouterr().out
 
 
@@ -115,7 +116,10 @@ def test_a_run_resumed_across_the_cap_equals_one_run_to_the_higher_cap(data_root
     assert records(tmp_path / "parts")[-1]["reason"] == "the cap, 100 steps, short of --stop-at-val 0.99"
     assert "(best validation 0.500); --resume with a higher --max-steps goes on" in capsys.readouterr().out
     train.main([*common, "--out", str(tmp_path / "parts"), "--resume", "--max-steps", str(3 * T)])
-    assert records(tmp_path / "parts") == whole                              # every loss, bit for bit
+    parts = records(tmp_path / "parts")
+    assert [r for r in parts if r.get("event") != "resume"] == whole         # every loss, bit for bit
+    assert [r for r in parts if r.get("event") == "resume"] == [
+        {"event": "resume", "step": T, "changed": {"max_steps": 3 * T}}]
 
 
 def test_a_run_saved_before_the_budget_resumes_with_its_fixed_epochs(tmp_path):
