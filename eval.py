@@ -333,8 +333,10 @@ def read_metrics(run):
     text, records = path.read_text(), []
     lines = text.splitlines()
     for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
-            records.append(json.loads(line)) if line.strip() else None
+            records.append(json.loads(line))
         except json.JSONDecodeError as e:
             if number == len(lines) and not text.endswith("\n"):   # a last record cut off by a kill
                 break
@@ -571,8 +573,8 @@ def main(argv=None):
                              "--out)")
     parser.add_argument("--out", help="PNG file for --plot (figures.png), --curves, --ablation, --lens")
     args = parser.parse_args(argv)
-    if missing_device(args.device):
-        parser.error(f"--device {args.device}: {missing_device(args.device)}")
+    if why := missing_device(args.device):
+        parser.error(f"--device {args.device}: {why}")
     for flag, path, suffix in (("--out", args.out, ".png"), ("--json", args.json, ".json")):
         if path and (Path(path).suffix.lower() != suffix or Path(path).is_dir() or
                      not Path(path).parent.is_dir()):

@@ -385,10 +385,11 @@ def start_or_resume(args, device):
             raise CheckpointError(f"{path}: written by another version of train.py; start a new run")
         if beyond:                                                # beyond: the run's own probe and schedule
             beyond.check_resume(ckpt, run.additions, path)
-        changed = [k for k, v in ckpt["args"].items() if k not in ON_RESUME and vars(args).get(k, v) != v]
-        if changed:
+        changed = {k: v for k, v in vars(args).items() if k != "resume" and ckpt["args"].get(k, v) != v}
+        refused = [k for k in changed if k not in ON_RESUME]
+        if refused:
             raise CheckpointError(f"{path} was trained with other settings: " + ", ".join(
-                f"--{k.replace('_', '-')} {ckpt['args'][k]} (now {vars(args)[k]})" for k in changed))
+                f"--{k.replace('_', '-')} {ckpt['args'][k]} (now {changed[k]})" for k in refused))
         if ckpt.get("additions") and not beyond:
             raise CheckpointError(f"{path}: its {', '.join(ckpt['additions'])} need beyond/ beside train.py")
         for name, saved in ckpt.get("additions", {}).items():     # beyond: the probe's, the gate's state
@@ -404,7 +405,6 @@ def start_or_resume(args, device):
             keep = lines if run.state.logged is None else lines[:run.state.logged]   # (old checkpoints: None)
             (run.folder / "metrics.jsonl").write_bytes(b"".join(line + b"\n" for line in keep))
             run.state.logged = len(keep)
-            changed = {k: v for k, v in vars(args).items() if k != "resume" and ckpt["args"].get(k, v) != v}
             if changed:                                           # what this command line changed, in the log
                 run.log({"event": "resume", "step": run.state.step, "changed": changed})
     elif RANK == 0:
@@ -590,8 +590,8 @@ def parse_args(argv=None):
         p.error(f"--n-embd {args.n_embd} must be a multiple of --n-head {args.n_head}")
     if args.schedule == "adaptive" and not beyond:
         p.error("--schedule adaptive needs the folder beyond/ beside train.py (the paper's: linear)")
-    if missing_device(args.device):
-        p.error(f"--device {args.device}: {missing_device(args.device)}")
+    if why := missing_device(args.device):
+        p.error(f"--device {args.device}: {why}")
     for flag, folder in (("--out", args.out), ("--data", args.data)):
         if Path(folder).exists() and not Path(folder).is_dir():
             p.error(f"{flag} {folder}: a file, not a folder")
